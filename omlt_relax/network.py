@@ -1,8 +1,8 @@
 """Network intake: the one place that decides which torch models omlt_relax accepts.
 
 Accepted: an ``nn.Sequential`` of ``Linear`` and ``ReLU`` modules (an optional leading ``Flatten``),
-hidden ``Linear`` layers each followed by exactly one ``ReLU``, the last ``Linear`` linear (any number
-of outputs), optionally followed by an :class:`~omlt_relax.quantile.IncrementalQuantileHead`.
+hidden ``Linear`` layers each followed by exactly one ``ReLU``, the last ``Linear`` linear (any
+number of outputs), optionally followed by an :class:`~omlt_relax.quantile.IncrementalQuantileHead`.
 
 Everything downstream (bounds, LP relaxations, export, formulations) works on the *affine chain*
 
@@ -11,8 +11,8 @@ Everything downstream (bounds, LP relaxations, export, formulations) works on th
     \\hat z_k = W_k z_{k-1} + b_k,\\quad z_k = \\max(0, \\hat z_k)\\ (k < L),\\qquad
     f(x) = W_L z_{L-1} + b_L,
 
-a list of ``(W_k, b_k)`` with ``W_k`` of shape ``(n_k, n_{k-1})``. A quantile head is lowered to
-this form (see :mod:`omlt_relax.quantile`), which needs the input box.
+a list of ``(W_k, b_k)`` with ``W_k`` of shape ``(n_k, n_{k-1})``. A quantile head is lowered
+to this form (see :mod:`omlt_relax.quantile`), which needs the input box.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def parse_network(model: nn.Module) -> ParsedNetwork:
     if not quantile_head and not expect_relu:
         msg = (
             f"the network ends with a ReLU (module {len(modules) - 1}); the output layer must be "
-            "a Linear layer. Add a final nn.Linear (an output ReLU can be modelled by another layer)"
+            "a Linear layer; add a final nn.Linear"
         )
         raise UnsupportedNetworkError(msg)
     for i in range(1, len(linears)):

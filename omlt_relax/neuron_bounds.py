@@ -61,7 +61,7 @@ class NeuronBounds:
     @property
     def widths(self) -> tuple[int, ...]:
         """Widths of the hidden layers."""
-        return tuple(int(np.size(lo)) for lo in self.lower)
+        return tuple(int(np.prod(np.shape(lo))) for lo in self.lower)
 
     @property
     def n_inputs(self) -> int:

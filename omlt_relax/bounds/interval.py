@@ -1,6 +1,7 @@
 """Interval bound propagation (IBP), differentiable in the weights.
 
-For :math:`z_{k-1} \\in [l_{k-1}, u_{k-1}]` (post-activation box, :math:`[x_{lo}, x_{hi}]` for k = 1),
+For :math:`z_{k-1} \\in [l_{k-1}, u_{k-1}]` (post-activation box;
+:math:`[x_{lo}, x_{hi}]` for k = 1),
 with centre :math:`m = (l+u)/2` and radius :math:`r = (u-l)/2`,
 
 .. math::
@@ -27,7 +28,7 @@ def interval_layer(w: Tensor, b: Tensor, lo: Tensor, hi: Tensor) -> tuple[Tensor
 
 
 def magnitude(w: Tensor, b: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
-    """:math:`|W| \\max(|l|, |u|) + |b|`: a bound on every partial sum of ``w z + b`` over the box."""
+    """:math:`|W| \\max(|l|, |u|) + |b|`: bounds every partial sum of ``w z + b`` on the box."""
     return torch.maximum(lo.abs(), hi.abs()) @ w.abs().T + b.abs()
 
 

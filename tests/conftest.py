@@ -1,0 +1,47 @@
+"""Shared test settings: one torch thread (avoids stalls on 2-core machines), seeded nets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+torch.set_num_threads(1)
+
+
+def random_net(
+    n_in: int, widths: list[int], n_out: int = 1, seed: int = 0, dtype: torch.dtype = torch.float64
+) -> nn.Sequential:
+    """A random ``Linear``/``ReLU`` net with the given hidden widths."""
+    g = torch.Generator().manual_seed(seed)
+    layers: list[nn.Module] = []
+    prev = n_in
+    for w in widths:
+        lin = nn.Linear(prev, w)
+        with torch.no_grad():
+            lin.weight.copy_(torch.randn(w, prev, generator=g) / np.sqrt(prev))
+            lin.bias.copy_(0.3 * torch.randn(w, generator=g))
+        layers += [lin, nn.ReLU()]
+        prev = w
+    out = nn.Linear(prev, n_out)
+    with torch.no_grad():
+        out.weight.copy_(torch.randn(n_out, prev, generator=g) / np.sqrt(prev))
+        out.bias.copy_(torch.randn(n_out, generator=g))
+    layers.append(out)
+    return nn.Sequential(*layers).to(dtype)
+
+
+def sample_box(lo: np.ndarray, hi: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` uniform samples of the box plus all its corners (where the box is small)."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(lo, hi, size=(n, lo.size))
+    if lo.size <= 6:
+        corners = np.array(np.meshgrid(*[[a, b] for a, b in zip(lo, hi)])).reshape(lo.size, -1).T
+        x = np.vstack([x, corners])
+    return x
+
+
+@pytest.fixture
+def peaks_box() -> tuple[np.ndarray, np.ndarray]:
+    return np.array([-3.0, -3.0]), np.array([3.0, 3.0])
