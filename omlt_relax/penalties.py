@@ -1,0 +1,541 @@
+"""Bound-based training penalties: big-M constants and a smooth count of unstable neurons.
+
+Notation (as in :mod:`omlt_relax.network`): hidden layers :math:`k = 1, \\dots, K` of widths
+:math:`n_k`, pre-activation bounds :math:`l_{ki} \\le \\hat z_{ki} \\le u_{ki}` over the input box
+from IBP or CROWN (:func:`~omlt_relax.interval_bounds`, :func:`~omlt_relax.crown_bounds`), which are
+differentiable in the weights :math:`\\theta`. A neuron is *unstable* if :math:`l < 0 < u`; each
+unstable neuron costs one binary and two big-M constraints in the MILP
+
+.. math::
+
+    z \\le \\hat z - l(1 - \\sigma),\\qquad z \\le u\\,\\sigma,\\qquad \\sigma \\in \\{0, 1\\}.
+
+Both penalties are objects bound to one model and one input box, called as
+``pen(x=None, bounds=None) -> Tensor`` (a 0-d tensor in the model's dtype, ``weight`` applied).
+They do not look at ``x`` (it is accepted so that every penalty, the LP-gap one included, has the
+same call); ``bounds`` lets a caller that already computed bounds with the same method share them
+(:class:`~omlt_relax.regularizer.RelaxationRegularizer` does, once per step).
+
+Two implementations of the same numbers:
+
+* the reference, in torch autograd on any :class:`~omlt_relax.NeuronBounds` (``value``), used
+  for CROWN, for bounds passed in, and on GPUs;
+* the fast path for IBP on CPU (:func:`ibp_penalties`): IBP and every IBP penalty of a step in
+  numpy inside one ``torch.autograd.Function`` with a hand-written vector-Jacobian product
+  (``_np_value_grad`` per penalty). A training step of a small network costs mostly per-operation
+  overhead, and a numpy operation costs a fraction of a torch one; this is what keeps IBP
+  penalties within +50% of a plain MSE step (``benchmarks/bench_training.py``). The tests check
+  that both paths agree in value and gradient.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+from omlt_relax.bounds.crown import crown_chain
+from omlt_relax.bounds.interval import interval_chain
+from omlt_relax.network import ParsedNetwork, affine_chain, as_box, parse_network
+from omlt_relax.neuron_bounds import NeuronBounds
+
+Tensor = torch.Tensor
+
+BOUND_METHODS = ("ibp", "crown")
+BIGM_VARIANTS = ("range", "max_unstable")
+STABILITY_VARIANTS = ("xiao", "triangle")
+
+_CHAINS = {"ibp": interval_chain, "crown": crown_chain}
+_NP_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+
+
+def _check_method(bounds: str) -> str:
+    if bounds not in BOUND_METHODS:
+        msg = f"unknown bounds method {bounds!r}; use 'ibp' or 'crown'"
+        raise ValueError(msg)
+    return bounds
+
+
+def _check_weight(weight: float) -> float:
+    w = float(weight)
+    if not math.isfinite(w) or w < 0:
+        msg = f"penalty weight must be a finite number >= 0, got {weight!r}"
+        raise ValueError(msg)
+    return w
+
+
+class _IBPPenaltiesCPU(torch.autograd.Function):
+    """IBP of the hidden layers and weighted bound penalties, in numpy, with a hand-written VJP.
+
+    Forward: the bounds of :func:`~omlt_relax.bounds.interval.interval_chain` in centre/radius
+    form, :math:`c_k = W_k m_{k-1} + b_k`, :math:`r_k = |W_k| \\rho_{k-1}`,
+    :math:`l_k = c_k - r_k`, :math:`u_k = c_k + r_k`, with :math:`m_k, \\rho_k` the centre and
+    radius of :math:`[\\max(0, l_k), \\max(0, u_k)]` (:math:`m_0, \\rho_0` from the box); returns
+    the flat :math:`l = (l_1, \\dots, l_K)`, :math:`u`, and :math:`v_j = w_j P_j(l, u)` for each
+    penalty :math:`j`.
+
+    Backward: :math:`\\bar l = \\bar l_{out} + \\sum_j \\bar v_j w_j \\partial P_j/\\partial l`
+    (same for :math:`u`), then per layer from the last, with what flows back from layer k+1 added
+    through the ReLUs, :math:`\\bar u_k \\mathrel{+}= [u_k > 0](\\bar m_k + \\bar\\rho_k)/2`,
+    :math:`\\bar l_k \\mathrel{+}= [l_k > 0](\\bar m_k - \\bar\\rho_k)/2`:
+    :math:`\\bar c = \\bar l + \\bar u`, :math:`\\bar r = \\bar u - \\bar l`,
+    :math:`\\bar W_k = \\bar c\\, m_{k-1}^\\top + \\operatorname{sign}(W_k) \\odot \\bar r\\,
+    \\rho_{k-1}^\\top`, :math:`\\bar b_k = \\bar c`, :math:`\\bar m_{k-1} = W_k^\\top \\bar c`,
+    :math:`\\bar\\rho_{k-1} = |W_k|^\\top \\bar r`. First-order only.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        m: np.ndarray,
+        rho: np.ndarray,
+        pens: tuple[Any, ...],
+        terms_out: list[float],
+        *params: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        # m, rho: centre and radius of the input box
+        lows, ups, saved = [], [], []
+        n_layers = len(params) // 2
+        for k in range(n_layers):
+            w = params[2 * k].detach().numpy()  # shares memory: versions checked in backward
+            b = params[2 * k + 1].detach().numpy()
+            aw = np.abs(w)
+            c = w @ m + b
+            r = aw @ rho
+            lows.append(c - r)
+            ups.append(c + r)
+            saved.append((w, aw, m, rho))
+            if k < n_layers - 1:
+                zl, zu = np.maximum(lows[-1], 0), np.maximum(ups[-1], 0)
+                m, rho = (zu + zl) * 0.5, (zu - zl) * 0.5
+        flat_l, flat_u = np.concatenate(lows), np.concatenate(ups)
+        # sum_j w_j dP_j/dl and .../du, for the backward pass
+        dl_sum: np.ndarray | float = 0.0
+        du_sum: np.ndarray | float = 0.0
+        terms_out.clear()
+        for pen in pens:
+            v, dl, du = pen._np_value_grad(flat_l, flat_u)
+            terms_out.append(pen.weight * v)
+            dl_sum = dl_sum + pen.weight * dl
+            du_sum = du_sum + pen.weight * du
+        ctx.set_materialize_grads(False)
+        ctx.saved = (lows, ups, saved, dl_sum, du_sum)
+        ctx.versions = [p._version for p in params]
+        ctx.params = params
+        total = torch.from_numpy(np.array(sum(terms_out), dtype=flat_l.dtype))
+        return torch.from_numpy(flat_l), torch.from_numpy(flat_u), total
+
+    @staticmethod
+    @once_differentiable
+    def backward(
+        ctx: Any, g_lo: Tensor | None, g_up: Tensor | None, g_total: Tensor | None
+    ) -> tuple[Tensor | None, ...]:
+        if any(p._version != v for p, v in zip(ctx.params, ctx.versions, strict=True)):
+            msg = (
+                "a network weight was modified in place between computing the relaxation "
+                "penalties and calling backward(); call backward() before optimizer.step()"
+            )
+            raise RuntimeError(msg)
+        lows, ups, saved, dl_sum, du_sum = ctx.saved
+        # gradient in the flat bounds: from the bounds outputs (LP gap) and from the penalties
+        gl_all: np.ndarray | float = 0.0 if g_total is None else g_total.item() * dl_sum
+        gu_all: np.ndarray | float = 0.0 if g_total is None else g_total.item() * du_sum
+        if g_lo is not None:
+            gl_all = g_lo.numpy() + gl_all
+        if g_up is not None:
+            gu_all = g_up.numpy() + gu_all
+        size = sum(l.size for l in lows)
+        if not isinstance(gl_all, np.ndarray):  # no penalties and no use of the bounds
+            gl_all = np.zeros(size, dtype=lows[0].dtype)
+        if not isinstance(gu_all, np.ndarray):
+            gu_all = np.zeros(size, dtype=lows[0].dtype)
+        n_layers = len(lows)
+        grads: list[Tensor | None] = [None] * (2 * n_layers)
+        end = size
+        gm = grho = None
+        for k in range(n_layers - 1, -1, -1):
+            w, aw, m, rho = saved[k]
+            start = end - lows[k].size
+            gl, gu = gl_all[start:end], gu_all[start:end]
+            end = start
+            if gm is not None:
+                gu = gu + (ups[k] > 0) * ((gm + grho) * 0.5)
+                gl = gl + (lows[k] > 0) * ((gm - grho) * 0.5)
+            gc, gr = gl + gu, gu - gl
+            if ctx.needs_input_grad[4 + 2 * k]:
+                grads[2 * k] = torch.from_numpy(np.outer(gc, m) + np.sign(w) * np.outer(gr, rho))
+            if ctx.needs_input_grad[5 + 2 * k]:
+                grads[2 * k + 1] = torch.from_numpy(np.ascontiguousarray(gc))
+            if k > 0:
+                gm, grho = gc @ w, gr @ aw
+        return (None, None, None, None, *grads)
+
+
+class FlatBounds(NeuronBounds):
+    """A :class:`NeuronBounds` that also holds all hidden layers' bounds as two flat tensors
+    ``flat_lower``, ``flat_upper`` of length :math:`\\sum_k n_k` (layer after layer), so penalties
+    act on all neurons with one operation each. ``lower``/``upper`` are views into them, made on
+    first access."""
+
+    def __init__(
+        self, flat_lower: Tensor, flat_upper: Tensor, widths: list[int], method: str, box: Any
+    ) -> None:
+        # the fields NeuronBounds.__init__ would set, except lower/upper (see __getattr__)
+        self.flat_lower = flat_lower
+        self.flat_upper = flat_upper
+        self.split_widths = list(widths)
+        self.method = method
+        self.input_lower, self.input_upper = box
+        self.meta: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("lower", "upper") and "flat_lower" in self.__dict__:
+            self.lower = list(self.flat_lower.split(self.split_widths))
+            self.upper = list(self.flat_upper.split(self.split_widths))
+            return self.__dict__[name]
+        raise AttributeError(name)
+
+
+def flat_bounds(bounds: NeuronBounds, like: Tensor) -> tuple[Tensor, Tensor]:
+    """All hidden layers' lower and upper bounds, concatenated, as tensors (numpy arrays from OBBT
+    or a file become constants in ``like``'s dtype)."""
+    if isinstance(bounds, FlatBounds):
+        return bounds.flat_lower, bounds.flat_upper
+
+    def cat(parts: list[Any]) -> Tensor:
+        ts = [
+            a if isinstance(a, Tensor) else torch.as_tensor(np.asarray(a), dtype=like.dtype)
+            for a in parts
+        ]
+        return torch.cat([t.reshape(-1).to(like) for t in ts])
+
+    return cat(bounds.lower), cat(bounds.upper)
+
+
+class BoundSource:
+    """Differentiable bounds of one model over one input box, without re-checking per call.
+
+    The network is parsed and the box validated once (clear errors for unsupported layers,
+    non-finite weights, and inverted, NaN, infinite or wrongly sized boxes); each call then reads
+    the live ``Linear`` parameters, so in-place optimizer updates are seen.
+    """
+
+    def __init__(self, model: nn.Module, input_bounds: Any) -> None:
+        self.model = model
+        self.parsed: ParsedNetwork = parse_network(model)
+        self.input_bounds: tuple[np.ndarray, np.ndarray] = as_box(
+            input_bounds, n_inputs=self.parsed.n_inputs
+        )
+        self._box_cache: dict[tuple[torch.dtype, torch.device], tuple[Tensor, Tensor]] = {}
+        self._np_box: dict[torch.dtype, tuple[np.ndarray, np.ndarray]] = {}
+        self._widths = list(self.parsed.hidden_widths)
+
+    @property
+    def n_inputs(self) -> int:
+        return self.parsed.n_inputs
+
+    @property
+    def widths(self) -> list[int]:
+        """Widths of the hidden layers of the affine chain (bounds come one per neuron)."""
+        return self._widths
+
+    def _box(self, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+        key = (dtype, device)
+        if key not in self._box_cache:
+            lo, hi = self.input_bounds
+            self._box_cache[key] = (
+                torch.as_tensor(lo, dtype=dtype, device=device),
+                torch.as_tensor(hi, dtype=dtype, device=device),
+            )
+        return self._box_cache[key]
+
+    def compute(self, method: str) -> NeuronBounds:
+        """``"ibp"`` or ``"crown"`` bounds as a :class:`NeuronBounds` of tensors with graph.
+
+        IBP of a CPU float32/float64 network takes the numpy path (:func:`ibp_penalties`) and
+        returns a :class:`FlatBounds`; otherwise the torch implementations of
+        :mod:`omlt_relax.bounds`.
+        """
+        if _check_method(method) == "ibp" and self.fast_ibp():
+            return self.ibp_penalties(())[0]
+        chain = affine_chain(self.parsed, self.input_bounds)
+        w0 = chain[0][0]
+        lo, hi = self._box(w0.dtype, w0.device)
+        lowers, uppers = _CHAINS[method](chain, lo, hi)
+        return NeuronBounds(lowers, uppers, method, *self.input_bounds)
+
+    def fast_ibp(self) -> bool:
+        """Whether the numpy IBP path applies: weights are CPU float32/float64 tensors."""
+        w = self.parsed.linears[0].weight
+        return (
+            w.device.type == "cpu"
+            and w.dtype in (torch.float32, torch.float64)
+            and bool(self._widths)
+        )
+
+    def ibp_penalties(self, pens: tuple[Any, ...]) -> tuple[FlatBounds, Tensor, list[float]]:
+        """IBP bounds and :math:`\\sum_j w_j P_j` over IBP penalties, in one numpy pass.
+
+        Forward and backward in numpy (:class:`_IBPPenaltiesCPU`); call only if
+        :meth:`fast_ibp`. Returns ``(bounds, total, terms)``: ``total`` a 0-d tensor with graph,
+        ``terms`` the floats :math:`w_j P_j`.
+        """
+        if self.parsed.quantile_head:
+            hidden = [t for wb in affine_chain(self.parsed, self.input_bounds)[:-1] for t in wb]
+        else:
+            hidden = [t for lin in self.parsed.linears[:-1] for t in (lin.weight, lin.bias)]
+        m, rho = self._box_np(hidden[0].dtype)
+        terms: list[float] = []
+        flat_lo, flat_up, total = _IBPPenaltiesCPU.apply(m, rho, tuple(pens), terms, *hidden)
+        return FlatBounds(flat_lo, flat_up, self.widths, "ibp", self.input_bounds), total, terms
+
+    def _box_np(self, dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
+        """Centre and radius of the input box as numpy arrays of ``dtype`` (cached)."""
+        if dtype not in self._np_box:
+            lo, hi = self.input_bounds
+            self._np_box[dtype] = (
+                ((hi + lo) * 0.5).astype(_NP_DTYPES[dtype]),
+                ((hi - lo) * 0.5).astype(_NP_DTYPES[dtype]),
+            )
+        return self._np_box[dtype]
+
+    def check_x(self, x: Tensor | None) -> None:
+        """Raise a clear ``ValueError`` if a batch ``x`` does not have shape ``(B, n_0)``."""
+        if x is None:
+            return
+        if not isinstance(x, Tensor):
+            msg = f"expected the input batch x as a torch.Tensor of shape (B, n), got {type(x)}"
+            raise TypeError(msg)
+        if x.dim() != 2 or x.shape[1] != self.n_inputs:
+            msg = (
+                f"input batch has shape {tuple(x.shape)} but the network takes {self.n_inputs} "
+                f"inputs; pass x of shape (B, {self.n_inputs})"
+            )
+            raise ValueError(msg)
+
+
+class _BoundPenalty:
+    """Shared plumbing: model, box, bounds method, weight, and the ``__call__`` protocol."""
+
+    def __init__(self, model: nn.Module, input_bounds: Any, weight: float, bounds: str) -> None:
+        self.source = BoundSource(model, input_bounds)
+        self.weight = _check_weight(weight)
+        self.bounds_method = _check_method(bounds)
+        if not self.source.widths:
+            msg = (
+                f"the network has no hidden ReLU layer, so {type(self).__name__} has no neuron "
+                "bounds to penalize (a purely linear model is already an LP)"
+            )
+            raise ValueError(msg)
+
+    @property
+    def model(self) -> nn.Module:
+        return self.source.model
+
+    @property
+    def input_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.source.input_bounds
+
+    def value(self, bounds: NeuronBounds) -> Tensor:
+        """The unweighted penalty of given bounds (a 0-d tensor, torch autograd)."""
+        raise NotImplementedError
+
+    def _np_value_grad(self, l: np.ndarray, u: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """The unweighted penalty of flat numpy bounds and its gradients in ``l`` and ``u``."""
+        raise NotImplementedError
+
+    def __call__(self, x: Tensor | None = None, bounds: NeuronBounds | None = None) -> Tensor:
+        """``weight * P``; bounds computed with this penalty's method if not given.
+
+        Given ``bounds`` must come from the same method and network (checked:
+        ``BoundsMismatchError`` for other widths, ``ValueError`` for another method).
+        """
+        self.source.check_x(x)
+        if bounds is None:
+            if self.bounds_method == "ibp" and self.source.fast_ibp():
+                return self.source.ibp_penalties((self,))[1]
+            bounds = self.source.compute(self.bounds_method)
+        else:
+            if bounds.method != self.bounds_method:
+                msg = (
+                    f"this {type(self).__name__} uses {self.bounds_method!r} bounds but was given "
+                    f"{bounds.method!r} bounds; pass bounds of the same method or none"
+                )
+                raise ValueError(msg)
+            bounds.check_compatible(self.source.widths)
+        val = self.value(bounds)
+        return val if self.weight == 1.0 else self.weight * val
+
+
+class BigMPenalty(_BoundPenalty):
+    """Penalty on the big-M constants of the hidden neurons.
+
+    Per neuron
+
+    .. math::
+
+        p_{ki} = u_{ki} - l_{ki} \\quad (\\texttt{variant="range"}),\\qquad
+        p_{ki} = \\max(-l_{ki}, u_{ki})\\,[l_{ki} < 0 < u_{ki}] \\quad
+        (\\texttt{variant="max\\_unstable"}),
+
+    and the penalty is
+
+    .. math::
+
+        P = \\frac{1}{K} \\sum_{k=1}^K \\frac{1}{n_k} \\sum_{i=1}^{n_k} p_{ki}
+        \\quad (\\texttt{normalize=True}),\\qquad
+        P = \\sum_{k=1}^K \\sum_{i=1}^{n_k} p_{ki} \\quad (\\texttt{normalize=False}),
+
+    i.e. normalized = the mean over hidden layers of the per-layer mean over *all* neurons of the
+    layer (stable neurons count as 0 in ``"max_unstable"``, so making a neuron stable lowers the
+    penalty; the indicator is a constant for autograd). ``"range"`` is smooth in the bounds and
+    also shrinks stable neurons' bounds, which keeps later layers' bounds tight; ``"max_unstable"``
+    targets exactly the constants the MILP uses.
+
+    Args:
+        model: ``nn.Sequential`` of ``Linear``/``ReLU`` (see :func:`~omlt_relax.parse_network`).
+        input_bounds: ``(lb, ub)``, the box of the optimization problem.
+        weight: multiplies :math:`P`.
+        bounds: ``"ibp"`` (cheap) or ``"crown"`` (tighter, about K times costlier).
+        variant: ``"range"`` or ``"max_unstable"``.
+        normalize: per-layer mean (default) or plain sum, as above.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        input_bounds: Any,
+        weight: float = 1.0,
+        bounds: str = "ibp",
+        variant: str = "range",
+        normalize: bool = True,
+    ) -> None:
+        super().__init__(model, input_bounds, weight, bounds)
+        if variant not in BIGM_VARIANTS:
+            msg = f"unknown BigMPenalty variant {variant!r}; use 'range' or 'max_unstable'"
+            raise ValueError(msg)
+        self.variant = variant
+        self.normalize = bool(normalize)
+        self._weights: dict[np.dtype, np.ndarray] = {}  # a, per dtype
+        self._neg_weights: dict[np.dtype, np.ndarray] = {}  # -a
+
+    def value(self, bounds: NeuronBounds) -> Tensor:
+        l, u = flat_bounds(bounds, self.source.parsed.linears[0].weight)
+        if self.variant == "range":
+            p = u - l
+        else:
+            p = torch.maximum(-l, u) * ((l < 0) & (u > 0)).to(l.dtype)
+        if not self.normalize:
+            return p.sum()
+        a = torch.as_tensor(self._layer_weights(np.float64), dtype=l.dtype, device=l.device)
+        return p @ a
+
+    def _np_value_grad(self, l: np.ndarray, u: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        a = self._layer_weights(l.dtype) if self.normalize else np.ones_like(l)
+        if self.variant == "range":
+            neg_a = self._neg_weights[a.dtype] if self.normalize else -a
+            return float(a @ (u - l)), neg_a, a
+        a = a * ((l < 0) & (u > 0))
+        neg_l_wins = -l > u  # torch.maximum sends the gradient to the larger; ties split
+        tie = -l == u
+        dl = -a * (neg_l_wins + 0.5 * tie)
+        du = a * (~neg_l_wins & ~tie) + 0.5 * a * tie
+        return float(a @ np.maximum(-l, u)), dl, du
+
+    def _layer_weights(self, dtype: type | np.dtype) -> np.ndarray:
+        """:math:`a_{ki} = 1/(K n_k)`, so that :math:`P = a^\\top p` (cached per dtype)."""
+        np_dtype = np.dtype(dtype)
+        if np_dtype not in self._weights:
+            widths = self.source.widths
+            a = np.concatenate([np.full(n, 1.0 / (len(widths) * n)) for n in widths])
+            self._weights[np_dtype] = a.astype(np_dtype)
+            self._neg_weights[np_dtype] = -self._weights[np_dtype]
+        return self._weights[np_dtype]
+
+    def __repr__(self) -> str:
+        return (
+            f"BigMPenalty(weight={self.weight}, bounds={self.bounds_method!r}, "
+            f"variant={self.variant!r}, normalize={self.normalize})"
+        )
+
+
+class StabilityPenalty(_BoundPenalty):
+    """A smooth count of unstable neurons, summed over all hidden neurons.
+
+    .. math::
+
+        S = \\sum_{k,i} -\\tanh\\big(1 + c\\, l_{ki} u_{ki}\\big)
+        \\quad (\\texttt{variant="xiao"},\\ \\text{Xiao et al. 2019}),
+
+    each term in :math:`(-1, 1)`: near :math:`+1` for a clearly unstable neuron
+    (:math:`l u \\ll 0`), near :math:`-1` for a clearly stable one. ``c`` sets the scale of
+    :math:`l u` (for wide IBP bounds the tanh saturates and the gradient vanishes; lower ``c``).
+
+    .. math::
+
+        S = \\sum_{k,i} \\frac{\\max(u_{ki}, 0)\\,\\max(-l_{ki}, 0)}{u_{ki} - l_{ki}}
+        \\quad (\\texttt{variant="triangle"}),
+
+    zero for stable neurons; for an unstable one it is the height at :math:`\\hat z = 0` of the
+    LP-relaxation triangle :math:`z \\le u(\\hat z - l)/(u - l)` above the ReLU, the largest gap
+    between relaxation and ReLU (the triangle's area is :math:`-l u/2`, i.e. this height times
+    :math:`(u - l)/2`). ``c`` is unused for it.
+
+    Args:
+        model, input_bounds, weight, bounds: as for :class:`BigMPenalty`.
+        variant: ``"xiao"`` or ``"triangle"``.
+        c: scale in Xiao's term, > 0.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        input_bounds: Any,
+        weight: float = 1.0,
+        bounds: str = "ibp",
+        variant: str = "xiao",
+        c: float = 1.0,
+    ) -> None:
+        super().__init__(model, input_bounds, weight, bounds)
+        if variant not in STABILITY_VARIANTS:
+            msg = f"unknown StabilityPenalty variant {variant!r}; use 'xiao' or 'triangle'"
+            raise ValueError(msg)
+        c = float(c)
+        if not math.isfinite(c) or c <= 0:
+            msg = f"StabilityPenalty scale c must be a finite number > 0, got {c!r}"
+            raise ValueError(msg)
+        self.variant = variant
+        self.c = c
+
+    def value(self, bounds: NeuronBounds) -> Tensor:
+        l, u = flat_bounds(bounds, self.source.parsed.linears[0].weight)
+        if self.variant == "xiao":
+            return -torch.tanh(l * u * self.c + 1.0).sum()
+        # stable neurons have a zero numerator (and zero gradient); the clamp only avoids 0/0
+        width = (u - l).clamp_min(torch.finfo(l.dtype).tiny)
+        return (torch.relu(u) * torch.relu(-l) / width).sum()
+
+    def _np_value_grad(self, l: np.ndarray, u: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        if self.variant == "xiao":
+            t = np.tanh(l * u * self.c + 1.0)
+            d = -(1.0 - t * t) * self.c
+            return float(-t.sum()), d * u, d * l
+        # unstable: h = -u l / (u - l), dh/du = l^2/(u - l)^2, dh/dl = -u^2/(u - l)^2; else 0
+        unstable = (l < 0) & (u > 0)
+        width = np.where(unstable, u - l, 1.0)
+        inv2 = unstable / (width * width)
+        h = np.where(unstable, -u * l / width, 0.0)
+        return float(h.sum()), -(u * u) * inv2, (l * l) * inv2
+
+    def __repr__(self) -> str:
+        return (
+            f"StabilityPenalty(weight={self.weight}, bounds={self.bounds_method!r}, "
+            f"variant={self.variant!r}, c={self.c})"
+        )
+
+
+__all__ = ["BigMPenalty", "BoundSource", "FlatBounds", "StabilityPenalty", "flat_bounds"]

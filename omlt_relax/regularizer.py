@@ -1,0 +1,251 @@
+"""``RelaxationRegularizer``: the combined relaxation-informed term for a plain training loop.
+
+.. code-block:: python
+
+    reg = RelaxationRegularizer(model, (lb, ub), bigm=1e-2, stability=1e-3)
+    for x, y in loader:
+        loss = mse(model(x), y) + reg(x)
+        opt.zero_grad(); loss.backward(); opt.step()
+    print(reg.metrics())
+
+One call computes the bounds once per method needed (``"ibp"`` or ``"crown"``) and hands them to
+every penalty that uses that method, then returns
+
+.. math::
+
+    R(\\theta; x) = [t \\ge T_w]\\,
+    \\big(w_B P(\\theta) + w_S S(\\theta) + w_G \\bar g(\\theta; x)\\big),
+
+with :math:`P` the big-M penalty, :math:`S` the stability penalty, :math:`\\bar g` the mean LP gap
+over a subsample of the batch (:class:`~omlt_relax.lp.gap.LPGapPenalty`), :math:`t` the number of
+earlier calls and :math:`T_w` = ``warmup``: the first ``warmup`` calls return an exact zero (no
+bounds, no LPs), later calls the full term (a hard switch, no ramp).
+
+On CPU, the IBP bounds and every IBP big-M/stability penalty of a call are computed in one numpy
+pass with a hand-written gradient (:meth:`~omlt_relax.penalties.BoundSource.ibp_penalties`);
+CROWN penalties, penalties on other devices and the LP gap take the torch path, with the bounds
+of each method still computed once per call and shared.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from omlt_relax.neuron_bounds import NeuronBounds
+from omlt_relax.penalties import BigMPenalty, BoundSource, StabilityPenalty, _check_method
+
+Tensor = torch.Tensor
+
+TERMS = ("bigm", "stability", "lp_gap")
+
+
+def _lp_gap_class() -> type:
+    try:
+        from omlt_relax.lp.gap import LPGapPenalty
+    except ImportError as err:  # pragma: no cover - depends on the installed package
+        msg = f"the LP-gap penalty is not available ({err}); install highspy or drop lp_gap="
+        raise ImportError(msg) from err
+    return LPGapPenalty
+
+
+def _penalty_method(pen: Any) -> str | None:
+    """The bounds method string a penalty computes itself with (None if unknown / fixed bounds)."""
+    for attr in ("bounds_method", "bounds"):
+        m = getattr(pen, attr, None)
+        if isinstance(m, str):
+            return m
+    return None
+
+
+class RelaxationRegularizer:
+    """Big-M, stability and LP-gap penalties combined into one loss term, ``loss = mse + reg(x)``.
+
+    Args:
+        model: the ``nn.Sequential`` being trained (its live parameters are read at every call).
+        input_bounds: ``(lb, ub)`` box of the optimization problem the surrogate is used in.
+        bigm: ``None`` (off), a weight (a :class:`~omlt_relax.BigMPenalty` with its defaults and
+            this ``bounds`` method), or a penalty instance bound to the same model.
+        stability: the same for :class:`~omlt_relax.StabilityPenalty`.
+        lp_gap: the same for :class:`~omlt_relax.LPGapPenalty` (needs ``x`` at every call).
+        warmup: number of calls that return zero before the penalties switch on.
+        bounds: ``"ibp"`` or ``"crown"``: method of the penalties built from weights and of the
+            bounds behind :meth:`metrics`.
+
+    Raises ``ValueError`` (with a sentence saying what is wrong) for a bad box, an unsupported
+    network, a negative weight, or a penalty instance bound to another model.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        input_bounds: Any,
+        bigm: float | BigMPenalty | None = None,
+        stability: float | StabilityPenalty | None = None,
+        lp_gap: Any = None,
+        warmup: int = 0,
+        bounds: str = "ibp",
+    ) -> None:
+        self.source = BoundSource(model, input_bounds)
+        self.bounds_method = _check_method(bounds)
+        if int(warmup) != warmup or warmup < 0:
+            msg = f"warmup must be a whole number of calls >= 0, got {warmup!r}"
+            raise ValueError(msg)
+        self.warmup = int(warmup)
+        self.step = 0
+        self.penalties: dict[str, Any] = {}
+        for name, spec in (("bigm", bigm), ("stability", stability), ("lp_gap", lp_gap)):
+            if spec is None:
+                continue
+            if isinstance(spec, int | float) and not isinstance(spec, bool):
+                self.penalties[name] = self._build(name, float(spec))
+            elif callable(spec):
+                owner = getattr(spec, "model", None)
+                if owner is not None and owner is not model:
+                    msg = (
+                        f"the {name} penalty object is bound to another model; build it with the "
+                        "model you pass to RelaxationRegularizer (or pass a weight instead)"
+                    )
+                    raise ValueError(msg)
+                self.penalties[name] = spec
+            else:
+                msg = f"{name}= must be None, a weight or a penalty object, got {spec!r}"
+                raise TypeError(msg)
+        self._share = {name: self._shares(pen) for name, pen in self.penalties.items()}
+        self._fused = tuple(
+            name
+            for name, pen in self.penalties.items()
+            if isinstance(pen, BigMPenalty | StabilityPenalty)
+            and pen.bounds_method == "ibp"
+            and self._share[name]
+        )
+        self._fused_pens = tuple(self.penalties[n] for n in self._fused)
+        self._last_bounds: NeuronBounds | None = None
+        self._last_terms: dict[str, Tensor | float] = {}
+
+    def _build(self, name: str, weight: float) -> Any:
+        model, box = self.source.model, self.source.input_bounds
+        if name == "bigm":
+            return BigMPenalty(model, box, weight=weight, bounds=self.bounds_method)
+        if name == "stability":
+            return StabilityPenalty(model, box, weight=weight, bounds=self.bounds_method)
+        return _lp_gap_class()(model, box, weight=weight, bounds=self.bounds_method)
+
+    @property
+    def model(self) -> nn.Module:
+        return self.source.model
+
+    @property
+    def input_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.source.input_bounds
+
+    @property
+    def active(self) -> bool:
+        """Whether the next call returns the penalties (warm-up over)."""
+        return self.step >= self.warmup
+
+    def _zero(self) -> Tensor:
+        w = self.source.parsed.linears[0].weight
+        return torch.zeros((), dtype=w.dtype, device=w.device)
+
+    def _shares(self, pen: Any) -> bool:
+        """Whether ``pen`` may take the bounds this regularizer computed (same method and box)."""
+        if _penalty_method(pen) is None:
+            return False
+        box = getattr(pen, "input_bounds", None)
+        if box is None:
+            return False
+        lo, hi = box
+        mine = self.source.input_bounds
+        return bool(
+            np.array_equal(np.asarray(lo, dtype=np.float64), mine[0])
+            and np.array_equal(np.asarray(hi, dtype=np.float64), mine[1])
+        )
+
+    def __call__(self, x: Tensor | None = None) -> Tensor:
+        """The regularization term for this step, a 0-d tensor in the model's dtype.
+
+        ``x`` is the training batch, shape ``(B, n_0)``; only the LP-gap term uses it (required
+        then). Every call advances the warm-up counter ``self.step``.
+        """
+        self.source.check_x(x)
+        if "lp_gap" in self.penalties and x is None:
+            msg = "the LP-gap penalty needs the training batch: call reg(x_batch)"
+            raise ValueError(msg)
+        step = self.step
+        self.step += 1
+        self._last_terms = {}
+        self._last_bounds = None
+        if step < self.warmup or not self.penalties:
+            return self._zero()
+        computed: dict[str, NeuronBounds] = {}
+        total: Tensor | None = None
+        fused = self._fused if self._fused and self.source.fast_ibp() else ()
+        if fused:
+            # IBP and all IBP penalties in one numpy pass (see omlt_relax.penalties)
+            computed["ibp"], total, values = self.source.ibp_penalties(self._fused_pens)
+            for name, v in zip(fused, values, strict=True):
+                self._last_terms[name] = v
+        for name, pen in self.penalties.items():
+            if name in fused:
+                continue
+            shared = None
+            if self._share[name]:
+                method = _penalty_method(pen)
+                if method not in computed:
+                    computed[method] = self.source.compute(method)
+                shared = computed[method]
+            term = pen(x, bounds=shared)
+            self._last_terms[name] = term  # converted (detached) only in metrics()
+            total = term if total is None else total + term
+        self._last_bounds = computed.get(self.bounds_method)
+        assert total is not None  # self.penalties is not empty
+        return total
+
+    def metrics(self) -> dict[str, float]:
+        """Numbers describing the last call (or the current model if that call computed no bounds).
+
+        Keys: ``unstable`` (count, with this regularizer's ``bounds`` method), ``mean_bigm`` and
+        ``max_bigm`` (of :math:`\\max(-l, u)` over unstable neurons), ``mean_lp_gap`` (last call)
+        and ``skipped_lps`` (LPs that failed so far; NaN and 0 without an LP-gap term), ``bigm``,
+        ``stability``, ``lp_gap``
+        (each weighted term of the last call, 0 during warm-up, present only if configured),
+        ``total`` (their sum) and ``step`` (calls so far).
+        """
+        nb = self._last_bounds
+        if nb is None:
+            with torch.no_grad():
+                nb = self.source.compute(self.bounds_method)
+        nb = nb.numpy()
+        out: dict[str, float] = {
+            "unstable": float(nb.unstable_count()),
+            "mean_bigm": nb.mean_bigm(),
+            "max_bigm": nb.max_bigm(),
+            "mean_lp_gap": math.nan,
+            "skipped_lps": 0.0,
+        }
+        lp = self.penalties.get("lp_gap")
+        if lp is not None and hasattr(lp, "metrics"):
+            m = lp.metrics()
+            out["mean_lp_gap"] = float(m.get("mean_gap", math.nan))
+            out["skipped_lps"] = float(m.get("skipped", 0))
+        terms = {
+            name: float(t.detach()) if isinstance(t, Tensor) else float(t)
+            for name, t in self._last_terms.items()
+        }
+        for name in self.penalties:
+            out[name] = terms.get(name, 0.0)
+        out["total"] = float(sum(terms.values()))
+        out["step"] = float(self.step)
+        return out
+
+    def __repr__(self) -> str:
+        pens = ", ".join(f"{k}={v!r}" for k, v in self.penalties.items())
+        return f"RelaxationRegularizer({pens}, warmup={self.warmup}, bounds={self.bounds_method!r})"
+
+
+__all__ = ["TERMS", "RelaxationRegularizer"]
