@@ -6,28 +6,38 @@ The Lightning callback lives in :mod:`omlt_relax.lightning` (Lightning is an opt
 
 from omlt_relax.bounds import crown_bounds, interval_bounds, sound_bounds
 from omlt_relax.bounds.obbt import obbt_bounds
+from omlt_relax.export import export_onnx, load_onnx
+from omlt_relax.formulations import BoundedReluBigMFormulation, BoundedReluPartitionFormulation
 from omlt_relax.lp.gap import LPGapPenalty, lp_gap
 from omlt_relax.network import UnsupportedNetworkError, parse_network
 from omlt_relax.neuron_bounds import BoundsMismatchError, NeuronBounds
 from omlt_relax.penalties import BigMPenalty, StabilityPenalty
 from omlt_relax.quantile import IncrementalQuantileHead
 from omlt_relax.regularizer import RelaxationRegularizer
+from omlt_relax.solve import SolveResult, SolverUnavailableError, solve
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BigMPenalty",
+    "BoundedReluBigMFormulation",
+    "BoundedReluPartitionFormulation",
     "BoundsMismatchError",
     "IncrementalQuantileHead",
     "LPGapPenalty",
     "NeuronBounds",
     "RelaxationRegularizer",
+    "SolveResult",
+    "SolverUnavailableError",
     "StabilityPenalty",
     "UnsupportedNetworkError",
     "crown_bounds",
+    "export_onnx",
     "interval_bounds",
+    "load_onnx",
     "lp_gap",
     "obbt_bounds",
     "parse_network",
+    "solve",
     "sound_bounds",
 ]
