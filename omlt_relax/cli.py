@@ -1,0 +1,584 @@
+"""The ``omlt-relax`` command: demo, train, solve, bench.
+
+.. code-block:: text
+
+    omlt-relax demo  [--out DIR]                       # peaks 2×50: plain vs relaxation-informed
+    omlt-relax train data.csv --out net.onnx [--regularize relax]   # CSV -> ONNX with bounds
+    omlt-relax solve net.onnx [--sense both] [--compare-omlt]       # ONNX -> MILP report
+    omlt-relax bench [--functions 2d] [--variants all] --out DIR    # the benchmark suite
+
+Bad input (a missing file, a wrong number of columns, an inverted box, ...) ends the command with
+exit status 2 and one line on standard error, ``omlt-relax: error: ...``; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+#: Exit status for bad input.
+EXIT_USAGE = 2
+
+#: Defaults of ``bench``: sized so that the whole suite (8 functions × 10 variants, ``--jobs 2``)
+#: fits in about 40 minutes on a 2-core machine.
+BENCH_EPOCHS = 200
+BENCH_TIME_LIMIT = 20.0
+
+#: The demo's relaxation-informed training (variant and weight scale), fixed in advance.
+DEMO_VARIANT = "bigm+stability"
+DEMO_SCALE = 1e-3
+DEMO_EPOCHS = 1000
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line and shows defaults in ``--help``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _floats(text: str | None, what: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        vals = [float(s) for s in text.replace(";", ",").split(",") if s.strip()]
+    except ValueError:
+        msg = f"{what} must be comma-separated numbers, got {text!r}"
+        raise CliError(msg) from None
+    if not vals:
+        msg = f"{what} is empty"
+        raise CliError(msg)
+    return vals
+
+
+def _ints(text: str, what: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        msg = f"{what} must be comma-separated whole numbers, got {text!r}"
+        raise CliError(msg) from None
+    if not vals or any(v < 1 for v in vals):
+        msg = f"{what} must be positive whole numbers, got {text!r}"
+        raise CliError(msg)
+    return vals
+
+
+def _positive(x: float | None, what: str) -> None:
+    if x is not None and not (math.isfinite(x) and x > 0):
+        msg = f"{what} must be a positive number, got {x}"
+        raise CliError(msg)
+
+
+def read_csv(
+    path: str | os.PathLike[str],
+    inputs: Sequence[str] | None,
+    targets: Sequence[str] | None,
+    n_inputs: int | None,
+) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """Read a CSV with a header row into ``(x, y, input_names, target_names)``.
+
+    Columns are chosen by name (``inputs``/``targets``); by default the last column is the target
+    and the others are inputs; ``n_inputs`` takes the first ``n_inputs`` columns as inputs and the
+    rest as targets. Every row must have as many fields as the header.
+    """
+    p = Path(path)
+    if not p.is_file():
+        msg = f"no CSV file at {p}"
+        raise CliError(msg)
+    with p.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    rows = [r for r in rows if r and any(c.strip() for c in r)]
+    if len(rows) < 2:
+        msg = f"{p} needs a header row and at least one data row"
+        raise CliError(msg)
+    header = [h.strip() for h in rows[0]]
+    for i, r in enumerate(rows[1:], start=2):
+        if len(r) != len(header):
+            msg = f"{p} line {i} has {len(r)} columns but the header has {len(header)}"
+            raise CliError(msg)
+    if len(header) < 2:
+        msg = f"{p} has {len(header)} column; it needs at least one input and one target column"
+        raise CliError(msg)
+    if inputs is None and targets is None:
+        k = len(header) - 1 if n_inputs is None else n_inputs
+        if not 1 <= k < len(header):
+            msg = (f"{p} has {len(header)} columns, so --n-inputs must be between 1 and "
+                   f"{len(header) - 1}, got {k}")
+            raise CliError(msg)
+        in_names, out_names = header[:k], header[k:]
+    else:
+        out_names = list(targets) if targets is not None else [header[-1]]
+        in_names = list(inputs) if inputs is not None else [h for h in header if h not in out_names]
+        for name in [*in_names, *out_names]:
+            if name not in header:
+                msg = f"column {name!r} is not in {p} (columns: {', '.join(header)})"
+                raise CliError(msg)
+        if n_inputs is not None and n_inputs != len(in_names):
+            msg = f"--n-inputs is {n_inputs} but {len(in_names)} input columns were selected"
+            raise CliError(msg)
+        if not in_names or not out_names:
+            msg = "select at least one input and one target column"
+            raise CliError(msg)
+    idx = {h: i for i, h in enumerate(header)}
+    try:
+        data = np.array([[float(r[idx[h]]) for h in [*in_names, *out_names]] for r in rows[1:]])
+    except ValueError as e:
+        msg = f"{p} has a value that is not a number ({e})"
+        raise CliError(msg) from None
+    k = len(in_names)
+    return data[:, :k], data[:, k:], in_names, out_names
+
+
+def _table(rows: list[list[str]], head: list[str]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
+    line = lambda r: "  ".join(str(c).rjust(w) for c, w in zip(r, widths))  # noqa: E731
+    return "\n".join([line(head), "  ".join("-" * w for w in widths), *map(line, rows)])
+
+
+def _fmt(x: Any, spec: str = ".4g") -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return format(x, spec)
+
+
+def _milp_cell(m: dict[str, Any]) -> str:
+    if m["status"] == "optimal":
+        return f"{m['time']:.3g} s"
+    gap = m.get("gap")
+    g = f"{100 * gap:.3g}%" if gap is not None else "-"
+    return f"≥{m['time']:.3g} s (limit, gap {g})"
+
+
+# -- demo ---------------------------------------------------------------------------------------
+def cmd_demo(a: argparse.Namespace) -> int:
+    """Peaks on [-3, 3]², a 2×50 network, plain vs relaxation-informed training."""
+    import torch
+
+    from omlt_relax.bench.data import sample_function
+    from omlt_relax.bench.functions import get_function
+    from omlt_relax.bench.measure import measure_network
+    from omlt_relax.bench.train import TrainConfig, get_variant, train_variant
+
+    torch.set_num_threads(1)
+    _positive(a.time_limit, "--time-limit")
+    hidden = _ints(a.hidden, "--hidden")
+    if a.epochs < 1:
+        msg = f"--epochs must be at least 1, got {a.epochs}"
+        raise CliError(msg)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fn = get_function("peaks")
+    data = sample_function(fn, a.n_train, max(50, a.n_train // 4), a.n_train, seed=a.seed)
+    cfg = TrainConfig(hidden=hidden, epochs=a.epochs, seed=a.seed)
+    variant = get_variant(a.variant)
+    t_start = time.perf_counter()
+    runs: dict[str, dict[str, Any]] = {}
+    from tqdm.auto import tqdm
+
+    for label, v, scale in (("unregularized", get_variant("unregularized"), 0.0),
+                            ("relaxation-informed", variant, a.scale)):
+        with tqdm(total=cfg.epochs, desc=f"train {label}", unit="epoch", leave=False,
+                  disable=a.quiet) as bar:
+            res = train_variant(data, v, scale, cfg, progress=bar.update)
+        if not a.quiet:
+            print(f"trained {label} ({v.description}, scale {scale:g}) in {res.train_time:.1f} s",
+                  flush=True)
+        t0 = time.perf_counter()
+        meas = measure_network(res.model, data, fn, a.time_limit)
+        if not a.quiet:
+            print(f"  MILPs (min, max): {_milp_cell(meas['milp']['min'])}, "
+                  f"{_milp_cell(meas['milp']['max'])}; measured in "
+                  f"{time.perf_counter() - t0:.1f} s", flush=True)
+        runs[label] = {"variant": v.name, "scale": scale, "train_time": res.train_time,
+                       "model": res.model, **meas}
+    base, reg = runs["unregularized"], runs["relaxation-informed"]
+    sp = base["time_total"] / max(reg["time_total"], 1e-9)
+    flag = "≥" if not base["solved_all"] else ""
+    ratio = reg["test_rmse"] / base["test_rmse"]
+    rows = []
+    for label, r in runs.items():
+        rows.append([
+            label, _fmt(r["test_rmse"]), _fmt(r["test_rmse"] / base["test_rmse"], ".3f"),
+            f"{r['unstable_ibp']}/{r['unstable_crown']}/{r['unstable_obbt']}",
+            _fmt(r["mean_bigm_obbt"], ".3g"),
+            _milp_cell(r["milp"]["min"]), _milp_cell(r["milp"]["max"]),
+            str(r["nodes_total"]),
+            _fmt((r.get("true_opt") or {}).get("min", {}).get("f_at_x") if r.get("true_opt")
+                 and r["true_opt"].get("min") else None, ".4g"),
+        ])
+    print()
+    print(f"peaks on [-3, 3]^2, hidden layers {list(hidden)}, {a.epochs} epochs, "
+          f"HiGHS 1 thread, time limit {a.time_limit:g} s per MILP")
+    print(_table(rows, ["training", "test RMSE", "ratio", "unstable IBP/CROWN/OBBT",
+                        "mean big-M", "MILP min", "MILP max", "nodes", "f(x*_min)"]))
+    print(f"true min of peaks: {fn.f_min:.4g}")
+    print(f"MILP speed-up (min + max): {flag}{sp:.3g}x at {ratio:.3f}x the baseline test RMSE"
+          + (" (the baseline hit the time limit, so the true speed-up is larger)" if flag else ""))
+    record = {
+        "function": "peaks",
+        "config": {**cfg.to_dict(), "time_limit": a.time_limit, "n_train": a.n_train,
+                   "variant": variant.name, "scale": a.scale},
+        "speedup": sp,
+        "speedup_is_lower_bound": bool(flag),
+        "rmse_ratio": ratio,
+        "runs": {k: {kk: vv for kk, vv in v.items() if kk != "model"} for k, v in runs.items()},
+        "wall_time": time.perf_counter() - t_start,
+    }
+    from omlt_relax.bench.suite import environment
+
+    record["environment"] = environment()
+    (out / "demo.json").write_text(json.dumps(record, indent=1))
+    _demo_plot(fn, runs, out / "demo.png", sp, flag, ratio)
+    print(f"wrote {out / 'demo.json'} and {out / 'demo.png'} "
+          f"({record['wall_time']:.0f} s in total)")
+    return 0
+
+
+def _demo_plot(fn: Any, runs: dict[str, dict[str, Any]], path: Path, sp: float, flag: str,
+               ratio: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from omlt_relax.bench.data import predict
+
+    lo, hi = fn.box
+    g = np.linspace(lo[0], hi[0], 121)
+    xx, yy = np.meshgrid(g, g)
+    pts = np.column_stack([xx.ravel(), yy.ravel()])
+    panels = [("peaks (true)", fn(pts), None)]
+    for label, r in runs.items():
+        panels.append((f"{label}\nRMSE {r['test_rmse']:.3g}, {r['unstable_obbt']} unstable",
+                       predict(r["model"], pts)[:, 0], r))
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4.2))
+    vmin = min(float(np.min(z)) for _, z, _ in panels)
+    vmax = max(float(np.max(z)) for _, z, _ in panels)
+    levels = np.linspace(vmin, vmax, 31)
+    for ax, (title, z, r) in zip(axes, panels):
+        cs = ax.contourf(xx, yy, z.reshape(xx.shape), levels=levels, cmap="viridis")
+        ax.set_title(title, fontsize=10)
+        ax.set_aspect("equal")
+        if r is not None:
+            for s, mk in (("min", "v"), ("max", "^")):
+                x = r["milp"][s]["x"]
+                if x is not None:
+                    ax.plot(x[0], x[1], mk, color="red", ms=9, mec="white")
+        else:
+            ax.plot(*fn.x_min, "v", color="red", ms=9, mec="white")
+            ax.plot(*fn.x_max, "^", color="red", ms=9, mec="white")
+    fig.colorbar(cs, ax=axes[:3], shrink=0.8)
+    ax = axes[3]
+    labels = list(runs)
+    for i, s in enumerate(("min", "max")):
+        ts = [runs[k]["milp"][s]["time"] for k in labels]
+        bars = ax.bar(np.arange(len(labels)) + 0.38 * i, ts, 0.36, label=f"MILP {s}")
+        for b, k in zip(bars, labels):
+            if runs[k]["milp"][s]["status"] != "optimal":
+                b.set_hatch("//")
+    ax.set_yscale("log")
+    ax.set_xticks(np.arange(len(labels)) + 0.19, ["unregularized", "relaxation-\ninformed"])
+    ax.set_ylabel("HiGHS time [s] (hatched: time limit)")
+    ax.set_title(f"speed-up {flag}{sp:.3g}× at {ratio:.2f}× RMSE", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+# -- train --------------------------------------------------------------------------------------
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    """CSV -> (optionally relaxation-informed) network -> ONNX with per-neuron bounds."""
+    import torch
+
+    from omlt_relax.bench.data import predict, rmse, split_arrays
+    from omlt_relax.bench.train import TrainConfig, get_variant, train_variant
+    from omlt_relax.export import export_onnx
+
+    torch.set_num_threads(1)
+    hidden = _ints(a.hidden, "--hidden")
+    if a.epochs < 1:
+        msg = f"--epochs must be at least 1, got {a.epochs}"
+        raise CliError(msg)
+    if a.weight < 0 or not math.isfinite(a.weight):
+        msg = f"--weight must be a number >= 0, got {a.weight}"
+        raise CliError(msg)
+    inputs = a.inputs.split(",") if a.inputs else None
+    targets = a.targets.split(",") if a.targets else None
+    x, y, in_names, out_names = read_csv(a.csv, inputs, targets, a.n_inputs)
+    lb, ub = _floats(a.lb, "--lb"), _floats(a.ub, "--ub")
+    d = x.shape[1]
+    for name, v in (("--lb", lb), ("--ub", ub)):
+        if v is not None and len(v) == 1 and d > 1:
+            v *= d
+        if v is not None and len(v) != d:
+            msg = (f"{name} has {len(v)} values but there are {d} input columns "
+                   f"({', '.join(in_names)})")
+            raise CliError(msg)
+    lo = np.asarray(lb if lb is not None else x.min(axis=0), np.float64)
+    hi = np.asarray(ub if ub is not None else x.max(axis=0), np.float64)
+    bad = np.flatnonzero(lo > hi)
+    if bad.size:
+        i = int(bad[0])
+        msg = f"input box is inverted for {in_names[i]}: lower {lo[i]:g} > upper {hi[i]:g}"
+        raise CliError(msg)
+    outside = np.flatnonzero((x < lo - 1e-12).any(axis=0) | (x > hi + 1e-12).any(axis=0))
+    if outside.size and not a.quiet:
+        print(f"note: data of {', '.join(in_names[i] for i in outside)} lie partly outside the "
+              "input box; the network is optimized over the box only", file=sys.stderr)
+    data = split_arrays(x, y, lo, hi, a.val_fraction, a.test_fraction, a.seed, name=str(a.csv))
+    v = get_variant("unregularized" if a.regularize == "none" else a.regularize)
+    cfg = TrainConfig(hidden=hidden, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
+                      seed=a.seed)
+    from tqdm.auto import tqdm
+
+    with tqdm(total=cfg.epochs, desc="train", unit="epoch", disable=a.quiet) as bar:
+        res = train_variant(data, v, a.weight if v.regularized else 0.0, cfg,
+                            progress=bar.update)
+    out = Path(a.out)
+    if out.parent and not out.parent.exists():
+        out.parent.mkdir(parents=True)
+    nb = export_onnx(res.model, out, (lo, hi), bounds=a.bounds)
+    test = rmse(predict(res.model, data.x_test), data.y_test)
+    print(f"trained {len(in_names)} -> {list(hidden)} -> {len(out_names)} "
+          f"({v.description}) in {res.train_time:.1f} s; validation RMSE {res.val_rmse:.4g}, "
+          f"test RMSE {test:.4g}")
+    print(f"bounds ({nb.method}): {nb.unstable_count()} of {sum(nb.widths)} hidden neurons "
+          f"unstable, mean big-M {nb.mean_bigm():.3g}")
+    print(f"wrote {out} and {out}.bounds.json (inputs {', '.join(in_names)}; "
+          f"outputs {', '.join(out_names)})")
+    return 0
+
+
+# -- solve --------------------------------------------------------------------------------------
+def cmd_solve(a: argparse.Namespace) -> int:
+    """ONNX (from ``export_onnx``) -> MILP min/max of one output -> report."""
+    from omlt_relax.bench.measure import solve_milp
+    from omlt_relax.export import load_onnx
+
+    _positive(a.time_limit, "--time-limit")
+    p = Path(a.onnx)
+    if not p.is_file():
+        msg = f"no ONNX file at {p}"
+        raise CliError(msg)
+    from omlt_relax.neuron_bounds import BoundsMismatchError
+
+    try:
+        net, nb = load_onnx(p)
+    except (ValueError, FileNotFoundError, BoundsMismatchError):
+        raise
+    except Exception as e:  # a file onnx/OMLT cannot parse at all
+        msg = f"{p} is not an ONNX network omlt-relax can read ({type(e).__name__}: {e})"
+        raise CliError(msg) from None
+    senses = ("min", "max") if a.sense == "both" else (a.sense,)
+    forms = ["bounded", "omlt"] if a.compare_omlt else ["bounded"]
+    rows = []
+    report: dict[str, Any] = {"onnx": str(p), "bounds_method": nb.method,
+                              "unstable": nb.unstable_count(), "neurons": int(sum(nb.widths)),
+                              "input_lower": nb.input_lower.tolist(),
+                              "input_upper": nb.input_upper.tolist(), "results": []}
+    for form in forms:
+        for s in senses:
+            r = solve_milp(net, nb if form == "bounded" else None, s, a.time_limit,
+                           output=a.output, formulation=form, threads=a.threads)
+            report["results"].append({"formulation": form, **r.to_dict()})
+            rows.append([
+                "omlt_relax big-M" if form == "bounded" else "stock OMLT big-M", s, r.status,
+                _fmt(r.objective, ".8g"), _fmt(r.bound, ".8g"),
+                _fmt(100 * r.gap, ".3g") + "%" if r.gap is not None else "-",
+                f"{r.time:.3g}", str(r.nodes if r.nodes is not None else "-"),
+                str(r.n_binaries), "[" + ", ".join(f"{v:.5g}" for v in r.x) + "]" if r.x else "-",
+            ])
+    print(f"{p}: {report['neurons']} hidden neurons, {report['unstable']} unstable under the "
+          f"stored {nb.method} bounds; output {a.output}; HiGHS, {a.threads} thread(s)")
+    print(_table(rows, ["formulation", "sense", "status", "objective", "bound", "gap", "time s",
+                        "nodes", "binaries", "x*"]))
+    if a.json:
+        Path(a.json).write_text(json.dumps(report, indent=1))
+        print(f"wrote {a.json}")
+    return 0
+
+
+# -- bench --------------------------------------------------------------------------------------
+def cmd_bench(a: argparse.Namespace) -> int:
+    """The benchmark suite (see :mod:`omlt_relax.bench.suite`)."""
+    import torch
+
+    from omlt_relax.bench.functions import FUNCTIONS
+    from omlt_relax.bench.suite import (
+        PLOT_FILE,
+        RESULTS_FILE,
+        TABLE_FILE,
+        SuiteConfig,
+        parse_list,
+        run_suite,
+    )
+    from omlt_relax.bench.train import VARIANTS, TrainConfig
+
+    torch.set_num_threads(1)
+    _positive(a.time_limit, "--time-limit")
+    _positive(a.tolerance, "--tolerance")
+    if a.jobs < 1:
+        msg = f"--jobs must be at least 1, got {a.jobs}"
+        raise CliError(msg)
+    if a.epochs < 1:
+        msg = f"--epochs must be at least 1, got {a.epochs}"
+        raise CliError(msg)
+    funcs = parse_list(a.functions, list(FUNCTIONS), "function")
+    variants = parse_list(a.variants, list(VARIANTS), "variant")
+    base = TrainConfig()
+    cfg = SuiteConfig(
+        functions=funcs,
+        variants=variants,
+        train=TrainConfig(hidden=_ints(a.hidden, "--hidden"), epochs=a.epochs,
+                          batch_size=base.batch_size, lr=base.lr, seed=a.seed),
+        time_limit=a.time_limit,
+        tolerance=a.tolerance,
+        n_train=a.n_train,
+        n_val=max(20, a.n_train // 4),
+        n_test=a.n_train,
+    )
+    t0 = time.perf_counter()
+    log = None if a.quiet else (lambda s: print(s, flush=True))
+    results = run_suite(cfg, a.out, fresh=a.fresh, progress=not a.quiet, log=log, jobs=a.jobs)
+    out = Path(a.out)
+    if not a.quiet:
+        print((out / TABLE_FILE).read_text())
+    summ = results["summary"]
+    print(f"{len(results['entries'])} entries; wrote {out / RESULTS_FILE}, {out / TABLE_FILE}, "
+          f"{out / PLOT_FILE} in {time.perf_counter() - t0:.0f} s")
+    g = summ.get("best_ours_geomean_2d")
+    if g is not None:
+        print(f"geometric-mean speed-up of our fastest variant within 1.25x RMSE over "
+              f"{summ['best_ours_2d_functions']} 2-D functions: {g:.3g}x")
+    return 0
+
+
+# -- entry point --------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``omlt-relax``."""
+    from omlt_relax.bench.train import VARIANTS, TrainConfig
+
+    d = TrainConfig()
+    hidden = ",".join(str(h) for h in d.hidden)
+    p = _Parser(prog="omlt-relax", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", metavar="{demo,train,solve,bench}", parser_class=_Parser)
+    sub.required = True
+
+    s = sub.add_parser("demo", help="peaks 2x50: plain vs relaxation-informed training "
+                                    "(about 4 minutes)")
+    s.add_argument("--out", default="omlt_relax_demo", help="output directory (JSON, PNG)")
+    s.add_argument("--epochs", type=int, default=DEMO_EPOCHS, help="training epochs")
+    s.add_argument("--hidden", default=hidden, help="hidden widths, e.g. 50,50")
+    s.add_argument("--time-limit", type=float, default=60.0, help="seconds per MILP")
+    s.add_argument("--n-train", type=int, default=2000)
+    s.add_argument("--variant", default=DEMO_VARIANT, help="relaxation-informed variant")
+    s.add_argument("--scale", type=float, default=DEMO_SCALE, help="its weight scale")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("train", help="CSV -> trained network -> ONNX with per-neuron bounds")
+    s.add_argument("csv", help="CSV file with a header row")
+    s.add_argument("--out", required=True, help="ONNX file to write")
+    s.add_argument("--inputs", help="input column names, comma-separated")
+    s.add_argument("--targets", help="target column names (default: the last column)")
+    s.add_argument("--n-inputs", type=int, help="the first N columns are inputs")
+    s.add_argument("--lb", help="input lower bounds, comma-separated (default: data min)")
+    s.add_argument("--ub", help="input upper bounds, comma-separated (default: data max)")
+    s.add_argument("--hidden", default=hidden)
+    s.add_argument("--epochs", type=int, default=d.epochs)
+    s.add_argument("--lr", type=float, default=d.lr)
+    s.add_argument("--batch-size", type=int, default=d.batch_size)
+    s.add_argument("--regularize", choices=["none", *(v for v in VARIANTS if v != "unregularized")],
+                   default="none", help="a benchmark variant (see omlt_relax.bench.train)")
+    s.add_argument("--weight", type=float, default=DEMO_SCALE,
+                   help="its weight scale (pruning: the pruned fraction)")
+    s.add_argument("--bounds", choices=("lp", "crown", "ibp", "milp"), default="lp",
+                   help="bounds stored with the network")
+    s.add_argument("--val-fraction", type=float, default=0.15)
+    s.add_argument("--test-fraction", type=float, default=0.15)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("solve", help="ONNX -> MILP min/max of an output -> report")
+    s.add_argument("onnx", help="ONNX file written by export_onnx / omlt-relax train")
+    s.add_argument("--sense", choices=("min", "max", "both"), default="both")
+    s.add_argument("--output", type=int, default=0, help="index of the output to optimize")
+    s.add_argument("--time-limit", type=float, default=60.0, help="seconds per MILP")
+    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--compare-omlt", action="store_true",
+                   help="also solve with stock OMLT ReluBigMFormulation")
+    s.add_argument("--json", help="write the report as JSON here")
+    s.set_defaults(func=cmd_solve)
+
+    s = sub.add_parser("bench", help="the benchmark suite: JSON, markdown table, Pareto plot")
+    s.add_argument("--out", default="bench_results", help="output directory (resumable)")
+    s.add_argument("--functions", default="2d", help="comma-separated, '2d' or 'all'")
+    s.add_argument("--variants", default="all", help="comma-separated or 'all'")
+    s.add_argument("--epochs", type=int, default=BENCH_EPOCHS, help="training epochs")
+    s.add_argument("--hidden", default=hidden, help="hidden widths")
+    s.add_argument("--time-limit", type=float, default=BENCH_TIME_LIMIT, help="seconds per MILP")
+    s.add_argument("--tolerance", type=float, default=1.2,
+                   help="weight selection: validation RMSE <= tolerance x baseline")
+    s.add_argument("--n-train", type=int, default=2000,
+                   help="training samples (validation: a quarter; test: as many)")
+    s.add_argument("--seed", type=int, default=0, help="training seed")
+    s.add_argument("--fresh", action="store_true", help="ignore earlier results in --out")
+    s.add_argument("--jobs", type=int, default=1,
+                   help="functions run at once in worker processes (one core each)")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``omlt-relax``; returns the exit status (0 success, 2 bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from omlt_relax.neuron_bounds import BoundsMismatchError
+
+    user_errors: tuple[type[BaseException], ...] = (
+        CliError, ValueError, FileNotFoundError, BoundsMismatchError, PermissionError,
+        IsADirectoryError,
+    )
+    try:
+        from omlt_relax.solve import SolverUnavailableError
+
+        user_errors = (*user_errors, SolverUnavailableError)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        return int(args.func(args))
+    except user_errors as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"omlt-relax {args.command}: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"omlt-relax {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""The ``omlt-relax`` command: demo and bench end to end on tiny settings, train -> solve on a CSV,
+and bad input that must end with exit status 2 and one clear line (no traceback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from omlt_relax.cli import EXIT_USAGE, main
+
+torch.set_num_threads(1)
+
+TINY_DEMO = ["--epochs", "3", "--hidden", "8,8", "--time-limit", "5", "--n-train", "200",
+             "--quiet"]
+
+
+def _csv(path, n: int = 120, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (n, 2))
+    y = np.sin(2 * x[:, 0]) + x[:, 1] ** 2
+    with open(path, "w") as fh:
+        fh.write("a,b,y\n")
+        for row in np.column_stack([x, y]):
+            fh.write(",".join(f"{v:.6f}" for v in row) + "\n")
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_demo_tiny(tmp_path, capsys) -> None:
+    assert main(["demo", "--out", str(tmp_path), *TINY_DEMO]) == 0
+    rec = json.loads((tmp_path / "demo.json").read_text())
+    assert set(rec["runs"]) == {"unregularized", "relaxation-informed"}
+    for run in rec["runs"].values():
+        assert {"min", "max"} <= set(run["milp"])
+        assert run["test_rmse"] > 0
+    assert rec["speedup"] > 0 and rec["rmse_ratio"] > 0
+    assert (tmp_path / "demo.png").stat().st_size > 1000
+    out = capsys.readouterr().out
+    assert "speed-up" in out and "relaxation-informed" in out
+
+
+def test_bench_tiny(tmp_path, capsys) -> None:
+    args = ["bench", "--out", str(tmp_path), "--functions", "himmelblau",
+            "--variants", "unregularized,rs_xiao", "--epochs", "2", "--hidden", "6,6",
+            "--time-limit", "5", "--n-train", "150", "--quiet"]
+    assert main(args) == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert set(res["entries"]) == {"himmelblau/unregularized", "himmelblau/rs_xiao"}
+    assert (tmp_path / "pareto.png").stat().st_size > 1000
+    assert (tmp_path / "results.md").read_text().count("| rs_xiao |") == 2
+    # rerun resumes (nothing to do) and still succeeds
+    assert main(args) == 0
+    assert "2 entries" in capsys.readouterr().out
+
+
+def test_train_then_solve(tmp_path, capsys) -> None:
+    csv = tmp_path / "d.csv"
+    _csv(csv)
+    onnx = tmp_path / "net.onnx"
+    assert main(["train", str(csv), "--out", str(onnx), "--hidden", "6,6", "--epochs", "5",
+                 "--regularize", "bigm", "--lb=-1,-1", "--ub", "1,1", "--quiet"]) == 0
+    assert onnx.is_file() and (tmp_path / "net.onnx.bounds.json").is_file()
+    report = tmp_path / "r.json"
+    assert main(["solve", str(onnx), "--time-limit", "10", "--compare-omlt", "--json",
+                 str(report)]) == 0
+    rep = json.loads(report.read_text())
+    by = {(r["formulation"], r["sense"]): r for r in rep["results"]}
+    assert len(by) == 4
+    for s in ("min", "max"):
+        ours, stock = by[("bounded", s)], by[("omlt", s)]
+        assert ours["status"] == stock["status"] == "optimal"
+        assert ours["objective"] == pytest.approx(stock["objective"], rel=1e-5, abs=1e-6)
+        assert ours["n_binaries"] <= stock["n_binaries"]
+    assert "stock OMLT" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["train", "{missing}", "--out", "{out}"], "no CSV file"),
+        (["train", "{csv}", "--out", "{out}", "--n-inputs", "3"], "--n-inputs must be between"),
+        (["train", "{badrows}", "--out", "{out}"], "line 3 has 2 columns but the header has 3"),
+        (["train", "{csv}", "--out", "{out}", "--lb", "0,0,0"], "--lb has 3 values"),
+        (["train", "{csv}", "--out", "{out}", "--lb", "1,1", "--ub", "0,2"], "inverted"),
+        (["train", "{csv}", "--out", "{out}", "--inputs", "a,zz"], "column 'zz' is not in"),
+        (["train", "{csv}", "--out", "{out}", "--epochs", "0"], "--epochs must be at least 1"),
+        (["solve", "{missing}"], "no ONNX file"),
+        (["solve", "{csv}"], "is not an ONNX network"),
+        (["bench", "--functions", "nope", "--out", "{out}"], "unknown function 'nope'"),
+        (["bench", "--variants", "magic", "--out", "{out}"], "unknown variant 'magic'"),
+        (["demo", "--time-limit", "-1", "--out", "{out}"], "--time-limit must be a positive"),
+        (["demo", "--hidden", "5,x", "--out", "{out}"], "--hidden must be"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_exits_with_one_line(tmp_path, capsys, args, needle) -> None:
+    csv = tmp_path / "d.csv"
+    _csv(csv, n=30)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,y\n1,2,3\n4,5\n")
+    fmt = {"missing": str(tmp_path / "nope.csv"), "out": str(tmp_path / "o.onnx"),
+           "csv": str(csv), "badrows": str(bad)}
+    argv = [a.format(**fmt) for a in args]
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse usage errors
+        code = e.code
+    assert code == EXIT_USAGE
+    line = _error_line(capsys)
+    assert "error" in line
+    assert needle in line
+
+
+@pytest.mark.skipif(shutil.which("omlt-relax") is None, reason="console script not installed")
+def test_console_script_reports_missing_file_without_traceback(tmp_path) -> None:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    p = subprocess.run(
+        [sys.executable, "-m", "omlt_relax.cli", "solve", str(tmp_path / "missing.onnx")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert p.returncode == EXIT_USAGE
+    assert "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith("omlt-relax solve: error: no ONNX file")
