@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from omlt_relax.bench import functions
 from omlt_relax.bounds import chain_numpy, interval_bounds
 from omlt_relax.lp.gap import LPGapPenalty, greedy_tour
 from omlt_relax.lp.relaxation import BigMRelaxationLP
@@ -33,12 +34,8 @@ BOX = (np.array([-3.0, -3.0]), np.array([3.0, 3.0]))
 
 
 def peaks(x: torch.Tensor) -> torch.Tensor:
-    a, b = x[:, 0], x[:, 1]
-    return (
-        3 * (1 - a) ** 2 * torch.exp(-(a**2) - (b + 1) ** 2)
-        - 10 * (a / 5 - a**3 - b**5) * torch.exp(-(a**2) - b**2)
-        - torch.exp(-((a + 1) ** 2) - b**2) / 3
-    )[:, None]
+    """MATLAB's peaks on a batch, ``(B, 2) -> (B, 1)`` (``omlt_relax.bench.functions.peaks``)."""
+    return torch.from_numpy(functions.peaks(x.detach().double().numpy())).to(x.dtype)[:, None]
 
 
 def make_net(seed: int) -> nn.Sequential:

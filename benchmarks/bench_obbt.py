@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from omlt_relax.bench import functions
 from omlt_relax.bounds import chain_numpy, sound_bounds
 from omlt_relax.bounds.obbt import obbt_bounds
 from omlt_relax.neuron_bounds import NeuronBounds
@@ -32,12 +33,8 @@ TARGET_S = 30.0
 
 
 def peaks(x: torch.Tensor) -> torch.Tensor:
-    a, b = x[:, 0], x[:, 1]
-    return (
-        3 * (1 - a) ** 2 * torch.exp(-(a**2) - (b + 1) ** 2)
-        - 10 * (a / 5 - a**3 - b**5) * torch.exp(-(a**2) - b**2)
-        - torch.exp(-((a + 1) ** 2) - b**2) / 3
-    ).unsqueeze(1)
+    """MATLAB's peaks on a batch, ``(B, 2) -> (B, 1)`` (``omlt_relax.bench.functions.peaks``)."""
+    return torch.from_numpy(functions.peaks(x.detach().double().numpy())).to(x.dtype)[:, None]
 
 
 def make_net(widths: list[int], seed: int) -> nn.Sequential:

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from omlt_relax import crown_bounds, interval_bounds
+from omlt_relax.bench import functions
 from omlt_relax.penalties import StabilityPenalty
 from omlt_relax.regularizer import RelaxationRegularizer
 
@@ -34,14 +35,8 @@ BOX = ([-3.0, -3.0], [3.0, 3.0])
 
 
 def peaks(x: torch.Tensor) -> torch.Tensor:
-    """MATLAB's peaks, ``(B, 2) -> (B, 1)``."""
-    a, b = x[:, 0], x[:, 1]
-    z = (
-        3 * (1 - a) ** 2 * torch.exp(-(a**2) - (b + 1) ** 2)
-        - 10 * (a / 5 - a**3 - b**5) * torch.exp(-(a**2) - b**2)
-        - torch.exp(-((a + 1) ** 2) - b**2) / 3
-    )
-    return z[:, None]
+    """MATLAB's peaks on a batch, ``(B, 2) -> (B, 1)`` (``omlt_relax.bench.functions.peaks``)."""
+    return torch.from_numpy(functions.peaks(x.detach().double().numpy())).to(x.dtype)[:, None]
 
 
 def make_data(n_train: int, n_test: int, seed: int) -> dict[str, torch.Tensor]:

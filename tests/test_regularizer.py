@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from omlt_relax import crown_bounds, interval_bounds
+from omlt_relax.bench import functions
 from omlt_relax.network import UnsupportedNetworkError
 from omlt_relax.penalties import BigMPenalty, StabilityPenalty
 from omlt_relax.regularizer import RelaxationRegularizer
@@ -44,13 +45,8 @@ def make_net(seed: int = 0, width: int = 12, dtype: torch.dtype = torch.float64)
 
 
 def peaks(x: torch.Tensor) -> torch.Tensor:
-    a, b = x[:, 0], x[:, 1]
-    z = (
-        3 * (1 - a) ** 2 * torch.exp(-(a**2) - (b + 1) ** 2)
-        - 10 * (a / 5 - a**3 - b**5) * torch.exp(-(a**2) - b**2)
-        - torch.exp(-((a + 1) ** 2) - b**2) / 3
-    )
-    return z[:, None]
+    """MATLAB's peaks on a batch, ``(B, 2) -> (B, 1)`` (``omlt_relax.bench.functions.peaks``)."""
+    return torch.from_numpy(functions.peaks(x.detach().double().numpy())).to(x.dtype)[:, None]
 
 
 def test_value_is_the_sum_of_the_penalties_and_gradients_agree() -> None:
