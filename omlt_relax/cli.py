@@ -222,8 +222,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
             _fmt(r["mean_bigm_obbt"], ".3g"),
             _milp_cell(r["milp"]["min"]), _milp_cell(r["milp"]["max"]),
             str(r["nodes_total"]),
-            _fmt((r.get("true_opt") or {}).get("min", {}).get("f_at_x") if r.get("true_opt")
-                 and r["true_opt"].get("min") else None, ".4g"),
+            _fmt(((r.get("true_opt") or {}).get("min") or {}).get("f_at_x"), ".4g"),
         ])
     print()
     print(f"peaks on [-3, 3]^2, hidden layers {list(hidden)}, {a.epochs} epochs, "
