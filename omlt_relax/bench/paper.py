@@ -633,6 +633,28 @@ def _done(path: Path, cfg: PaperConfig) -> bool:
             and all(s in rec["milp"][f] for f in cfg.formulations for s in cfg.solvers))
 
 
+def _claim(lock: Path) -> bool:
+    """Create ``lock`` holding this process's id; take over a lock whose process is gone.
+
+    Only for processes of one machine (the id is checked with ``os.kill(pid, 0)``).
+    """
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().split()[0])
+                os.kill(pid, 0)
+            except (OSError, ValueError, IndexError):
+                lock.unlink(missing_ok=True)  # its process died: the job is free again
+                continue
+            return False
+        os.write(fd, f"{os.getpid()}\n".encode())
+        os.close(fd)
+        return True
+    return False
+
+
 def run_paper(cfg: PaperConfig, out_dir: str | os.PathLike[str],
               log: Callable[[str], None] | None = print, progress: bool = True) -> list[dict]:
     """Run every job of ``cfg`` not yet done in ``out_dir`` (resumable), then write the report.
@@ -652,14 +674,10 @@ def run_paper(cfg: PaperConfig, out_dir: str | os.PathLike[str],
 
     for i, job in enumerate(todo, 1):
         lock = out / "jobs" / f".{job.key}.lock"
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
+        if not _claim(lock):
             if log is not None:
                 log(f"[{i}/{len(todo)}] {job.key}: running elsewhere (lock {lock}), skipped")
             continue
-        os.write(fd, f"{os.getpid()}\n".encode())
-        os.close(fd)
         try:
             if log is not None:
                 log(f"[{i}/{len(todo)}] {job.key}")
