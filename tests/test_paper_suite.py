@@ -169,6 +169,7 @@ def test_tiny_run_end_to_end_is_verified_and_resumable(tmp_path) -> None:
         assert r["unstable_obbt"] <= r["unstable_ibp"]
     text = (tmp_path / "paper.md").read_text()
     assert "| peaks | 2 | stable | 0.01 |" in text
+    assert (tmp_path / "pareto_peaks.png").stat().st_size > 1000
     # resumable: nothing left to do, records unchanged
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "jobs").glob("*.json")}
     assert len(run_paper(cfg, tmp_path, log=None, progress=False)) == 2

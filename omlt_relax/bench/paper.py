@@ -830,6 +830,81 @@ def dominance(rows: list[dict[str, Any]], fs: str = "paper/highs") -> list[dict[
     return out
 
 
+def equal_accuracy(rows: list[dict[str, Any]], fs: str = "ours/highs") -> list[dict[str, Any]]:
+    """Speed-up at equal accuracy (DESIGN.md): per regularized row, the fastest unregularized
+    network of *any* depth of the same function that is at least as accurate (test MSE), over
+    this row's time. ``base`` is ``None`` when no unregularized network is as accurate.
+    """
+    out = []
+    for r in rows:
+        if r["variant"] == "none" or fs not in r["speedup"]:
+            continue
+        s = r["speedup"][fs]
+        cands = [o for o in rows if o["variant"] == "none" and o["function"] == r["function"]
+                 and o["test_mse"] <= r["test_mse"] and fs in o["speedup"]]
+        rec = {"function": r["function"], "depth": r["depth"], "variant": r["variant"],
+               "lam": r["lam"], "test_mse": r["test_mse"], "time": s["time"], "hit": s["hit"],
+               "base": None}
+        if cands:
+            b = min(cands, key=lambda o: o["speedup"][fs]["time"])
+            bt = b["speedup"][fs]
+            rec.update(base={"depth": b["depth"], "test_mse": b["test_mse"], "time": bt["time"],
+                             "hit": bt["hit"]},
+                       ratio=bt["time"] / max(s["time"], 1e-3),
+                       lower_bound=bool(bt["hit"] and not s["hit"]))
+        out.append(rec)
+    return out
+
+
+def pareto_plots(records: list[dict], out_dir: str | os.PathLike[str]) -> list[Path]:
+    """One plot per function: test MSE against MILP time (HiGHS), every network of the run.
+
+    Filled markers solved, hollow ones hit the time limit (drawn at the limit); one colour per
+    variant, one marker per depth; left panel the paper's MILP (IBP bounds), right ours.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    by_fn: dict[str, list[dict]] = {}
+    for r in records:
+        by_fn.setdefault(r["job"]["function"], []).append(r)
+    variants = list(PAPER_VARIANTS)
+    colours = plt.get_cmap("tab10")
+    markers = {2: "o", 3: "s", 5: "D"}
+    for f, recs in sorted(by_fn.items()):
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
+        for ax, form in zip(axes, ("paper", "ours")):
+            seen = set()
+            for r in recs:
+                m = r["milp"].get(form, {}).get("highs")
+                t, hit = _solve_time(m)
+                if t is None:
+                    continue
+                v, d = r["job"]["variant"], r["job"]["depth"]
+                c = colours(variants.index(v) % 10)
+                label = v if v not in seen else None
+                seen.add(v)
+                ax.scatter(r["test_mse"], max(t, 1e-2), marker=markers.get(d, "^"), s=40,
+                           facecolors="none" if hit else c, edgecolors=c, label=label)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("test MSE ([0, 1] scale)")
+            kind = "IBP big-M (paper)" if form == "paper" else "LP-OBBT big-M (ours)"
+            ax.set_title(f"{f}: {kind}", fontsize=10)
+            ax.grid(True, which="both", alpha=0.3)
+        axes[0].set_ylabel("HiGHS time [s], 1 thread (hollow: time limit)")
+        axes[1].legend(fontsize=7, title="variant (marker: depth 2 o, 3 □, 5 ◇)",
+                       title_fontsize=7)
+        path = Path(out_dir) / f"pareto_{f}.png"
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
 def markdown_report(records: list[dict], cfg: PaperConfig | None = None) -> str:
     """The paper-suite report: per-network means, speed-ups, the headline and the dominance test."""
     rows = summarize(records)
@@ -892,6 +967,21 @@ def markdown_report(records: list[dict], cfg: PaperConfig | None = None) -> str:
                 "**none**" if d["compared"] else "(no variant of ours measured yet)")
             lines.append(f"| {d['function']} | {d['depth']} | {d['variant']} | {d['lam']:g} | "
                          f"{d['test_mse']:.3g} | {d['time']:.3g} | {who} |")
+    eq = [e for e in equal_accuracy(rows) if e["base"] is not None]
+    if eq:
+        lines += ["", "## Speed-up at equal accuracy (ours MILP, HiGHS)", "",
+                  "Fastest unregularized network of any depth at least as accurate, over the row's"
+                  " time.", "",
+                  "| function | depth | variant | λ | test MSE | time s | unregularized: depth, "
+                  "MSE, time s | speed-up |", "|---|---|---|---|---|---|---|---|"]
+        for e in eq:
+            b = e["base"]
+            lines.append(
+                f"| {e['function']} | {e['depth']} | {e['variant']} | {e['lam']:g} | "
+                f"{e['test_mse']:.3g} | {'≥' if e['hit'] else ''}{e['time']:.3g} | "
+                f"{b['depth']}, {b['test_mse']:.3g}, {'≥' if b['hit'] else ''}{b['time']:.4g} | "
+                + ("limit" if e["hit"] else
+                   f"{'≥' if e['lower_bound'] else ''}{e['ratio']:.3g}×") + " |")
     times = [(r["job"]["variant"], r["train_time"]) for r in records]
     plain = [t for v, t in times if v == "none"]
     if plain:
@@ -909,7 +999,9 @@ def markdown_report(records: list[dict], cfg: PaperConfig | None = None) -> str:
 def write_report(out_dir: str | os.PathLike[str], cfg: PaperConfig | None = None) -> Path:
     """Write ``OUT/paper.md`` from every finished job in ``out_dir``; returns its path."""
     path = Path(out_dir) / REPORT_FILE
-    text = markdown_report(load_records(out_dir, cfg), cfg)
+    records = load_records(out_dir, cfg)
+    text = markdown_report(records, cfg)
+    pareto_plots(records, out_dir)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -931,6 +1023,7 @@ __all__ = [
     "PaperData",
     "PaperRegularizer",
     "PaperVariant",
+    "equal_accuracy",
     "headline",
     "jobs_of",
     "latin_hypercube",
@@ -938,6 +1031,7 @@ __all__ = [
     "measure_paper",
     "paper_data",
     "paper_network",
+    "pareto_plots",
     "run_paper",
     "summarize",
     "train_paper",
