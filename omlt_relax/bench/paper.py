@@ -76,6 +76,15 @@ import torch
 from torch import nn
 
 from omlt_relax.bench.functions import BenchFunction, ackley, himmelblau, peaks
+from omlt_relax.bench.measure import root_lp_bounds
+from omlt_relax.bounds import sound_bounds
+from omlt_relax.bounds.obbt import obbt_bounds
+from omlt_relax.export import export_onnx, load_onnx
+from omlt_relax.lp.gap import LPGapPenalty
+from omlt_relax.optimize import solve_milp
+from omlt_relax.penalties import BigMPenalty, StabilityPenalty
+from omlt_relax.regularizer import RelaxationRegularizer
+from omlt_relax.solve import SolverUnavailableError
 
 Array = np.ndarray
 
@@ -352,10 +361,6 @@ class PaperRegularizer:
 
     def __init__(self, model: nn.Sequential, variant: PaperVariant,
                  box: tuple[Array, Array], seed: int) -> None:
-        from omlt_relax.lp.gap import LPGapPenalty
-        from omlt_relax.penalties import BigMPenalty, StabilityPenalty
-        from omlt_relax.regularizer import RelaxationRegularizer
-
         self.model = model
         self.variant = variant
         self.linears = [m for m in model if isinstance(m, nn.Linear)]
@@ -475,9 +480,6 @@ def train_paper(job: Job, cfg: PaperConfig, data: PaperData,
 
 # -- measurement ----------------------------------------------------------------------------------
 def _milp(net: Any, bounds: Any, solver: str, cfg: PaperConfig) -> dict[str, Any]:
-    from omlt_relax.bench.measure import solve_milp
-    from omlt_relax.solve import SolverUnavailableError
-
     try:
         r = solve_milp(net, bounds, "min", cfg.time_limit, solver=solver, threads=1)
     except SolverUnavailableError as e:
@@ -488,11 +490,6 @@ def _milp(net: Any, bounds: Any, solver: str, cfg: PaperConfig) -> dict[str, Any
 def measure_paper(model: nn.Sequential, data: PaperData, cfg: PaperConfig,
                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The paper's metrics of one trained network (module docstring), JSON-ready."""
-    from omlt_relax.bench.measure import root_lp_bounds
-    from omlt_relax.bounds import sound_bounds
-    from omlt_relax.bounds.obbt import obbt_bounds
-    from omlt_relax.export import export_onnx, load_onnx
-
     fn = PAPER_FUNCTIONS[data.function]
     m64 = copy.deepcopy(model).double().eval()
     with torch.no_grad():
