@@ -307,7 +307,23 @@ def check_weight(weight: Any) -> float:
     return w
 
 
-class Penalty:
+class OnModel:
+    """Something bound to one model and one input box through a :class:`BoundSource`."""
+
+    source: BoundSource
+
+    @property
+    def model(self) -> nn.Module:
+        """The ``nn.Sequential`` whose live parameters are read at every call."""
+        return self.source.model
+
+    @property
+    def input_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """The input box, two float64 arrays."""
+        return self.source.input_bounds
+
+
+class Penalty(OnModel):
     """The interface every training penalty implements (built-in or your own).
 
     A penalty is bound to one model and one input box and returns a 0-d torch tensor whose
@@ -336,16 +352,6 @@ class Penalty:
         self.source = BoundSource(model, input_bounds)
         self.weight = check_weight(weight)
         self.bounds_method = None if bounds_method is None else check_method(bounds_method)
-
-    @property
-    def model(self) -> nn.Module:
-        """The ``nn.Sequential`` whose parameters the penalty reads."""
-        return self.source.model
-
-    @property
-    def input_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """The input box, two float64 arrays."""
-        return self.source.input_bounds
 
     def value(self, bounds: NeuronBounds | None = None, x: Tensor | None = None) -> Tensor:
         """The unweighted penalty (a 0-d tensor with graph); ``bounds`` of :attr:`bounds_method`
@@ -606,6 +612,7 @@ __all__ = [
     "BoundPenalty",
     "BoundSource",
     "FlatBounds",
+    "OnModel",
     "Penalty",
     "StabilityPenalty",
     "check_weight",

@@ -40,7 +40,14 @@ from torch import nn
 from omlt_relax.bounds.methods import check_method
 from omlt_relax.lp.gap import LPGapPenalty
 from omlt_relax.neuron_bounds import NeuronBounds
-from omlt_relax.penalties import BigMPenalty, BoundPenalty, BoundSource, Penalty, StabilityPenalty
+from omlt_relax.penalties import (
+    BigMPenalty,
+    BoundPenalty,
+    BoundSource,
+    OnModel,
+    Penalty,
+    StabilityPenalty,
+)
 
 Tensor = torch.Tensor
 
@@ -58,7 +65,7 @@ def penalty_method(pen: Any) -> str | None:
     return pen.bounds_method if isinstance(pen, Penalty) else None
 
 
-class RelaxationRegularizer:
+class RelaxationRegularizer(OnModel):
     """Big-M, stability and LP-gap penalties combined into one loss term, ``loss = mse + reg(x)``.
 
     Args:
@@ -156,14 +163,6 @@ class RelaxationRegularizer:
     def needs_x(self) -> bool:
         """Whether a call needs the training batch (an LP-gap or other batch-dependent term)."""
         return bool(self._needs_x)
-
-    @property
-    def model(self) -> nn.Module:
-        return self.source.model
-
-    @property
-    def input_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.source.input_bounds
 
     @property
     def active(self) -> bool:
