@@ -40,6 +40,7 @@ from torch import nn
 from omlt_relax import interval_bounds
 from omlt_relax.penalties import BigMPenalty, StabilityPenalty
 from omlt_relax.regularizer import RelaxationRegularizer
+from omlt_relax.train import build_model
 
 BOX = ([-3.0, -3.0], [3.0, 3.0])
 CONFIGS = ("plain", "bigm", "bigm+xiao", "bigm+triangle", "bigm+triangle (torch)",
@@ -48,13 +49,7 @@ HIDDEN: tuple[int, ...] = (50, 50)
 
 
 def make_net(seed: int = 0, hidden: tuple[int, ...] | None = None) -> nn.Sequential:
-    torch.manual_seed(seed)
-    mods: list[nn.Module] = []
-    prev = 2
-    for w in hidden or HIDDEN:
-        mods += [nn.Linear(prev, w), nn.ReLU()]
-        prev = w
-    return nn.Sequential(*mods, nn.Linear(prev, 1))
+    return build_model(2, hidden or HIDDEN, 1, seed)
 
 
 def machine_info() -> dict[str, str]:
