@@ -178,7 +178,7 @@ def test_tiny_run_end_to_end_is_verified_and_resumable(tmp_path) -> None:
 
 
 def test_stale_lock_is_taken_over_and_live_lock_respected(tmp_path) -> None:
-    from omlt_relax.bench.paper import _claim
+    from omlt_relax.bench.paper.run import _claim
 
     lock = tmp_path / ".x.lock"
     lock.write_text("999999999\n")  # no such process
