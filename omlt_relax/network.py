@@ -219,6 +219,27 @@ def affine_chain(
     return chain
 
 
+def chain_module(chain: Sequence[tuple[np.ndarray, np.ndarray]]) -> nn.Sequential:
+    """The inverse of :func:`affine_chain`: an ``nn.Sequential`` of ``Linear``/``ReLU`` modules.
+
+    Each ``(W_k, b_k)`` (numpy, ``W_k`` of shape ``(n_k, n_{k-1})``) becomes a ``Linear`` with
+    exactly these numbers and their dtype, followed by a ``ReLU`` except after the last one, so
+    every bound method (:func:`~omlt_relax.interval_bounds`, :func:`~omlt_relax.crown_bounds`,
+    :func:`~omlt_relax.obbt_bounds`) applies to a chain read from ONNX or OMLT.
+    """
+    mods: list[nn.Module] = []
+    for k, (w, b) in enumerate(chain):
+        w_t = torch.from_numpy(np.ascontiguousarray(w))
+        lin = nn.Linear(w.shape[1], w.shape[0], dtype=w_t.dtype)
+        with torch.no_grad():
+            lin.weight.copy_(w_t)
+            lin.bias.copy_(torch.from_numpy(np.ascontiguousarray(b)).reshape(-1))
+        mods.append(lin)
+        if k < len(chain) - 1:
+            mods.append(nn.ReLU())
+    return nn.Sequential(*mods)
+
+
 def forward_chain(chain: AffineChain, x: Tensor) -> Tensor:
     """Evaluate the affine chain on a batch ``x`` of shape ``(B, n_0)``."""
     z = x
