@@ -12,9 +12,10 @@ exported from Keras (``tf2onnx``: ``MatMul`` + ``Add`` + ``Relu``) or PyTorch
 
 i.e. ``Gemm`` (``transA=0``, ``transB`` 0 or 1, any ``alpha``/``beta``) or ``MatMul`` followed by
 ``Add`` of a constant bias, each hidden layer followed by one ``Relu``, a linear (identity) output
-layer. With ``logits=True`` a final ``Softmax``/``LogSoftmax`` is dropped, so a classifier's
-logits :math:`f(x)` (whose argmax is the class) can be optimized. Anything else (``Conv``,
-``Sigmoid``, ``Tanh``, pooling, ...) is refused with an error naming the node.
+layer (``Identity`` nodes are ignored). With ``logits=True`` a final ``Softmax``/``LogSoftmax``
+is dropped, so a classifier's logits :math:`f(x)` (whose argmax is the class) can be optimized.
+Anything else (``Conv``, ``Sigmoid``, ``Tanh``, pooling, ...) is refused with an error naming
+the node.
 
 :func:`read_onnx` checks the graph with ``onnx`` first (so the error names the offending node
 instead of failing inside OMLT's parser), normalizes what OMLT 1.2 trips over without changing the
@@ -70,12 +71,26 @@ def _node_label(i: int, node: Any) -> str:
     return f"node {i} {node.op_type!r} ({node.name or 'unnamed'})"
 
 
+def _bypass(g: Any, node: Any) -> None:
+    """Remove a one-input node from graph ``g``, wiring its input to whatever used its output."""
+    src, dst = node.input[0], node.output[0]
+    g.node.remove(node)
+    if dst in {o.name for o in g.output}:  # the producer now writes the graph output
+        for n in g.node:
+            n.output[:] = [dst if o == src else o for o in n.output]
+            n.input[:] = [dst if i == src else i for i in n.input]
+    else:
+        for n in g.node:
+            n.input[:] = [src if i == dst else i for i in n.input]
+
+
 def check_onnx_graph(model: Any, logits: bool = False) -> Any:
     """Check that an ONNX ``ModelProto`` is a dense ReLU chain; return a normalized copy.
 
     The copy computes the same function and is what OMLT 1.2 parses: a static batch dimension of 1
     on the (2-D) input and output becomes the symbolic ``"batch"``, every ``Gemm`` carries explicit
-    ``alpha``, ``beta`` and ``transB``, unnamed or duplicate node names become unique, and with
+    ``alpha``, ``beta`` and ``transB``, unnamed or duplicate node names become unique, ``Identity``
+    nodes are removed, and with
     ``logits=True`` a final ``Softmax``/``LogSoftmax`` node is removed (its input becomes the
     graph output).
 
@@ -96,13 +111,11 @@ def check_onnx_graph(model: Any, logits: bool = False) -> Any:
             f"{_SUPPORTED}, with one input and one output"
         )
         raise UnsupportedNetworkError(msg)
+    for node in [n for n in g.node if n.op_type == "Identity"]:
+        _bypass(g, node)
     nodes = list(g.node)
     if logits and nodes and nodes[-1].op_type in SOFTMAX_OPS:
-        head = nodes[-1]
-        feed = head.input[0]
-        g.node.remove(head)
-        for n in g.node:  # rename the logits tensor to the graph output
-            n.output[:] = [g.output[0].name if o == feed else o for o in n.output]
+        _bypass(g, nodes[-1])
         nodes = list(g.node)
     for i, node in enumerate(nodes):
         if node.op_type in SOFTMAX_OPS:

@@ -194,6 +194,23 @@ def test_all_styles_give_the_same_chain(tmp_path) -> None:
             np.testing.assert_array_equal(b, b0)
 
 
+def test_identity_nodes_are_ignored() -> None:
+    plain = dense_onnx("gemm1", [3, 5, 2], seed=7)
+    model = dense_onnx("gemm1", [3, 5, 2], seed=7)
+    g = model.graph
+    relu = next(n for n in g.node if n.op_type == "Relu")
+    last = g.node[-1]
+    relu.output[0], last.output[0] = "r_raw", "y_raw"
+    g.node.insert(2, helper.make_node("Identity", ["r_raw"], [last.input[0]], name="mid"))
+    g.node.append(helper.make_node("Identity", ["y_raw"], ["y"], name="out"))
+    onnx.checker.check_model(model)
+    fn = read_onnx(model, BOX3)
+    assert {n.op_type for n in fn.onnx_model.graph.node} == {"Gemm", "Relu"}
+    x = sample_box(*BOX3, 50)
+    np.testing.assert_allclose(fn.forward(x), run_ort(plain, x), rtol=ORT_RTOL, atol=ORT_RTOL)
+    np.testing.assert_allclose(run_ort(model, x), run_ort(plain, x), rtol=0, atol=0)
+
+
 # -- a torch-exported network without our metadata -------------------------------------------------
 
 
