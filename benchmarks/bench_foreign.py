@@ -127,7 +127,7 @@ def _total(rec: dict[str, Any]) -> tuple[float, bool]:
 
 def _obj(d: dict[str, Any]) -> str:
     if d["objective"] is None:
-        return "none"
+        return "none" if d["bound"] is None else f"none (bound {d['bound']:.6g})"
     if d["status"] == "optimal":
         return f"{d['objective']:.6g}"
     return f"{d['objective']:.6g} (bound {d['bound']:.6g})"
@@ -136,8 +136,8 @@ def _obj(d: dict[str, Any]) -> str:
 def table(done: dict[str, Any], meta: dict[str, Any], tl: float) -> str:
     """The markdown table: one row per network and method."""
     rows = ["| network | formulation | binaries | bounds s | min s | max s | total s | "
-            "speed-up vs stock | min | max |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+            "speed-up vs stock | nodes | min | max |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     notes = []
     names = list(dict.fromkeys(k.split("|")[0] for k in done))
     for name in names:
@@ -168,13 +168,14 @@ def table(done: dict[str, Any], meta: dict[str, Any], tl: float) -> str:
                             notes.append(f"{name} {s}: {LABELS[method]} {a['objective']!r} vs "
                                          f"stock {b['objective']!r}")
             bt = f"{rec.get('bounds_time', 0.0):.3g}" if method != "omlt" else "-"
+            nodes = sum(rec[s]["nodes"] or 0 for s in SENSES)
             rows.append(
                 f"| {name} | {LABELS[method]} | {rec['min']['n_binaries']} | {bt} | {ts[0]} | "
-                f"{ts[1]} | {'≥' if not solved else ''}{t:.3g} | {sp} | {_obj(rec['min'])} | "
-                f"{_obj(rec['max'])} |")
+                f"{ts[1]} | {'≥' if not solved else ''}{t:.3g} | {sp} | {nodes} | "
+                f"{_obj(rec['min'])} | {_obj(rec['max'])} |")
     head = (f"HiGHS {meta.get('highs', '?')}, 1 thread, time limit {tl:g} s per MILP; "
             f"{meta.get('machine', '')}. Times are HiGHS solve times; 'total' adds our bounds "
-            "time (reading the file included). '≥': a solve hit the limit.\n\n")
+            "time (reading the file included). '≥': a solve hit the limit. nodes: min + max.\n\n")
     tail = "\n\nDifferent optima: " + "; ".join(notes) if notes else \
         "\n\nEvery optimum solved by both formulations agrees (rel. tol. 1e-6)."
     errs = [rec[s].get("forward_error", 0.0) for rec in done.values() for s in SENSES if s in rec]
@@ -190,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="budget of MILP-OBBT per network, seconds")
     p.add_argument("--epochs", type=int, default=300)
     p.add_argument("--nets", default="all", help="comma-separated names (substrings) or 'all'")
+    p.add_argument("--table-only", action="store_true", help="rewrite table.md, run nothing")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     out = Path(a.out)
@@ -210,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
         res_file.write_text(json.dumps(state, indent=1))
         (out / "table.md").write_text(table(done, meta, a.time_limit))
 
+    if a.table_only:
+        (out / "table.md").write_text(table(done, state.get("meta", {}), a.time_limit))
+        print((out / "table.md").read_text())
+        return 0
     nets: list[tuple[str, Path, Any, bool]] = []
     for name, (f, box, logits) in OMLT_NETS.items():
         nets.append((name, OMLT_DIR / f, box, logits))
