@@ -57,14 +57,15 @@ def export_plain(hidden: tuple[int, ...], path: Path, epochs: int) -> dict[str, 
     """Train an unregularized peaks net and export it with plain ``torch.onnx.export``."""
     from omlt.io.input_bounds import write_input_bounds
 
-    from omlt_relax.bench.data import predict, rmse, sample_function
+    from omlt_relax.bench.data import sample_function
     from omlt_relax.bench.functions import get_function
-    from omlt_relax.bench.train import TrainConfig, train_variant
+    from omlt_relax.data import predict, rmse
+    from omlt_relax.train import TrainConfig, fit
 
     fn = get_function("peaks")
     data = sample_function(fn, n_train=2000, n_val=500, n_test=2000, seed=0)
     t0 = time.perf_counter()
-    res = train_variant(data, "unregularized", 0.0, TrainConfig(hidden=hidden, epochs=epochs))
+    res = fit(data, "unregularized", 0.0, TrainConfig(hidden=hidden, epochs=epochs))
     train_time = time.perf_counter() - t0
     model = copy.deepcopy(res.model).float().eval()
     torch.onnx.export(
@@ -82,8 +83,8 @@ def run_one(name: str, path: Path, box: Any, logits: bool, method: str, tl: floa
     """Bounds (ours) and the min and max MILPs of one network with one method."""
     from omlt.io.onnx import load_onnx_neural_network
 
-    from omlt_relax.bench.measure import solve_milp
     from omlt_relax.foreign import read_onnx
+    from omlt_relax.optimize import solve_milp
 
     key = f"{name}|{method}"
     rec = done.setdefault(key, {})

@@ -5,7 +5,7 @@
 1. ``<path>``: an ONNX graph of ``Gemm`` (``transB=1``) and ``Relu`` nodes only, input ``"input"``
    of shape ``[batch, n_0]`` (dynamic batch axis, as OMLT needs), output ``"output"``, weights
    inline (no external data file). The graph is the network's affine chain
-   (:func:`~omlt_relax.network.affine_chain`): a leading ``Flatten`` disappears and an
+   (:func:`~omlt_relax.bounds.affine_chain`): a leading ``Flatten`` disappears and an
    :class:`~omlt_relax.IncrementalQuantileHead` becomes a ReLU layer plus a fixed linear layer.
    Weights keep the model's dtype; a lowered quantile head is written in float64 so the stored
    bounds are for exactly the exported numbers.
@@ -36,15 +36,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from omlt_relax.bounds import chain_numpy
+from omlt_relax.bounds import affine_chain, chain_numpy
+from omlt_relax.bounds.methods import EXPORT_METHODS
+from omlt_relax.chain import chain_fingerprint, check_bounds, network_chain, network_input_box
 from omlt_relax.foreign import network_bounds
-from omlt_relax.formulations.bigm import (
-    chain_fingerprint,
-    check_bounds,
-    network_chain,
-    network_input_box,
-)
-from omlt_relax.network import affine_chain, as_box, chain_module, parse_network
+from omlt_relax.network import as_box, chain_module, parse_network
 from omlt_relax.neuron_bounds import BoundsMismatchError, NeuronBounds
 
 #: ONNX ``metadata_props`` key holding the per-neuron bounds.
@@ -58,7 +54,8 @@ SUPPORTED_OPS = frozenset({"Gemm", "MatMul", "Add", "Relu"})
 #: Random inputs used to compare onnxruntime with torch at export.
 N_CHECK = 256
 
-BOUND_METHODS = ("lp", "milp", "crown", "ibp")
+#: Bounds :func:`export_onnx` computes by name (the registry's :data:`EXPORT_METHODS`).
+BOUND_METHODS = EXPORT_METHODS
 
 
 def _sidecar(path: str | os.PathLike[str]) -> Path:
@@ -124,15 +121,20 @@ def _resolve_bounds(
 ) -> NeuronBounds:
     if isinstance(bounds, NeuronBounds):
         return bounds.numpy()
-    if bounds in BOUND_METHODS:
+    if bounds in EXPORT_METHODS:
         return network_bounds(plain, lo, hi, bounds, time_limit)
-    msg = f"unknown bounds {bounds!r}; use one of {BOUND_METHODS} or a NeuronBounds"
+    msg = f"unknown bounds {bounds!r}; use one of {EXPORT_METHODS} or a NeuronBounds"
     raise ValueError(msg)
 
 
-def _check_onnxruntime(
+def check_onnxruntime(
     path: Path, model: nn.Module, dtype: np.dtype, lo: np.ndarray, hi: np.ndarray, seed: int
 ) -> None:
+    """Raise ``RuntimeError`` unless onnxruntime on ``path`` matches ``model`` in the box.
+
+    Inputs: the box's corners ``lo``, ``hi``, its centre and ``N_CHECK`` uniform samples, cast to
+    ``dtype`` (the graph's input type); tolerance ``1e3 * eps * (1 + max |f|)``.
+    """
     import onnxruntime as ort
 
     rng = np.random.default_rng(seed)
@@ -204,7 +206,7 @@ def export_onnx(
     onnx.save_model(onnx_model, os.fspath(path), save_as_external_data=False)
     write_input_bounds(os.fspath(sidecar), [(float(a), float(c)) for a, c in zip(lo, hi)])
     try:
-        _check_onnxruntime(path, model, chain[0][0].dtype, lo, hi, seed)
+        check_onnxruntime(path, model, chain[0][0].dtype, lo, hi, seed)
     except Exception:
         path.unlink(missing_ok=True)
         sidecar.unlink(missing_ok=True)

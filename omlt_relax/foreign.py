@@ -42,7 +42,10 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from omlt_relax.formulations.bigm import network_chain, network_input_box
+from omlt_relax.bounds import sound_bounds
+from omlt_relax.bounds.methods import EXPORT_METHODS, OPTIMIZATION, check_method
+from omlt_relax.bounds.obbt import obbt_bounds
+from omlt_relax.chain import network_chain, network_input_box
 from omlt_relax.network import UnsupportedNetworkError, as_box, chain_module
 from omlt_relax.neuron_bounds import NeuronBounds
 
@@ -52,8 +55,8 @@ Chain = list[tuple[np.ndarray, np.ndarray]]
 DENSE_OPS = ("Gemm", "MatMul", "Add", "Relu")
 #: Classifier heads that ``logits=True`` drops (only as the last node).
 SOFTMAX_OPS = ("Softmax", "LogSoftmax")
-#: Bound methods of :meth:`ForeignNetwork.bounds`.
-BOUND_METHODS = ("lp", "milp", "crown", "ibp")
+#: Bound methods of :meth:`ForeignNetwork.bounds` (those of :func:`~omlt_relax.export_onnx`).
+BOUND_METHODS = EXPORT_METHODS
 #: ONNX defaults of the Gemm attributes OMLT 1.2 reads without a default (KeyError otherwise).
 _GEMM_DEFAULTS = {"alpha": 1.0, "beta": 1.0, "transB": 0}
 
@@ -238,17 +241,15 @@ def network_bounds(
     method: str = "lp",
     time_limit: float | None = None,
 ) -> NeuronBounds:
-    """Sound float64 bounds of ``model`` over ``[lo, hi]`` by ``method`` (see ``BOUND_METHODS``)."""
-    from omlt_relax.bounds import sound_bounds
+    """Sound float64 bounds of ``model`` over ``[lo, hi]`` by ``method`` (see ``BOUND_METHODS``).
 
-    if method in ("crown", "ibp"):
-        return sound_bounds(model, lo, hi, method=method)
-    if method in ("lp", "milp"):
-        from omlt_relax.bounds.obbt import obbt_bounds
-
+    ``"lp"``/``"milp"``: :func:`~omlt_relax.obbt_bounds` (``time_limit`` its budget);
+    ``"crown"``/``"ibp"``: :func:`~omlt_relax.sound_bounds`; all float64, rounded outward.
+    """
+    check_method(method, EXPORT_METHODS)
+    if method in OPTIMIZATION:
         return obbt_bounds(model, lo, hi, method=method, time_limit=time_limit).numpy()
-    msg = f"unknown bounds {method!r}; use one of {', '.join(BOUND_METHODS)}"
-    raise ValueError(msg)
+    return sound_bounds(model, lo, hi, method=method)
 
 
 def _box_dict(lo: np.ndarray, hi: np.ndarray) -> dict[int, tuple[float, float]]:

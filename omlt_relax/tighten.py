@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from omlt_relax.export import METADATA_KEY, _check_onnxruntime, load_onnx
+from omlt_relax.chain import chain_fingerprint, check_bounds
+from omlt_relax.export import METADATA_KEY, check_onnxruntime, load_onnx
 from omlt_relax.foreign import ForeignNetwork, read_onnx
-from omlt_relax.formulations.bigm import chain_fingerprint, check_bounds
 from omlt_relax.neuron_bounds import NeuronBounds
 
 #: Human names of the bound methods, for messages.
@@ -103,7 +103,7 @@ def tighten_onnx(
     elem = next(v for v in model.graph.input if v.name not in inits).type.tensor_type.elem_type
     dtype = np.dtype(helper.tensor_dtype_to_np_dtype(elem))
     try:
-        _check_onnxruntime(out, fn.module(), dtype, fn.lower, fn.upper, seed)
+        check_onnxruntime(out, fn.module(), dtype, fn.lower, fn.upper, seed)
     except Exception:
         out.unlink(missing_ok=True)
         sidecar.unlink(missing_ok=True)
