@@ -27,6 +27,8 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from omlt_relax.bench.report import fmt, format_table, milp_cell
+
 #: Exit status for bad input.
 EXIT_USAGE = 2
 
@@ -149,24 +151,12 @@ def read_csv(
     return data[:, :k], data[:, k:], in_names, out_names
 
 
-def _table(rows: list[list[str]], head: list[str]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
-    line = lambda r: "  ".join(str(c).rjust(w) for c, w in zip(r, widths))  # noqa: E731
-    return "\n".join([line(head), "  ".join("-" * w for w in widths), *map(line, rows)])
-
-
 def _fmt(x: Any, spec: str = ".4g") -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "-"
-    return format(x, spec)
+    return fmt(x, spec, missing="-")
 
 
 def _milp_cell(m: dict[str, Any]) -> str:
-    if m["status"] == "optimal":
-        return f"{m['time']:.3g} s"
-    gap = m.get("gap")
-    g = f"{100 * gap:.3g}%" if gap is not None else "-"
-    return f"≥{m['time']:.3g} s (limit, gap {g})"
+    return milp_cell(m, text=True)
 
 
 # -- demo ---------------------------------------------------------------------------------------
@@ -228,8 +218,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
     print()
     print(f"peaks on [-3, 3]^2, hidden layers {list(hidden)}, {a.epochs} epochs, "
           f"HiGHS 1 thread, time limit {a.time_limit:g} s per MILP")
-    print(_table(rows, ["training", "test RMSE", "ratio", "unstable IBP/CROWN/OBBT",
-                        "mean big-M", "MILP min", "MILP max", "nodes", "f(x*_min)"]))
+    print(format_table(["training", "test RMSE", "ratio", "unstable IBP/CROWN/OBBT",
+                        "mean big-M", "MILP min", "MILP max", "nodes", "f(x*_min)"], rows))
     print(f"true min of peaks: {fn.f_min:.4g}")
     print(f"MILP speed-up (min + max): {flag}{sp:.3g}x at {ratio:.3f}x the baseline test RMSE"
           + (" (the baseline hit the time limit, so the true speed-up is larger)" if flag else ""))
@@ -415,8 +405,8 @@ def cmd_solve(a: argparse.Namespace) -> int:
     print(f"{p}: {report['neurons']} hidden neurons, {report['unstable']} unstable under the "
           f"{'computed' if computed else 'stored'} {nb.method} bounds; output {a.output}; "
           f"HiGHS, {a.threads} thread(s)")
-    print(_table(rows, ["formulation", "sense", "status", "objective", "bound", "gap", "time s",
-                        "nodes", "binaries", "x*"]))
+    print(format_table(["formulation", "sense", "status", "objective", "bound", "gap", "time s",
+                        "nodes", "binaries", "x*"], rows))
     if a.json:
         Path(a.json).write_text(json.dumps(report, indent=1))
         print(f"wrote {a.json}")
