@@ -124,16 +124,23 @@ def _done(path: Path, cfg: PaperConfig) -> bool:
 def _claim(lock: Path) -> bool:
     """Create ``lock`` holding this process's id; take over a lock whose process is gone.
 
-    Only for processes of one machine (the id is checked with ``os.kill(pid, 0)``).
+    Only for processes of one machine (the id is checked with ``os.kill(pid, 0)``). A lock that
+    is still empty is being written by its owner, unless it is older than a minute.
     """
     for _ in range(2):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             try:
-                pid = int(lock.read_text().split()[0])
-                os.kill(pid, 0)
-            except (OSError, ValueError, IndexError):
+                text = lock.read_text().strip()
+                if not text:
+                    if time.time() - lock.stat().st_mtime < 60:
+                        return False
+                    raise ValueError("an empty lock left behind")
+                os.kill(int(text.split()[0]), 0)
+            except FileNotFoundError:
+                continue  # released meanwhile: try again
+            except (OSError, ValueError):
                 lock.unlink(missing_ok=True)  # its process died: the job is free again
                 continue
             return False
