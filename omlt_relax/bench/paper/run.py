@@ -173,6 +173,9 @@ def run_paper(cfg: PaperConfig, out_dir: str | os.PathLike[str],
             if log is not None:
                 log(f"[{i}/{len(todo)}] {job.key}: running elsewhere (lock {lock}), skipped")
             continue
+        if _done(out / "jobs" / f"{job.key}.json", cfg):  # finished elsewhere meanwhile
+            lock.unlink(missing_ok=True)
+            continue
         try:
             if log is not None:
                 log(f"[{i}/{len(todo)}] {job.key}")
