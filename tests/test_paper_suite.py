@@ -231,3 +231,24 @@ def test_cli_paper_suite_report_and_errors(tmp_path, capsys) -> None:
                  "rastrigin"]) == 2
     assert "unknown function 'rastrigin'" in capsys.readouterr().err
     assert main(["bench", "--suite", "paper", "--out", str(tmp_path), "--lambdas", "-1"]) == 2
+
+
+def test_job_finished_by_another_process_meanwhile_is_not_run_again(tmp_path, monkeypatch) -> None:
+    import omlt_relax.bench.paper.run as run
+
+    cfg = PaperConfig(functions=("peaks",), depths=(1,), seeds=(0,), variants=("none",),
+                      width=4, n_train=200, n_val=50, n_test=50, epochs=1, time_limit=30,
+                      solvers=("highs",), formulations=("paper",))
+    run_paper(cfg, tmp_path, log=None, progress=False)
+    rec = tmp_path / "jobs" / "peaks-d1-s0-none-0.json"
+    before = rec.stat().st_mtime_ns
+    checks: list[object] = []
+
+    def done_after_the_todo_list(path, c) -> bool:  # as if another process finished it later
+        checks.append(path)
+        return len(checks) > 1
+
+    monkeypatch.setattr(run, "_done", done_after_the_todo_list)
+    run_paper(cfg, tmp_path, log=None, progress=False)
+    assert rec.stat().st_mtime_ns == before
+    assert not (tmp_path / "jobs" / ".peaks-d1-s0-none-0.lock").exists()
