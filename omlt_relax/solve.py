@@ -47,6 +47,8 @@ class SolveResult:
         solver_time: the solver's own run time in seconds where it reports one, else ``None``.
         nodes: branch-and-bound nodes where the solver reports them, else ``None``.
         solver, solver_version: e.g. ``"highs"``, ``"1.16.0"``.
+        discrepancy, note: set by :func:`omlt_relax.verify.verified` when the answer was checked
+            against a network (status ``"numerically_unreliable"`` when contradicted).
     """
 
     status: str
@@ -59,6 +61,8 @@ class SolveResult:
     solver: str
     solver_version: str
     solver_time: float | None = None
+    discrepancy: float | None = None
+    note: str | None = None
 
     @property
     def optimal(self) -> bool:

@@ -59,6 +59,8 @@ class MilpResult:
         n_binaries: binaries in the formulation (``None`` if not reported).
         x: the incumbent input, or ``None``.
         time_limit: the limit the solve ran under.
+        discrepancy, note: what the forward-pass check measured and, when it contradicts the
+            solver (status ``"numerically_unreliable"``), what to do (:mod:`omlt_relax.verify`).
     """
 
     sense: str
@@ -73,6 +75,8 @@ class MilpResult:
     n_binaries: int | None
     x: list[float] | None
     time_limit: float | None
+    discrepancy: float | None = None
+    note: str | None = None
 
     @property
     def solved(self) -> bool:
@@ -171,7 +175,7 @@ def solve_milp(
     if res.objective is not None:
         x = [float(pyo.value(v)) for v in m.nn.inputs.values()]
     solver_time = getattr(res, "solver_time", None)
-    return MilpResult(
+    result = MilpResult(
         sense=sense,
         status=res.status,
         objective=res.objective,
@@ -185,6 +189,9 @@ def solve_milp(
         x=x,
         time_limit=time_limit,
     )
+    from omlt_relax.verify import verify_network_result
+
+    return verify_network_result(net, bounds, result, sense, output)
 
 
 def root_lp_bounds(model: nn.Module, bounds: NeuronBounds, output: int = 0) -> dict[str, float]:
