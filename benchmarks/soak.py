@@ -42,7 +42,7 @@ def run_case(i: int, seed: int) -> dict:
         rep = check_case(spec)
         rec = {"i": i, "spec": rep.spec, "containment_checks": rep.containment_checks,
                "samples": rep.samples, "milp_solves": rep.milp_solves, "regions": rep.regions,
-               "failures": rep.failures}
+               "failures": rep.failures, "retried": rep.retried}
     except Exception as e:  # noqa: BLE001 - every exception is a finding
         rec = {"i": i, "spec": spec.to_dict(), "containment_checks": 0, "samples": 0,
                "milp_solves": 0, "regions": 0,
@@ -122,8 +122,16 @@ def report(done: dict[int, dict], n: int, path: Path, command: str) -> str:
         f"| networks with an unsound, non-finite or non-nested bound | {len(bound_fails)} |",
         f"| networks with a wrong or unverified MILP optimum | {len(wrong_milp)} |",
         f"| networks with any failure | {len(fails)} |",
+        f"| MILP answers rejected by the forward pass, re-solved without presolve and then "
+        f"confirmed | {sum(len(r.get('retried', [])) for r in recs)} |",
         "",
     ]
+    retried = [r for r in recs if r.get("retried")]
+    if retried:
+        lines += ["## Answers rejected by verification and recovered by the retry", ""]
+        for r in retried[:50]:
+            lines.append(f"* case {r['i']} `{json.dumps(r['spec'])}`: " + "; ".join(r["retried"]))
+        lines.append("")
     if fails:
         lines += ["## Failures", ""]
         for r in fails[:200]:

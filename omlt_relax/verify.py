@@ -226,19 +226,65 @@ def verify_optimum(
     return Verification(True, status, value, disc, t)
 
 
-def verify_network_result(net: Any, bounds: Any, result: Any, sense: str, output: int = 0) -> Any:
-    """Verify a result (with ``status``, ``objective``, ``x``) of a MILP over an OMLT network.
+#: Solver options of the one retry after an answer the forward pass contradicts (HiGHS's presolve
+#: declared feasible network MILPs with tiny weights over huge boxes infeasible; found by fuzzing).
+RETRY_OPTIONS: dict[str, dict[str, Any]] = {"highs": {"presolve": "off"}}
 
-    ``net`` is the OMLT ``NetworkDefinition`` (its input box is the MILP's); returns
-    :func:`verified` ``(result, verify_optimum(...))``.
+
+def solve_verified(
+    model: Any,
+    block: Any,
+    net: Any,
+    bounds: Any,
+    sense: str,
+    output: int = 0,
+    *,
+    solver: str = "highs",
+    **solve_kwargs: Any,
+) -> tuple[Any, list[float] | None]:
+    """Solve a network MILP with :func:`~omlt_relax.solve.solve` and verify the answer.
+
+    Args:
+        model: the Pyomo model (objective: ``sense`` of output ``output`` of ``block``).
+        block: the ``OmltBlock`` holding the network (its ``inputs`` are read back).
+        net: the OMLT ``NetworkDefinition`` (its input box is the MILP's box).
+        bounds: the :class:`~omlt_relax.NeuronBounds` of the formulation (``None``: interval).
+        solver, solve_kwargs: passed to :func:`~omlt_relax.solve.solve`.
+
+    Returns:
+        ``(SolveResult, x)``: the result with ``status``, ``discrepancy`` and ``note`` set by
+        :func:`verify_optimum`, and the returned input (``None`` without a solution). An answer
+        the forward pass contradicts is solved once more with :data:`RETRY_OPTIONS`; if that
+        answer is confirmed it is returned, with a note saying so, else the first answer is
+        returned as :data:`UNRELIABLE`.
     """
+    import pyomo.environ as pyo
+
     from omlt_relax.formulations.bigm import network_chain, network_input_box
+    from omlt_relax.solve import solve
 
     chain = network_chain(net)
     lo, hi = network_input_box(net, chain[0][0].shape[1])
-    check = verify_optimum(chain, lo, hi, sense, result.status, result.objective, result.x,
-                           output=output, bounds=bounds)
-    return verified(result, check)
+
+    def attempt(options: dict[str, Any]) -> tuple[Any, list[float] | None, Verification]:
+        kw = dict(solve_kwargs)
+        kw["options"] = {**(kw.get("options") or {}), **options}
+        res = solve(model, solver=solver, **kw)
+        x = None
+        if res.objective is not None:
+            x = [float(pyo.value(v)) for v in block.inputs.values()]
+        check = verify_optimum(chain, lo, hi, sense, res.status, res.objective, x,
+                               output=output, bounds=bounds)
+        return res, x, check
+
+    res, x, check = attempt({})
+    if not check.ok and solver in RETRY_OPTIONS:
+        res2, x2, check2 = attempt(RETRY_OPTIONS[solver])
+        if check2.ok:
+            note = (f"first answer rejected ({check.message.split(';')[0]}); re-solved with "
+                    f"{RETRY_OPTIONS[solver]} and confirmed by the forward pass")
+            return dataclasses.replace(verified(res2, check2), note=note), x2
+    return verified(res, check), x
 
 
 def verified(result: Any, check: Verification) -> Any:
@@ -260,6 +306,6 @@ __all__ = [
     "objective_tolerance",
     "probe_inputs",
     "verified",
-    "verify_network_result",
+    "solve_verified",
     "verify_optimum",
 ]

@@ -161,21 +161,21 @@ def solve_milp(
     solver: str = "highs",
     threads: int = 1,
 ) -> MilpResult:
-    """Build (:func:`build_milp`) and solve one MILP; the incumbent input is read back."""
-    import pyomo.environ as pyo
+    """Build (:func:`build_milp`) and solve one MILP; the incumbent input is read back.
 
-    from omlt_relax.solve import solve
+    The answer is checked by the network's forward pass (:func:`omlt_relax.verify.solve_verified`):
+    a contradicted one has status ``"numerically_unreliable"``, ``discrepancy`` and ``note``.
+    """
+    from omlt_relax.verify import solve_verified
 
     t0 = time.perf_counter()
     m, _form = build_milp(net, bounds, sense, output, formulation)
     build = time.perf_counter() - t0
     n_bin = count_binaries(m)
-    res = solve(m, solver=solver, time_limit=time_limit, threads=threads)
-    x = None
-    if res.objective is not None:
-        x = [float(pyo.value(v)) for v in m.nn.inputs.values()]
+    res, x = solve_verified(m, m.nn, net, bounds, sense, output, solver=solver,
+                            time_limit=time_limit, threads=threads)
     solver_time = getattr(res, "solver_time", None)
-    result = MilpResult(
+    return MilpResult(
         sense=sense,
         status=res.status,
         objective=res.objective,
@@ -188,10 +188,9 @@ def solve_milp(
         n_binaries=n_bin,
         x=x,
         time_limit=time_limit,
+        discrepancy=res.discrepancy,
+        note=res.note,
     )
-    from omlt_relax.verify import verify_network_result
-
-    return verify_network_result(net, bounds, result, sense, output)
 
 
 def root_lp_bounds(model: nn.Module, bounds: NeuronBounds, output: int = 0) -> dict[str, float]:
