@@ -48,7 +48,7 @@ N_SAMPLES = 512
 
 @dataclass(frozen=True)
 class NetSpec:
-    """A random network and box, reproducible from its fields.
+    r"""A random network and box, reproducible from its fields.
 
     Attributes:
         n_in: inputs; widths: hidden widths (depth = ``len(widths)`` hidden layers, 1-4).
@@ -464,6 +464,6 @@ __all__ = [
     "build_case",
     "check_case",
     "check_containment",
-    "reference_extrema",
     "random_spec",
+    "reference_extrema",
 ]

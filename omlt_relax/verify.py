@@ -2,8 +2,8 @@ r"""Every network MILP answer checked against the network itself (float64 forwar
 
 A MILP solver works with tolerances: a row may be violated by :math:`\tau`
 (``mip_feasibility_tolerance``, 1e-6 in HiGHS), a binary may be :math:`\tau` away from 0 or 1. In a
-big-M row :math:`z \le \hat z - l(1-\sigma)` that lets :math:`z` move by :math:`\tau(1 + |l|)`, so with
-large bounds a solver can report as "optimal" a point whose network output is far from the
+big-M row :math:`z \le \hat z - l(1-\sigma)` that lets :math:`z` move by :math:`\tau(1 + |l|)`, so
+with large bounds a solver can report as "optimal" a point whose network output is far from the
 objective, or report a model "infeasible" that always has a solution. This module turns such
 answers into the status :data:`UNRELIABLE` instead of a confident wrong number.
 
@@ -59,7 +59,7 @@ _INFEASIBLE = ("infeasible", "infeasible_or_unbounded", "unbounded")
 ADVICE = (
     "the solver's tolerances are too coarse for this model's numbers: rescale the inputs to a "
     "box of moderate size, store tighter bounds (omlt-relax train --bounds lp or milp), or try "
-    "another solver (--solver gurobi / scip)"
+    "another solver (omlt_relax.solve(..., solver='gurobi' or 'scip'))"
 )
 
 
@@ -86,7 +86,7 @@ class Verification:
 
 
 def forward(chain: Chain, x: np.ndarray) -> np.ndarray:
-    """Float64 forward pass of the affine chain on a batch ``x`` ``(B, n_0)``; returns ``(B, n_L)``."""
+    """Float64 forward pass of the affine chain on a batch ``x`` ``(B, n_0)``; ``(B, n_L)``."""
     z = np.asarray(x, dtype=np.float64)
     for k, (w, b) in enumerate(chain):
         z = z @ np.asarray(w, np.float64).T + np.asarray(b, np.float64)
@@ -305,7 +305,7 @@ __all__ = [
     "forward",
     "objective_tolerance",
     "probe_inputs",
-    "verified",
     "solve_verified",
+    "verified",
     "verify_optimum",
 ]

@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from omlt_relax.bench.data import Dataset, fold_standardization, predict, rmse
+from omlt_relax.guards import check_loss
 
 torch.set_num_threads(1)
 
@@ -282,6 +283,7 @@ def _fit(
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     linears = [m for m in model if isinstance(m, nn.Linear)]
     history: list[dict[str, float]] = []
+    first: float | None = None
     for epoch in range(epochs):
         perm = torch.randperm(n, generator=gen)
         tot_loss = tot_mse = 0.0
@@ -294,6 +296,7 @@ def _fit(
                 loss = loss + loss_extra(xb)
             if reg is not None:
                 loss = loss + reg(xb)
+            first = check_loss(float(loss.detach()), epoch, first, lr)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -16,6 +16,7 @@ from torch import nn
 
 from omlt_relax.bounds.crown import crown_chain
 from omlt_relax.bounds.interval import interval_chain
+from omlt_relax.guards import check_finite_bounds
 from omlt_relax.network import affine_chain, as_box, parse_network
 from omlt_relax.neuron_bounds import NeuronBounds
 
@@ -34,6 +35,7 @@ def _bounds(model: nn.Module, lb: Any, ub: Any, method: str) -> NeuronBounds:
     tl = torch.as_tensor(lo, dtype=dtype)
     th = torch.as_tensor(hi, dtype=dtype)
     lowers, uppers = _METHODS[method](chain, tl, th)
+    check_finite_bounds(lowers, uppers, method)
     return NeuronBounds(lowers, uppers, method, lo, hi)
 
 
@@ -75,6 +77,7 @@ def sound_bounds(
             torch.as_tensor(hi, dtype=torch.float64),
             widen=SOUND_WIDEN,
         )
+    check_finite_bounds(lowers, uppers, method)
     return NeuronBounds(
         [t.numpy().copy() for t in lowers],
         [t.numpy().copy() for t in uppers],

@@ -58,6 +58,7 @@ from omlt.neuralnet.layer import DenseLayer, InputLayer
 from omlt.neuralnet.network_definition import NetworkDefinition
 
 from omlt_relax.bounds import SOUND_WIDEN
+from omlt_relax.guards import check_model_numerics
 from omlt_relax.neuron_bounds import BoundsMismatchError, NeuronBounds
 
 Chain = list[tuple[np.ndarray, np.ndarray]]
@@ -294,6 +295,7 @@ class BoundedReluBigMFormulation(_PyomoFormulation):
         self._chain = network_chain(net)
         self._box = network_input_box(net, self._chain[0][0].shape[1])
         self._bounds = check_bounds(self._chain, bounds, *self._box)
+        check_model_numerics(self._chain, self._bounds.lower, self._bounds.upper, *self._box)
         self.bounds_used: NeuronBounds | None = None
         self.n_binaries: int | None = None
 
