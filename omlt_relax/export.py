@@ -42,6 +42,7 @@ from omlt_relax.formulations.bigm import (
     network_chain,
     network_input_box,
 )
+from omlt_relax.guards import check_finite_bounds, check_model_numerics
 from omlt_relax.network import affine_chain, as_box, parse_network
 from omlt_relax.neuron_bounds import BoundsMismatchError, NeuronBounds
 
@@ -211,6 +212,8 @@ def export_onnx(
     nb = _resolve_bounds(bounds, plain, lo, hi, time_limit)
     chain64 = [(w.astype(np.float64), b.astype(np.float64)) for w, b in chain]
     nb = check_bounds(chain64, nb, lo, hi)
+    check_finite_bounds(nb.lower, nb.upper, nb.method)
+    check_model_numerics(chain64, nb.lower, nb.upper, lo, hi)
     nb.meta = {**nb.meta, "network_sha256": chain_fingerprint(chain64)}
     onnx_model = _onnx_model(chain, {METADATA_KEY: nb.to_json()})
 

@@ -112,6 +112,8 @@ def check_model_numerics(
         j = int(np.argmax(mag)) if mag.size else 0
         if mag.size and mag[j] > big:
             big, big_at = float(mag[j]), (k, j)
+        if not big <= MAX_BIGM:
+            break  # name the first layer that exceeds the limit: later ones inherit it
         unstable = (lk < 0) & (uk > 0)
         for arr in (np.abs(lk[unstable]), uk[unstable]):
             if arr.size and float(arr.max()) > c_max:
