@@ -9,14 +9,16 @@
    :class:`~omlt_relax.IncrementalQuantileHead` becomes a ReLU layer plus a fixed linear layer.
    Weights keep the model's dtype; a lowered quantile head is written in float64 so the stored
    bounds are for exactly the exported numbers.
-2. ``<path>.bounds.json``: OMLT's input-bounds sidecar, written by ``omlt.io.write_input_bounds``,
-   so plain ``omlt.io.load_onnx_neural_network_with_bounds(path)`` gives a bounded network.
+2. ``<path>.bounds.json``: OMLT's input-bounds sidecar (the format of ``omlt.io.write_input_bounds``,
+   plus the export id in every entry, which OMLT ignores), so plain ``omlt.io.load_onnx_neural_network_with_bounds(path)`` gives a bounded network.
 3. ONNX ``metadata_props["omlt_relax.neuron_bounds"]``: :meth:`NeuronBounds.to_dict` as JSON
    (versioned; method, input box, float64 pre-activation bounds of every hidden layer, rounded
    outward) plus the SHA-256 fingerprint of the exported weights in ``meta["network_sha256"]``.
 
-Before returning, onnxruntime evaluates the file on random inputs in the box and the result is
-compared with the torch model (the files are removed and an error raised if they differ).
+Before the files are put in place, onnxruntime evaluates the written file on random inputs in the
+box and the result is compared with the torch model (an error is raised if they differ). Both
+files are written atomically under a lock, with one export id in both (:mod:`omlt_relax.files`):
+a failed or interrupted export leaves the previous pair as it was.
 
 :func:`load_onnx` reads all three back and refuses anything that does not fit together.
 
@@ -36,6 +38,13 @@ import torch
 from torch import nn
 
 from omlt_relax.bounds import chain_numpy, sound_bounds
+from omlt_relax.files import (
+    EXPORT_ID_KEY,
+    commit_pair,
+    new_export_id,
+    preflight,
+    sidecar_bytes,
+)
 from omlt_relax.formulations.bigm import (
     chain_fingerprint,
     check_bounds,
@@ -168,7 +177,7 @@ def _check_onnxruntime(
     if got.shape != ref.shape or not err <= tol:
         msg = (
             f"onnxruntime and torch disagree on the exported network (max abs difference {err:.3g} "
-            f"> {tol:.3g}, shapes {got.shape} vs {ref.shape}); the files were removed"
+            f"> {tol:.3g}, shapes {got.shape} vs {ref.shape}); nothing was written"
         )
         raise RuntimeError(msg)
 
@@ -202,9 +211,6 @@ def export_onnx(
         BoundsMismatchError: given bounds do not belong to this network or box.
         RuntimeError: onnxruntime and torch disagree (nothing is left on disk).
     """
-    import onnx
-    from omlt.io.input_bounds import write_input_bounds
-
     parsed = parse_network(model)
     lo, hi = as_box(input_bounds, n_inputs=parsed.n_inputs)
     chain = _plain_chain(model, lo, hi)
@@ -215,18 +221,14 @@ def export_onnx(
     check_finite_bounds(nb.lower, nb.upper, nb.method)
     check_model_numerics(chain64, nb.lower, nb.upper, lo, hi)
     nb.meta = {**nb.meta, "network_sha256": chain_fingerprint(chain64)}
-    onnx_model = _onnx_model(chain, {METADATA_KEY: nb.to_json()})
-
-    path = Path(path)
-    sidecar = _sidecar(path)
-    onnx.save_model(onnx_model, os.fspath(path), save_as_external_data=False)
-    write_input_bounds(os.fspath(sidecar), [(float(a), float(c)) for a, c in zip(lo, hi)])
-    try:
-        _check_onnxruntime(path, model, chain[0][0].dtype, lo, hi, seed)
-    except Exception:
-        path.unlink(missing_ok=True)
-        sidecar.unlink(missing_ok=True)
-        raise
+    export_id = new_export_id()
+    onnx_model = _onnx_model(chain, {METADATA_KEY: nb.to_json(), EXPORT_ID_KEY: export_id})
+    commit_pair(
+        path,
+        onnx_model.SerializeToString(),
+        sidecar_bytes(lo, hi, export_id),
+        check=lambda tmp: _check_onnxruntime(tmp, model, chain[0][0].dtype, lo, hi, seed),
+    )
     return nb
 
 
@@ -242,14 +244,10 @@ def load_onnx(path: str | os.PathLike[str]) -> tuple[Any, NeuronBounds]:
         ValueError: missing sidecar, missing metadata, unsupported op or network structure.
         BoundsMismatchError: garbled bounds, or bounds that belong to another network or box.
     """
-    import onnx
     from omlt.io import load_onnx_neural_network_with_bounds
 
     path = Path(path)
-    if not path.is_file():
-        msg = f"no ONNX file at {os.fspath(path)}"
-        raise FileNotFoundError(msg)
-    model = onnx.load(os.fspath(path))
+    model = preflight(path)
     for i, node in enumerate(model.graph.node):
         if node.op_type not in SUPPORTED_OPS:
             msg = (
