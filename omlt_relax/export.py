@@ -9,8 +9,9 @@
    :class:`~omlt_relax.IncrementalQuantileHead` becomes a ReLU layer plus a fixed linear layer.
    Weights keep the model's dtype; a lowered quantile head is written in float64 so the stored
    bounds are for exactly the exported numbers.
-2. ``<path>.bounds.json``: OMLT's input-bounds sidecar (the format of ``omlt.io.write_input_bounds``,
-   plus the export id in every entry, which OMLT ignores), so plain ``omlt.io.load_onnx_neural_network_with_bounds(path)`` gives a bounded network.
+2. ``<path>.bounds.json``: OMLT's input-bounds sidecar (the format of
+   ``omlt.io.write_input_bounds``, plus the export id in every entry, which OMLT ignores), so plain
+   ``omlt.io.load_onnx_neural_network_with_bounds(path)`` gives a bounded network.
 3. ONNX ``metadata_props["omlt_relax.neuron_bounds"]``: :meth:`NeuronBounds.to_dict` as JSON
    (versioned; method, input box, float64 pre-activation bounds of every hidden layer, rounded
    outward) plus the SHA-256 fingerprint of the exported weights in ``meta["network_sha256"]``.

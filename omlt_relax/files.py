@@ -15,9 +15,9 @@ A failure or interrupt before step 4 leaves the previous pair untouched and remo
 files; nothing that existed before is deleted. Both files carry the same random **export id**
 (ONNX ``metadata_props[EXPORT_ID_KEY]``, and ``EXPORT_ID_FIELD`` in every entry of the sidecar,
 an extra key OMLT's ``load_input_bounds`` ignores), so a crash between the two renames (power
-loss), or a sidecar copied from another export, is detected (files without ids -- a sidecar written by
-OMLT's own ``write_input_bounds``, an ONNX file of another tool -- are not compared: the bounds
-checks of ``load_onnx`` follow) by :func:`preflight` instead of
+loss), or a sidecar copied from another export, is detected by :func:`preflight` (files
+without ids -- a sidecar written by OMLT's own ``write_input_bounds``, an ONNX file of another
+tool -- are not compared; the bounds checks of ``load_onnx`` follow) instead of
 loading a network with another network's box.
 
 :func:`preflight` checks a file pair before OMLT parses it and says, in one sentence naming the

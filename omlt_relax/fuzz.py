@@ -93,7 +93,7 @@ def random_spec(rng: np.random.Generator, seed: int, small: bool = False) -> Net
             left -= w
     else:
         n_in = int(rng.integers(1, 9))
-        widths = [int(round(math.exp(rng.uniform(0.0, math.log(64.0))))) for _ in range(depth)]
+        widths = [round(math.exp(rng.uniform(0.0, math.log(64.0)))) for _ in range(depth)]
     return NetSpec(
         n_in=n_in,
         widths=tuple(widths),

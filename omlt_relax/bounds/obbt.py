@@ -364,7 +364,8 @@ def _milp_pass(
     sig = np.concatenate([li.sigma for li in mp.layers]).astype(np.int32)
     if sig.size == 0:
         # every earlier neuron is stable: the "MILP" is the LP the LP pass already solved, and
-        # HiGHS reports mip_dual_bound = 0 for an LP (using it gave unsound bounds; found by fuzzing)
+        # HiGHS reports mip_dual_bound = 0 for an LP (using it gave unsound bounds; found by
+        # fuzzing)
         bar.update(2 * int(todo.size))
         return
     if sig.size:
