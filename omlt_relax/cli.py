@@ -555,7 +555,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     Every error is one line on standard error, ``omlt-relax <cmd>: error: ...``; ``--debug`` (or
     ``OMLT_RELAX_DEBUG=1``) shows the traceback instead.
     """
-    parser = build_parser()
+    try:
+        parser = build_parser()  # imports torch: Ctrl-C may come here too
+    except KeyboardInterrupt:
+        print("omlt-relax: interrupted (nothing was changed)", file=sys.stderr)
+        return 130
     args = parser.parse_args(argv)
     debug = bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     from omlt_relax.neuron_bounds import BoundsMismatchError
