@@ -98,7 +98,7 @@ def test_constant_column_is_centred_not_scaled(tmp_path, capsys):
     x = rng.uniform(-1, 1, 60)
     p = _write(tmp_path / "d.csv", "a,c,y", np.column_stack([x, np.full(60, 3.0), x**2]))
     out = tmp_path / "n.onnx"
-    assert main(["train", str(p), "--out", str(out), "--lb", "-1,0", "--ub", "1,10",
+    assert main(["train", str(p), "--out", str(out), "--lb=-1,0", "--ub=1,10",
                  "--epochs", "2", "--hidden", "4", "--bounds", "ibp"]) == 0
     err = capsys.readouterr().err
     assert "warning: input 'c' is constant (3) in the data but its box is [0, 10]" in err
