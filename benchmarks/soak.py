@@ -42,7 +42,7 @@ def run_case(i: int, seed: int) -> dict:
         rep = check_case(spec)
         rec = {"i": i, "spec": rep.spec, "containment_checks": rep.containment_checks,
                "samples": rep.samples, "milp_solves": rep.milp_solves, "regions": rep.regions,
-               "failures": rep.failures, "retried": rep.retried}
+               "failures": rep.failures, "retried": rep.retried, "refused": rep.refused}
     except Exception as e:
         rec = {"i": i, "spec": spec.to_dict(), "containment_checks": 0, "samples": 0,
                "milp_solves": 0, "regions": 0,
@@ -119,6 +119,8 @@ def report(done: dict[int, dict], n: int, path: Path, command: str) -> str:
         f"| sampled pre-activation containment checks | "
         f"{sum(r['containment_checks'] for r in recs):,} |",
         f"| MILP solves compared with the reference | {sum(r['milp_solves'] for r in recs)} |",
+        f"| small cases refused by the numeric guards (one clear error instead of a MILP) | "
+        f"{sum(1 for r in recs if r.get('refused'))} |",
         f"| networks with an unsound, non-finite or non-nested bound | {len(bound_fails)} |",
         f"| networks with a wrong or unverified MILP optimum | {len(wrong_milp)} |",
         f"| networks with any failure | {len(fails)} |",

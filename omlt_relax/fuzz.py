@@ -387,6 +387,7 @@ class CaseReport:
     regions: int = 0
     failures: list[str] = field(default_factory=list)
     retried: list[str] = field(default_factory=list)
+    refused: str | None = None
 
 
 def check_case(spec: NetSpec, milp: bool | None = None, obbt_milp: bool | None = None,
@@ -427,6 +428,15 @@ def check_case(spec: NetSpec, milp: bool | None = None, obbt_milp: bool | None =
     rep.failures += check_subset("crown in ibp", crown_t, ibp_t, mags, torch_rtol)
     rep.failures += check_subset("sound crown in sound ibp", crown, ibp, mags, FLOAT64_RTOL * 1e3)
     if not milp:
+        return rep
+    from omlt_relax.guards import NumericalRangeError
+
+    try:
+        from omlt_relax.guards import check_model_numerics
+
+        check_model_numerics(chain, lp.lower, lp.upper, lo, hi)
+    except NumericalRangeError as e:  # a clear refusal is an accepted outcome; counted
+        rep.refused = str(e)
         return rep
     ref_lo, ref_hi, rep.regions = reference_extrema(chain, lo, hi)
     vals = _forward_out(chain, x)
