@@ -12,8 +12,8 @@ import logging
 import numpy as np
 import pytest
 import torch
-
 from conftest import random_net
+
 from omlt_relax import BoundedReluBigMFormulation, crown_bounds, export_onnx, interval_bounds
 from omlt_relax.bench.measure import solve_milp
 from omlt_relax.bounds import sound_bounds
