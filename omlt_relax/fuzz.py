@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from omlt_relax.chain import forward_chain, forward_hidden, probe_inputs
+
 #: Slack of torch bounds of a float32 model, relative to the layer's interval magnitude.
 FLOAT32_RTOL = 1e-5
 #: Slack of float64 bounds (torch float64 and sound/OBBT bounds), relative to the magnitude.
@@ -152,8 +154,6 @@ def sample_inputs(
     chain: list[tuple[np.ndarray, np.ndarray]], lo: np.ndarray, hi: np.ndarray, n: int, seed: int
 ) -> np.ndarray:
     """Corners, the extreme corners of every layer-1 neuron, and ``n`` random inputs of the box."""
-    from omlt_relax.verify import probe_inputs
-
     w1 = chain[0][0]
     ext = np.vstack([np.where(w1 > 0, hi, lo), np.where(w1 > 0, lo, hi)])
     return np.vstack([probe_inputs(lo, hi, n, seed), ext])
@@ -163,13 +163,7 @@ def hidden_preactivations(
     chain: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray
 ) -> list[np.ndarray]:
     """Float64 pre-activations of every hidden layer, ``(B, n_k)`` each."""
-    out = []
-    z = x
-    for w, b in chain[:-1]:
-        zh = z @ w.T + b
-        out.append(zh)
-        z = np.maximum(zh, 0.0)
-    return out
+    return forward_hidden(chain, x)[:-1]
 
 
 def _magnitudes(chain: list[tuple[np.ndarray, np.ndarray]], lo: np.ndarray,
@@ -439,7 +433,7 @@ def check_case(spec: NetSpec, milp: bool | None = None, obbt_milp: bool | None =
         rep.refused = str(e)
         return rep
     ref_lo, ref_hi, rep.regions = reference_extrema(chain, lo, hi)
-    vals = _forward_out(chain, x)
+    vals = forward_chain(chain, x)[:, 0]
     t_ref = objective_tolerance(chain, lo, hi, lp, 0, ref_hi, feasibility_tolerance=1e-9)
     if vals.min() < ref_lo - t_ref or vals.max() > ref_hi + t_ref:
         rep.failures.append(f"reference [{ref_lo}, {ref_hi}] misses a sample "
@@ -459,12 +453,6 @@ def check_case(spec: NetSpec, milp: bool | None = None, obbt_milp: bool | None =
                 rep.failures.append(f"{form} {sense}: MILP {obj:.12g} but reference {ref:.12g} "
                                     f"(tolerance {tol:.3g})")
     return rep
-
-
-def _forward_out(chain: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
-    from omlt_relax.verify import forward
-
-    return forward(chain, x)[:, 0]
 
 
 __all__ = [

@@ -22,7 +22,8 @@ Notation as in :mod:`omlt_relax.network`. Given the returned input :math:`x^*` a
 
    :math:`F` = :data:`TOLERANCE_FACTOR`, :math:`\epsilon` = :data:`RELATIVE_SLACK`.
 3. **Probes**: the network is evaluated at the box centre, its corners (all of them up to
-   :data:`MAX_CORNER_DIM` inputs, random ones beyond) and :data:`N_PROBES` random inputs; a probe
+   :data:`omlt_relax.chain.MAX_CORNER_DIM` inputs, random ones beyond) and :data:`N_PROBES`
+   random inputs (:func:`omlt_relax.chain.probe_inputs`); a probe
    better than :math:`v^*` by more than :math:`T` proves that "optimal" is wrong.
 
 A network MILP over a non-empty box always has a solution (every :math:`x` in the box gives one),
@@ -39,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from omlt_relax.chain import forward_chain, probe_inputs
+
 Chain = Sequence[tuple[np.ndarray, np.ndarray]]
 
 #: Status of an answer the forward pass contradicts (objective, box or a better probe).
@@ -49,10 +52,9 @@ FEASIBILITY_TOLERANCE = 1e-6
 TOLERANCE_FACTOR = 10.0
 #: Relative slack on the objective (float64 evaluation and the solver's reported value).
 RELATIVE_SLACK = 1e-7
-#: Random inputs evaluated as probes.
+#: Random inputs evaluated as probes (besides the centre and the corners, see
+#: :func:`omlt_relax.chain.probe_inputs`).
 N_PROBES = 256
-#: Up to this many inputs every box corner is a probe.
-MAX_CORNER_DIM = 10
 #: Statuses that claim "no solution exists"; for a network over a non-empty box this is wrong.
 _INFEASIBLE = ("infeasible", "infeasible_or_unbounded", "unbounded")
 
@@ -83,16 +85,6 @@ class Verification:
     discrepancy: float | None
     tolerance: float
     message: str = ""
-
-
-def forward(chain: Chain, x: np.ndarray) -> np.ndarray:
-    """Float64 forward pass of the affine chain on a batch ``x`` ``(B, n_0)``; ``(B, n_L)``."""
-    z = np.asarray(x, dtype=np.float64)
-    for k, (w, b) in enumerate(chain):
-        z = z @ np.asarray(w, np.float64).T + np.asarray(b, np.float64)
-        if k < len(chain) - 1:
-            z = np.maximum(z, 0.0)
-    return z
 
 
 def _layer_bounds(chain: Chain, lo: np.ndarray, hi: np.ndarray, bounds: Any) -> list[np.ndarray]:
@@ -131,20 +123,6 @@ def objective_tolerance(
     return float(t + RELATIVE_SLACK * (1.0 + abs(float(objective))))
 
 
-def probe_inputs(lo: np.ndarray, hi: np.ndarray, n: int = N_PROBES, seed: int = 0) -> np.ndarray:
-    """Box centre, corners (all up to :data:`MAX_CORNER_DIM` inputs) and ``n`` random inputs."""
-    lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
-    rng = np.random.default_rng(seed)
-    d = lo.size
-    if d <= MAX_CORNER_DIM:
-        bits = (np.arange(2**d)[:, None] >> np.arange(d)[None, :]) & 1
-    else:
-        bits = rng.integers(0, 2, size=(2 * n, d))
-    corners = np.where(bits == 1, hi, lo)
-    rand = lo + (hi - lo) * rng.random((n, d))
-    return np.vstack([(lo + hi) / 2, corners, rand])
-
-
 def verify_optimum(
     chain: Chain,
     lo: np.ndarray,
@@ -177,7 +155,7 @@ def verify_optimum(
     lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
     sign = 1.0 if sense == "min" else -1.0
     tau = float(feasibility_tolerance)
-    centre = forward(chain, ((lo + hi) / 2)[None, :])[0, output]
+    centre = forward_chain(chain, ((lo + hi) / 2)[None, :])[0, output]
     if status in _INFEASIBLE:
         t = objective_tolerance(chain, lo, hi, bounds, output, 0.0, tau)
         msg = (
@@ -192,7 +170,7 @@ def verify_optimum(
     out = np.abs(np.concatenate([lo - xs, xs - hi]))
     over = np.concatenate([lo - xs, xs - hi]) - tau * (1.0 + np.concatenate([np.abs(lo),
                                                                              np.abs(hi)]))
-    value = float(forward(chain, xs[None, :])[0, output])
+    value = float(forward_chain(chain, xs[None, :])[0, output])
     if not np.isfinite(value) or not np.isfinite(objective):
         msg = f"the network's value at the returned input is {value}; {ADVICE}"
         return Verification(False, UNRELIABLE, value, float("inf"), t, msg)
@@ -212,8 +190,8 @@ def verify_optimum(
         )
         return Verification(False, UNRELIABLE, value, disc, t, msg)
     if status == "optimal":
-        probes = probe_inputs(lo, hi)
-        vals = sign * forward(chain, probes)[:, output]
+        probes = probe_inputs(lo, hi, N_PROBES)
+        vals = sign * forward_chain(chain, probes)[:, output]
         j = int(np.argmin(vals))
         better = sign * float(objective) - float(vals[j])
         if better > t:
@@ -260,7 +238,7 @@ def solve_verified(
     """
     import pyomo.environ as pyo
 
-    from omlt_relax.formulations.bigm import network_chain, network_input_box
+    from omlt_relax.chain import network_chain, network_input_box
     from omlt_relax.solve import solve
 
     chain = network_chain(net)
@@ -302,9 +280,7 @@ __all__ = [
     "FEASIBILITY_TOLERANCE",
     "UNRELIABLE",
     "Verification",
-    "forward",
     "objective_tolerance",
-    "probe_inputs",
     "solve_verified",
     "verified",
     "verify_optimum",

@@ -105,7 +105,7 @@ def test_constant_column_is_centred_not_scaled(tmp_path, capsys):
     s = Standardizer.fit(np.column_stack([x, np.full(60, 3.0)]), x[:, None])
     assert s.x_std[1] == 1.0 and s.x_mean[1] == 3.0
     from omlt_relax import load_onnx
-    from omlt_relax.formulations.bigm import network_chain
+    from omlt_relax.chain import network_chain
 
     net, _ = load_onnx(out)
     assert np.abs(network_chain(net)[0][0]).max() < 1e3

@@ -125,7 +125,7 @@ def test_concurrent_exports_leave_one_consistent_pair(tmp_path):
         t.join()
     assert not errors
     net, nb = load_onnx(path)
-    from omlt_relax.formulations.bigm import network_chain
+    from omlt_relax.chain import network_chain
 
     w = network_chain(net)[0][0]
     assert any(np.allclose(w, m[0].weight.detach().numpy()) for m in models)

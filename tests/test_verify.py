@@ -17,6 +17,7 @@ from conftest import random_net
 from omlt_relax import BoundedReluBigMFormulation, crown_bounds, export_onnx, interval_bounds
 from omlt_relax.bench.measure import solve_milp
 from omlt_relax.bounds import sound_bounds
+from omlt_relax.chain import forward_chain as forward
 from omlt_relax.fuzz import model_chain, omlt_network
 from omlt_relax.guards import (
     MAX_BIGM,
@@ -25,7 +26,7 @@ from omlt_relax.guards import (
     check_loss,
     check_model_numerics,
 )
-from omlt_relax.verify import UNRELIABLE, forward, verify_optimum
+from omlt_relax.verify import UNRELIABLE, verify_optimum
 
 logging.getLogger("pyomo").setLevel(logging.ERROR)
 

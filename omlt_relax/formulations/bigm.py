@@ -47,229 +47,59 @@ the index sets ``stable_active``, ``stable_inactive``, ``unstable``, constraints
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyomo.environ as pyo
-from omlt.formulation import _PyomoFormulation, _setup_scaled_inputs_outputs
-from omlt.neuralnet.layer import DenseLayer, InputLayer
+from omlt.formulation import _PyomoFormulation
 from omlt.neuralnet.network_definition import NetworkDefinition
 
-from omlt_relax.bounds import SOUND_WIDEN
+from omlt_relax.bounds.interval import sound_interval_layer
+from omlt_relax.bounds.rounding import SOUND_WIDEN
+from omlt_relax.chain import (
+    SPOT_CHECK_RTOL,
+    SPOT_CHECK_SAMPLES,
+    chain_fingerprint,
+    check_bounds,
+    network_chain,
+    network_input_box,
+)
 from omlt_relax.guards import check_model_numerics
 from omlt_relax.neuron_bounds import BoundsMismatchError, NeuronBounds
 
-Chain = list[tuple[np.ndarray, np.ndarray]]
-
-#: Relative tolerance of the spot check of stored bounds against forward passes of the network.
-SPOT_CHECK_RTOL = 1e-7
-#: Number of random inputs (plus box centre, corners and layer-1 extreme corners) of the check.
-SPOT_CHECK_SAMPLES = 2048
 #: Two bounds that cross by less than this (relative) are treated as equal (a constant neuron).
 CROSSING_RTOL = 1e-9
-
-
-# -- the network as an affine chain ----------------------------------------------------------------
-
-
-def network_chain(net: NetworkDefinition) -> Chain:
-    """The affine chain ``[(W_1, b_1), ..., (W_L, b_L)]`` of an OMLT network, float64.
-
-    ``W_k`` has shape ``(n_k, n_{k-1})``. Raises ``ValueError`` unless ``net`` is a single chain
-    input -> dense ReLU layers -> one dense linear output layer on vector inputs.
-    """
-    layers = list(net.layers)
-    inputs = list(net.input_layers)
-    outputs = list(net.output_layers)
-    if len(inputs) != 1 or len(outputs) != 1:
-        msg = (
-            f"the network has {len(inputs)} input and {len(outputs)} output layers; omlt_relax "
-            "formulations need exactly one of each"
-        )
-        raise ValueError(msg)
-    if not isinstance(layers[0], InputLayer) or len(layers[0].output_size) != 1:
-        msg = (
-            f"the network's input layer is {layers[0]}; omlt_relax formulations need a vector "
-            "input (ONNX input shape [batch, n])"
-        )
-        raise ValueError(msg)
-    chain: Chain = []
-    prev = layers[0]
-    for k, layer in enumerate(layers[1:], start=1):
-        preds = list(net.predecessors(layer))
-        if len(preds) != 1 or preds[0] is not prev:
-            msg = f"layer {k} ({layer}) is not fed by layer {k - 1}; only chains are supported"
-            raise ValueError(msg)
-        if not isinstance(layer, DenseLayer):
-            msg = (
-                f"layer {k} is a {type(layer).__name__}; omlt_relax formulations support dense "
-                "(Gemm / MatMul+Add) layers only"
-            )
-            raise ValueError(msg)
-        n_prev = int(prev.output_size[-1])
-        if list(layer.input_size) != [n_prev] or len(layer.output_size) != 1:
-            msg = (
-                f"layer {k} maps shape {layer.input_size} to {layer.output_size}; omlt_relax "
-                f"formulations need vector layers ([{n_prev}] -> [n])"
-            )
-            raise ValueError(msg)
-        last = k == len(layers) - 1
-        expected = "linear" if last else "relu"
-        if layer.activation != expected:
-            where = "the output layer" if last else f"hidden layer {k}"
-            msg = (
-                f"{where} has activation {layer.activation!r}; omlt_relax formulations need "
-                "ReLU hidden layers and a linear output layer"
-            )
-            raise ValueError(msg)
-        w = np.asarray(layer.weights, dtype=np.float64).T.copy()
-        b = np.asarray(layer.biases, dtype=np.float64).reshape(-1).copy()
-        chain.append((w, b))
-        prev = layer
-    if len(chain) < 1:
-        msg = "the network has no dense layer"
-        raise ValueError(msg)
-    return chain
-
-
-def chain_fingerprint(chain: Sequence[tuple[np.ndarray, np.ndarray]]) -> str:
-    """SHA-256 of the float64 weights and biases of an affine chain (identifies a network)."""
-    h = hashlib.sha256()
-    h.update(f"omlt_relax-chain-v1:{len(chain)}".encode())
-    for w, b in chain:
-        w64 = np.ascontiguousarray(w, dtype="<f8")
-        b64 = np.ascontiguousarray(b, dtype="<f8").reshape(-1)
-        h.update(repr(w64.shape).encode())
-        h.update(w64.tobytes())
-        h.update(b64.tobytes())
-    return h.hexdigest()
-
-
-def network_input_box(net: NetworkDefinition, n_inputs: int) -> tuple[np.ndarray, np.ndarray]:
-    """The input box of an OMLT network (``net.scaled_input_bounds``) as two float64 arrays."""
-    sib = net.scaled_input_bounds
-    if sib is None:
-        msg = (
-            "the network has no input bounds (net.scaled_input_bounds is None); big-M bounds need "
-            "a finite input box. Load the ONNX file together with its <file>.bounds.json sidecar "
-            "(omlt_relax.load_onnx) or build the NetworkDefinition with scaled_input_bounds"
-        )
-        raise ValueError(msg)
-    lo = np.empty(n_inputs)
-    hi = np.empty(n_inputs)
-    for i in range(n_inputs):
-        key: Any = i if i in sib else (i,)
-        if key not in sib:
-            msg = f"the network's input bounds have no entry for input {i}"
-            raise ValueError(msg)
-        a, c = sib[key]
-        if a is None or c is None or not (np.isfinite(float(a)) and np.isfinite(float(c))):
-            msg = f"input {i} has a missing or infinite bound ({a}, {c}); every input needs a box"
-            raise ValueError(msg)
-        lo[i], hi[i] = float(a), float(c)
-    if len(sib) != n_inputs:
-        msg = f"the network has {n_inputs} inputs but {len(sib)} input bounds"
-        raise ValueError(msg)
-    return lo, hi
-
-
-def _forward_hidden(chain: Chain, x: np.ndarray) -> list[np.ndarray]:
-    """Pre-activations of the hidden layers for a batch ``x`` of shape ``(B, n_0)``."""
-    zs = []
-    z = x
-    for w, b in chain[:-1]:
-        zh = z @ w.T + b
-        zs.append(zh)
-        z = np.maximum(zh, 0.0)
-    return zs
-
-
-def check_bounds(
-    net_chain: Chain, bounds: NeuronBounds, lo: np.ndarray, hi: np.ndarray
-) -> NeuronBounds:
-    r"""Check that ``bounds`` belong to this chain and box and are sound; return them as numpy.
-
-    Checks, each a :class:`~omlt_relax.BoundsMismatchError` naming what differs: hidden widths;
-    the stored input box contains ``[lo, hi]``; the network fingerprint if the bounds carry one
-    (``meta["network_sha256"]``, written by :func:`~omlt_relax.export_onnx`); then soundness:
-
-    * **layer 1 exactly**: :math:`\hat z_1 = W_1 x + b_1` is affine, so its range over the box is
-      :math:`[W_1^+ x_{lo} + W_1^- x_{hi} + b_1,\ W_1^+ x_{hi} + W_1^- x_{lo} + b_1]`; stored bounds
-      must contain it up to the float64 rounding of that sum, :math:`\gamma_n` times the
-      magnitude :math:`|W_1| \max(|x_{lo}|, |x_{hi}|) + |b_1|` (exported bounds are widened
-      outward by far more, :data:`~omlt_relax.bounds.SOUND_WIDEN`);
-    * **deeper layers by sampling**: a vectorized float64 forward pass at the box centre, every
-      corner (random corners beyond ``MAX_CORNER_DIM`` inputs), the two extreme corners of every
-      layer-1 neuron and ``SPOT_CHECK_SAMPLES`` random inputs must stay inside the stored bounds
-      (relative tolerance ``SPOT_CHECK_RTOL``).
-
-    The message of an unsound record names the layer, the neuron and by how much it is violated.
-    """
-    if not isinstance(bounds, NeuronBounds):
-        msg = f"bounds must be a NeuronBounds, got {type(bounds).__name__}"
-        raise TypeError(msg)
-    widths = tuple(int(w.shape[0]) for w, _ in net_chain[:-1])
-    bounds.check_compatible(widths, lo, hi)
-    nb = bounds.numpy()
-    fp = nb.meta.get("network_sha256")
-    if fp is not None and fp != chain_fingerprint(net_chain):
-        msg = (
-            "the bounds were exported for a network with different weights (fingerprint "
-            "mismatch); these bounds belong to another network"
-        )
-        raise BoundsMismatchError(msg)
-    if not widths:
-        return nb
-    # layer 1: exact range over the box, up to float64 rounding of the sums
-    w1, b1 = net_chain[0]
-    wp, wn = np.maximum(w1, 0.0), np.minimum(w1, 0.0)
-    exact_lo, exact_hi = wp @ lo + wn @ hi + b1, wp @ hi + wn @ lo + b1
-    n = w1.shape[1] + 2
-    gamma = n * 2.0**-53 / (1 - n * 2.0**-53)
-    slack = 2 * gamma * (np.abs(w1) @ np.maximum(np.abs(lo), np.abs(hi)) + np.abs(b1))
-    over = np.maximum(nb.lower[0] - exact_lo, exact_hi - nb.upper[0]) - slack
-    if (over > 0).any():
-        j = int(np.argmax(over))
-        side = "lower" if nb.lower[0][j] - exact_lo[j] >= exact_hi[j] - nb.upper[0][j] else "upper"
-        msg = (
-            f"hidden layer 1 neuron {j}: stored bounds [{nb.lower[0][j]:.10g}, "
-            f"{nb.upper[0][j]:.10g}] do not contain its exact range [{exact_lo[j]:.10g}, "
-            f"{exact_hi[j]:.10g}] over the box (the {side} bound is off by {over[j]:.3g}); these "
-            "bounds are unsound (edited, or they belong to another network)"
-        )
-        raise BoundsMismatchError(msg)
-    # deeper layers: forward passes at the centre, corners, layer-1 extreme corners, random points
-    from omlt_relax.verify import probe_inputs
-
-    xs = np.vstack([probe_inputs(lo, hi, SPOT_CHECK_SAMPLES, seed=0),
-                    np.where(w1 > 0, hi, lo), np.where(w1 > 0, lo, hi)])
-    for k, zh in enumerate(_forward_hidden(net_chain, xs)):
-        tol = SPOT_CHECK_RTOL * (1.0 + np.abs(zh))
-        viol = np.maximum(nb.lower[k] - zh, zh - nb.upper[k]) - tol
-        if (viol > 0).any():
-            s, j = np.unravel_index(int(np.argmax(viol)), viol.shape)
-            msg = (
-                f"hidden layer {k + 1} neuron {j} takes the value {zh[s, j]:.10g} at input "
-                f"{xs[s].tolist()}, outside its stored bounds [{nb.lower[k][j]:.10g}, "
-                f"{nb.upper[k][j]:.10g}] by {viol[s, j] + tol[s, j]:.3g}; these bounds are "
-                "unsound (edited, or they belong to another network)"
-            )
-            raise BoundsMismatchError(msg)
-    return nb
 
 
 def interval_affine(
     w: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Interval bounds of ``w @ z + b`` over ``lo <= z <= hi``, float64, widened outward."""
-    wp, wn = np.maximum(w, 0.0), np.minimum(w, 0.0)
-    low = wp @ lo + wn @ hi + b
-    up = wp @ hi + wn @ lo + b
-    mag = np.abs(w) @ np.maximum(np.abs(lo), np.abs(hi)) + np.abs(b)
-    pad = SOUND_WIDEN * (1.0 + mag)
-    return low - pad, up + pad
+    """Interval bounds of ``w @ z + b`` over ``lo <= z <= hi``, float64, widened outward
+    (:func:`~omlt_relax.bounds.interval.sound_interval_layer` with ``SOUND_WIDEN``)."""
+    return sound_interval_layer(w, b, lo, hi, SOUND_WIDEN)
+
+
+@dataclass(frozen=True)
+class HiddenLayer:
+    """What the constraints of hidden layer ``k`` are built from.
+
+    Attributes:
+        k: the layer (1-based); ``w``, ``b``: its weights ``(n_k, n_{k-1})`` and biases.
+        low, up: the bounds the MILP uses (stored intersected with interval bounds).
+        prev: the Pyomo variables :math:`z_{k-1}`; ``live``: the inputs that are not fixed to 0.
+        prev_lo, prev_hi: the bounds of :math:`z_{k-1}`.
+    """
+
+    k: int
+    w: np.ndarray
+    b: np.ndarray
+    low: np.ndarray
+    up: np.ndarray
+    prev: Any
+    live: np.ndarray
+    prev_lo: np.ndarray
+    prev_hi: np.ndarray
 
 
 def _intersect(
@@ -291,6 +121,57 @@ def _intersect(
             raise BoundsMismatchError(msg)
         low, up = np.where(cross, up, low), np.where(cross, low, up)
     return low, up
+
+
+def scaled_inputs_outputs(block: Any, scaler: Any, scaled_input_bounds: Any) -> None:
+    r"""OMLT's input/output plumbing of a formulation block, with public OMLT API only.
+
+    Creates ``scaled_inputs`` (bounded by ``scaled_input_bounds``) and ``scaled_outputs`` on the
+    block, bounds ``inputs`` (unscaled through ``scaler`` when there is one) and links them with
+    the constraints ``_scale_input_constraint`` (:math:`\tilde x = s(x)`) and
+    ``_scale_output_constraint`` (:math:`y = s^{-1}(\tilde y)`), exactly as stock OMLT 1.2
+    formulations do, so the block looks the same to a user of OMLT. ``scaler`` is an
+    ``omlt.scaling.ScalingInterface`` (e.g. ``OffsetScaling``) or ``None``.
+    """
+
+    def plain(k: Any) -> Any:
+        return k[0] if isinstance(k, tuple) and len(k) == 1 else k
+
+    if scaled_input_bounds is not None:
+        bnds = {
+            k: (float(scaled_input_bounds[k][0]), float(scaled_input_bounds[k][1]))
+            for k in block.inputs_set
+        }
+        block.scaled_inputs = pyo.Var(block.inputs_set, initialize=0, bounds=bnds)
+    else:
+        block.scaled_inputs = pyo.Var(block.inputs_set, initialize=0)
+    block.scaled_outputs = pyo.Var(block.outputs_set, initialize=0)
+    if scaled_input_bounds is not None:
+        if scaler is None:
+            lbs = {k: pyo.value(block.scaled_inputs[k].lb) for k in block.scaled_inputs}
+            ubs = {k: pyo.value(block.scaled_inputs[k].ub) for k in block.scaled_inputs}
+        else:
+            lbs = scaler.get_unscaled_input_expressions(
+                {k: t[0] for k, t in scaled_input_bounds.items()}
+            )
+            ubs = scaler.get_unscaled_input_expressions(
+                {k: t[1] for k, t in scaled_input_bounds.items()}
+            )
+        for k in block.inputs:
+            block.inputs[k].setlb(lbs[k])
+            block.inputs[k].setub(ubs[k])
+    inputs = {k: block.inputs[k] for k in block.inputs}
+    outputs = {k: block.scaled_outputs[k] for k in block.outputs}
+    if scaler is not None:
+        inputs = scaler.get_scaled_input_expressions(inputs)
+        outputs = scaler.get_unscaled_output_expressions(outputs)
+    block._scale_input_constraint = pyo.Constraint(
+        block.scaled_inputs.index_set(),
+        rule=lambda b, *k: b.scaled_inputs[k] == inputs[plain(k)],
+    )
+    block._scale_output_constraint = pyo.Constraint(
+        block.outputs.index_set(), rule=lambda b, *k: b.outputs[k] == outputs[plain(k)]
+    )
 
 
 def _affine_expr(w_row: np.ndarray, b: float, z: Any, active_inputs: np.ndarray) -> Any:
@@ -351,7 +232,7 @@ class BoundedReluBigMFormulation(_PyomoFormulation):
     def _build_formulation(self) -> None:
         block = self.block
         net = self._net
-        _setup_scaled_inputs_outputs(block, net.scaling_object, net.scaled_input_bounds)
+        scaled_inputs_outputs(block, net.scaling_object, net.scaled_input_bounds)
         chain = self._chain
         n_layers = len(chain)
         lo, hi = self._box
@@ -380,7 +261,8 @@ class BoundedReluBigMFormulation(_PyomoFormulation):
             used_lo.append(low)
             used_up.append(up)
             prev = block.layer[k - 1].z
-            self._hidden_layer(block.layer[k], k, w, b, low, up, prev, live, z_lo, z_hi)
+            layer = HiddenLayer(k, w, b, low, up, prev, live, z_lo, z_hi)
+            self._hidden_layer(block.layer[k], layer)
             z_lo, z_hi = np.maximum(low, 0.0), np.maximum(up, 0.0)
 
         # output layer (linear): z_L = W_L z_{L-1} + b_L, bounded by interval arithmetic
@@ -404,19 +286,8 @@ class BoundedReluBigMFormulation(_PyomoFormulation):
         )
         self.n_binaries = self.bounds_used.unstable_count()
 
-    def _hidden_layer(
-        self,
-        blk: Any,
-        k: int,
-        w: np.ndarray,
-        b: np.ndarray,
-        low: np.ndarray,
-        up: np.ndarray,
-        prev: Any,
-        live: np.ndarray,
-        prev_lo: np.ndarray,
-        prev_hi: np.ndarray,
-    ) -> None:
+    def _hidden_layer(self, blk: Any, layer: HiddenLayer) -> None:
+        w, b, low, up, prev, live = layer.w, layer.b, layer.low, layer.up, layer.prev, layer.live
         n = w.shape[0]
         inactive = [j for j in range(n) if up[j] <= 0.0]
         active = [j for j in range(n) if low[j] >= 0.0 and up[j] > 0.0]
@@ -445,31 +316,27 @@ class BoundedReluBigMFormulation(_PyomoFormulation):
             blk.stable_active, rule=lambda bb, j: bb.z[j] == bb.zhat[j]
         )
         blk.sigma = pyo.Var(blk.unstable, within=pyo.Binary, initialize=0)
-        self._unstable_neurons(blk, k, w, b, low, up, prev, live, prev_lo, prev_hi)
+        self._unstable_neurons(blk, layer)
 
-    def _unstable_neurons(
-        self,
-        blk: Any,
-        k: int,
-        w: np.ndarray,
-        b: np.ndarray,
-        low: np.ndarray,
-        up: np.ndarray,
-        prev: Any,
-        live: np.ndarray,
-        prev_lo: np.ndarray,
-        prev_hi: np.ndarray,
-    ) -> None:
+    def _unstable_neurons(self, blk: Any, layer: HiddenLayer) -> None:
         r"""Big-M constraints of the unstable neurons of hidden layer ``k``.
 
         .. math::
 
             z \ge \hat z,\qquad z \le \hat z - l(1 - \sigma),\qquad z \le u\sigma
         """
-        _bigm_constraints(blk, low, up)
+        bigm_constraints(blk, layer.low, layer.up)
 
 
-def _bigm_constraints(blk: Any, low: np.ndarray, up: np.ndarray) -> None:
+def bigm_constraints(blk: Any, low: np.ndarray, up: np.ndarray) -> None:
+    r"""The big-M rows of the unstable neurons ``blk.unstable`` of a hidden layer block.
+
+    .. math::
+
+        z \ge \hat z\ (\texttt{relu\_lower}),\qquad
+        z \le \hat z - l(1 - \sigma)\ (\texttt{relu\_upper}),\qquad
+        z \le u\sigma\ (\texttt{relu\_upper\_sigma})
+    """
     blk.relu_lower = pyo.Constraint(blk.unstable, rule=lambda bb, j: bb.z[j] >= bb.zhat[j])
     blk.relu_upper = pyo.Constraint(
         blk.unstable,
@@ -481,10 +348,15 @@ def _bigm_constraints(blk: Any, low: np.ndarray, up: np.ndarray) -> None:
 
 
 __all__ = [
+    "SPOT_CHECK_RTOL",
+    "SPOT_CHECK_SAMPLES",
     "BoundedReluBigMFormulation",
+    "HiddenLayer",
+    "bigm_constraints",
     "chain_fingerprint",
     "check_bounds",
     "interval_affine",
     "network_chain",
     "network_input_box",
+    "scaled_inputs_outputs",
 ]
