@@ -38,6 +38,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from omlt_relax.neuron_bounds import BoundsMismatchError
+
 #: ONNX ``metadata_props`` key of the export id.
 EXPORT_ID_KEY = "omlt_relax.export_id"
 #: Key of the export id in every entry of the input-bounds sidecar.
@@ -187,8 +189,6 @@ def preflight(path: str | os.PathLike[str]) -> Any:
     import onnx
     from google.protobuf.message import DecodeError
 
-    from omlt_relax.neuron_bounds import BoundsMismatchError
-
     path = Path(path)
     if not path.is_file():
         msg = f"no ONNX file at {os.fspath(path)}"
@@ -200,7 +200,8 @@ def preflight(path: str | os.PathLike[str]) -> Any:
     try:
         model = onnx.load(os.fspath(path))
     except (DecodeError, ValueError, RuntimeError, OSError) as e:
-        msg = f"{path} is not a readable ONNX file (truncated or another format: {e})"
+        msg = (f"{path} is not an ONNX network omlt-relax can read (a truncated file or another "
+               f"format: {e})")
         raise ValueError(msg) from None
     if len(model.graph.node) == 0:
         msg = f"{path} holds no ONNX graph (no nodes); is it an ONNX model file?"

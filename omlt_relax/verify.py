@@ -39,8 +39,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyomo.environ as pyo
 
-from omlt_relax.chain import forward_chain, probe_inputs
+from omlt_relax.chain import forward_chain, network_chain, network_input_box, probe_inputs
+from omlt_relax.solve import solve
 
 Chain = Sequence[tuple[np.ndarray, np.ndarray]]
 
@@ -236,11 +238,6 @@ def solve_verified(
         answer is confirmed it is returned, with a note saying so, else the first answer is
         returned as :data:`UNRELIABLE`.
     """
-    import pyomo.environ as pyo
-
-    from omlt_relax.chain import network_chain, network_input_box
-    from omlt_relax.solve import solve
-
     chain = network_chain(net)
     lo, hi = network_input_box(net, chain[0][0].shape[1])
 

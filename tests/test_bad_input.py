@@ -142,7 +142,7 @@ def test_zero_byte_onnx(tmp_path, capsys):
 def test_truncated_onnx(tmp_path, onnx_file, capsys):
     data = onnx_file.read_bytes()
     (tmp_path / "t.onnx").write_bytes(data[: len(data) // 2])
-    _fails(capsys, ["solve", str(tmp_path / "t.onnx")], "t.onnx is not a readable ONNX file")
+    _fails(capsys, ["solve", str(tmp_path / "t.onnx")], "t.onnx is not an ONNX network")
 
 
 def test_sidecar_not_json_names_the_file(tmp_path, onnx_file, capsys):
