@@ -83,7 +83,7 @@ def _plain_chain(model: nn.Module, lo: np.ndarray, hi: np.ndarray) -> list[tuple
                 for w, b in chain]
 
 
-def _chain_module(chain: list[tuple[np.ndarray, np.ndarray]]) -> nn.Sequential:
+def chain_module(chain: list[tuple[np.ndarray, np.ndarray]]) -> nn.Sequential:
     """An ``nn.Sequential`` of ``Linear``/``ReLU`` with exactly these weights (and their dtype)."""
     mods: list[nn.Module] = []
     for k, (w, b) in enumerate(chain):
@@ -211,7 +211,7 @@ def export_onnx(
     parsed = parse_network(model)
     lo, hi = as_box(input_bounds, n_inputs=parsed.n_inputs)
     chain = _plain_chain(model, lo, hi)
-    plain = _chain_module(chain)
+    plain = chain_module(chain)
     nb = _resolve_bounds(bounds, plain, lo, hi, time_limit)
     chain64 = [(w.astype(np.float64), b.astype(np.float64)) for w, b in chain]
     nb = check_bounds(chain64, nb, lo, hi)
@@ -285,4 +285,4 @@ def load_onnx(path: str | os.PathLike[str]) -> tuple[Any, NeuronBounds]:
     return net, check_bounds(chain, nb, lo, hi)
 
 
-__all__ = ["METADATA_KEY", "export_onnx", "load_onnx"]
+__all__ = ["METADATA_KEY", "chain_module", "export_onnx", "load_onnx"]

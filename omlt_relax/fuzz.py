@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from omlt_relax.chain import forward_chain, forward_hidden, probe_inputs
+from omlt_relax.export import chain_module
 
 #: Slack of torch bounds of a float32 model, relative to the layer's interval magnitude.
 FLOAT32_RTOL = 1e-5
@@ -110,25 +111,18 @@ def random_spec(rng: np.random.Generator, seed: int, small: bool = False) -> Net
 def build_case(spec: NetSpec) -> tuple[nn.Sequential, np.ndarray, np.ndarray]:
     """The network (in ``spec.dtype``) and box ``(lo, hi)`` of a spec."""
     rng = np.random.default_rng(spec.seed)
-    layers: list[nn.Module] = []
     prev = spec.n_in
     dims = [*spec.widths, 1]
     scale = 10.0**spec.weight_scale
     width = 10.0**spec.box_width
+    chain = []
     for k, n in enumerate(dims):
-        lin = nn.Linear(prev, n, dtype=torch.float64)
         w = scale * rng.standard_normal((n, prev)) / math.sqrt(prev)
         if k == 0:
             w = w / width  # keep layer-1 outputs O(scale) whatever the box width
-        b = scale * rng.standard_normal(n) * 0.5
-        with torch.no_grad():
-            lin.weight.copy_(torch.from_numpy(w))
-            lin.bias.copy_(torch.from_numpy(b))
-        layers.append(lin)
-        if k < len(dims) - 1:
-            layers.append(nn.ReLU())
+        chain.append((w, scale * rng.standard_normal(n) * 0.5))
         prev = n
-    model = nn.Sequential(*layers).to(getattr(torch, spec.dtype))
+    model = chain_module(chain).to(getattr(torch, spec.dtype))
     centre = np.zeros(spec.n_in)
     if spec.box_kind == "offset":
         centre = rng.uniform(-1.0, 1.0, spec.n_in) * 10.0 ** rng.uniform(-3, 6, spec.n_in)
