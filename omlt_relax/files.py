@@ -47,8 +47,11 @@ EXPORT_ID_FIELD = "omlt_relax_export_id"
 #: Seconds to wait for another export to the same path before giving up.
 LOCK_TIMEOUT = 600.0
 
-#: ONNX tensor element types omlt_relax loads (FLOAT, DOUBLE).
+#: ONNX tensor element types of weights omlt_relax loads (FLOAT, DOUBLE) ...
 _FLOAT_TYPES = {1: "float32", 11: "float64"}
+#: ... and the low-precision float types it refuses (FLOAT16, BFLOAT16, the FLOAT8 and FLOAT4
+#: variants); integer tensors (shapes of foreign graphs) pass.
+_LOW_PRECISION = {10, 16, 17, 18, 19, 20, 23}
 
 
 def sidecar_path(path: str | os.PathLike[str]) -> Path:
@@ -207,13 +210,14 @@ def preflight(path: str | os.PathLike[str]) -> Any:
         msg = f"{path} holds no ONNX graph (no nodes); is it an ONNX model file?"
         raise ValueError(msg)
     for t in model.graph.initializer:
-        if t.data_type not in _FLOAT_TYPES:
+        if t.data_type in _LOW_PRECISION:
             name = onnx.TensorProto.DataType.Name(t.data_type).lower()
             msg = (f"{path}: tensor {t.name!r} is {name}; omlt_relax loads float32 or float64 "
                    "networks (convert the model with model.float() or model.double() and export "
                    "again)")
             raise ValueError(msg)
-    types = {_FLOAT_TYPES[t.data_type] for t in model.graph.initializer}
+    types = {_FLOAT_TYPES[t.data_type] for t in model.graph.initializer
+             if t.data_type in _FLOAT_TYPES}
     if len(types) > 1:
         msg = (f"{path} mixes float32 and float64 tensors; convert the model to one dtype "
                "(model.float() or model.double()) and export again")

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from omlt_relax.chain import forward_chain, forward_hidden, probe_inputs
-from omlt_relax.export import chain_module
+from omlt_relax.network import chain_module
 
 #: Slack of torch bounds of a float32 model, relative to the layer's interval magnitude.
 FLOAT32_RTOL = 1e-5
