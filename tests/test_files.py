@@ -89,7 +89,7 @@ def test_failed_or_interrupted_export_keeps_previous_pair(pair, monkeypatch, exc
     def boom(*_a, **_k):
         raise exc
 
-    monkeypatch.setattr(export_mod, "_check_onnxruntime", boom)
+    monkeypatch.setattr(export_mod, "check_onnxruntime", boom)
     with pytest.raises(type(exc)):
         export_onnx(random_net(2, [5], seed=9), pair, (LO, HI), bounds="ibp")
     assert _snapshot(pair) == before
