@@ -128,8 +128,9 @@ def report(done: dict[int, dict], n: int, path: Path, command: str) -> str:
         "outward), LP-OBBT, and MILP-OBBT on the small cases; each must be finite and contain "
         "every sampled pre-activation (centre, box corners, extreme corners of every layer-1 "
         "neuron, 256 random inputs); CROWN ⊆ IBP for both the torch and the sound bounds",
-        f"* MILP cases ({len(milp_cases)}, every other small network): min and max of the output with the bounded big-M and "
-        "the partition (N=2) MILP, compared with the exact activation-pattern LP enumeration "
+        f"* MILP cases ({len(milp_cases)}, every other small network): min and max of the "
+        "output with the bounded big-M and the partition (N=2) MILP, compared with the exact "
+        "activation-pattern LP enumeration "
         f"({sum(r['regions'] for r in milp_cases)} linear regions in total) and verified by the "
         "forward pass (`omlt_relax.verify.verify_optimum`)",
         "",

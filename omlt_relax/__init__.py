@@ -16,8 +16,8 @@ from omlt_relax.penalties import BigMPenalty, StabilityPenalty
 from omlt_relax.quantile import IncrementalQuantileHead
 from omlt_relax.regularizer import RelaxationRegularizer
 from omlt_relax.solve import SolveResult, SolverUnavailableError, solve
-from omlt_relax.verify import solve_verified
 from omlt_relax.tighten import tighten_onnx
+from omlt_relax.verify import solve_verified
 
 __version__ = "0.1.0"
 
