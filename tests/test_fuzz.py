@@ -27,7 +27,7 @@ from omlt_relax.fuzz import (
 
 logging.getLogger("pyomo").setLevel(logging.ERROR)
 
-FAST = settings(max_examples=25, deadline=None, derandomize=True,
+FAST = settings(max_examples=12, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -53,7 +53,7 @@ def test_bounds_contain_samples_and_crown_within_ibp(spec):
     assert not rep.failures, rep.failures
 
 
-@settings(FAST, max_examples=12)
+@settings(FAST, max_examples=6)
 @given(specs(small=True))
 def test_milp_optima_equal_reference(spec):
     rep = check_case(spec, milp=True, obbt_milp=True, n_samples=128)
