@@ -195,7 +195,7 @@ def pareto_plots(records: list[dict], out_dir: str | os.PathLike[str]) -> list[P
     for r in records:
         by_fn.setdefault(r["job"]["function"], []).append(r)
     variants = list(PAPER_VARIANTS)
-    colours = plt.get_cmap("tab10")
+    colours = plt.get_cmap("tab20")
     markers = {2: "o", 3: "s", 5: "D"}
     for f, recs in sorted(by_fn.items()):
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
@@ -207,7 +207,7 @@ def pareto_plots(records: list[dict], out_dir: str | os.PathLike[str]) -> list[P
                 if t is None:
                     continue
                 v, d = r["job"]["variant"], r["job"]["depth"]
-                c = colours(variants.index(v) % 10)
+                c = colours(variants.index(v) % 20)
                 label = v if v not in seen else None
                 seen.add(v)
                 ax.scatter(r["test_mse"], max(t, 1e-2), marker=markers.get(d, "^"), s=40,
