@@ -33,7 +33,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,7 +91,7 @@ def dask_client(
     jobs: int = 1,
     connect_timeout: float = CONNECT_TIMEOUT,
 ) -> Iterator[Any]:
-    """A :class:`distributed.Client` for ``scheduler``, or for a new local cluster of ``jobs`` workers.
+    """A :class:`distributed.Client` for ``scheduler``, or for a new local cluster.
 
     The local cluster has ``jobs`` worker processes with one thread each (``OMP_NUM_THREADS=1``,
     no dashboard) and is closed on exit. A scheduler that does not answer within
@@ -146,7 +146,7 @@ def run_jobs(
     retries: int = 1,
     max_in_flight: int | None = None,
 ) -> list[JobFailure]:
-    """Run ``jobs`` (and the follow-ups the callbacks return) to completion; see the module docstring.
+    """Run ``jobs`` and the follow-ups the callbacks return to completion (module docstring).
 
     Args:
         client: a :class:`distributed.Client`, or ``None`` to run the jobs here, one by one.

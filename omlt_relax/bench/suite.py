@@ -397,7 +397,7 @@ def run_function(
     out: Path,
     done: Callable[[str], None] | None = None,
 ) -> None:
-    """All pending variants of one function, here; each finished entry is added to the results file."""
+    """All pending variants of one function, here; each finished entry goes to the results file."""
     path = out / RESULTS_FILE
 
     def record(key: str, entry: dict[str, Any] | None, error: str | None) -> None:
@@ -718,13 +718,13 @@ __all__ = [
     "BASELINE",
     "TARGET_RMSE_RATIO",
     "SuiteConfig",
+    "entry_job",
     "environment",
     "load_model",
     "load_results",
     "markdown_table",
     "pareto_plot",
     "parse_list",
-    "entry_job",
     "run_entries",
     "run_function",
     "run_suite",
