@@ -144,7 +144,7 @@ def train_within_budget(
     variant: str | Variant = DEFAULT_VARIANT,
     config: TrainConfig | None = None,
     weight_min: float = 1e-4,
-    weight_max: float = 1.0,
+    weight_max: float = 10.0,
     factor: float = 2.0,
     stage_epochs: int | None = None,
     stage_lr: float | None = None,

@@ -1,11 +1,13 @@
-"""The ``omlt-relax`` command: demo, train, solve, bench.
+"""The ``omlt-relax`` command: demo, train, solve, bench, tune.
 
 .. code-block:: text
 
     omlt-relax demo  [--out DIR]                       # peaks 2×50: plain vs relaxation-informed
     omlt-relax train data.csv --out net.onnx [--regularize relax]   # CSV -> ONNX with bounds
+    omlt-relax train data.csv --out net.onnx --budget 1.2           # strongest weight in budget
     omlt-relax solve net.onnx [--sense both] [--compare-omlt]       # ONNX -> MILP report
     omlt-relax bench [--functions 2d] [--variants all] --out DIR    # the benchmark suite
+    omlt-relax tune data.csv --budget 1.25 --trials 40 --out DIR    # Optuna study (on Dask)
 
 Bad input (a missing file, a wrong number of columns, an inverted box, ...) ends the command with
 exit status 2 and one line on standard error, ``omlt-relax: error: ...``; no traceback.
@@ -306,22 +308,10 @@ def _demo_plot(fn: Any, runs: dict[str, dict[str, Any]], path: Path, sp: float, 
 # -- train --------------------------------------------------------------------------------------
 
 
-def cmd_train(a: argparse.Namespace) -> int:
-    """CSV -> (optionally relaxation-informed) network -> ONNX with per-neuron bounds."""
-    import torch
+def csv_dataset(a: argparse.Namespace) -> tuple[Any, np.ndarray, np.ndarray, list[str], list[str]]:
+    """The CSV of ``train``/``tune`` as a ``Dataset``: ``(data, lo, hi, inputs, targets)``."""
+    from omlt_relax.bench.data import split_arrays
 
-    from omlt_relax.bench.data import predict, rmse, split_arrays
-    from omlt_relax.bench.train import TrainConfig, get_variant, train_variant
-    from omlt_relax.export import export_onnx
-
-    torch.set_num_threads(1)
-    hidden = _ints(a.hidden, "--hidden")
-    if a.epochs < 1:
-        msg = f"--epochs must be at least 1, got {a.epochs}"
-        raise CliError(msg)
-    if a.weight < 0 or not math.isfinite(a.weight):
-        msg = f"--weight must be a number >= 0, got {a.weight}"
-        raise CliError(msg)
     inputs = a.inputs.split(",") if a.inputs else None
     targets = a.targets.split(",") if a.targets else None
     x, y, in_names, out_names = read_csv(a.csv, inputs, targets, a.n_inputs)
@@ -346,6 +336,30 @@ def cmd_train(a: argparse.Namespace) -> int:
         print(f"note: data of {', '.join(in_names[i] for i in outside)} lie partly outside the "
               "input box; the network is optimized over the box only", file=sys.stderr)
     data = split_arrays(x, y, lo, hi, a.val_fraction, a.test_fraction, a.seed, name=str(a.csv))
+    return data, lo, hi, in_names, out_names
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    """CSV -> (optionally relaxation-informed) network -> ONNX with per-neuron bounds."""
+    import torch
+
+    from omlt_relax.bench.data import predict, rmse
+    from omlt_relax.bench.train import TrainConfig, get_variant, train_variant
+    from omlt_relax.export import export_onnx
+
+    torch.set_num_threads(1)
+    hidden = _ints(a.hidden, "--hidden")
+    if a.epochs < 1:
+        msg = f"--epochs must be at least 1, got {a.epochs}"
+        raise CliError(msg)
+    if a.weight < 0 or not math.isfinite(a.weight):
+        msg = f"--weight must be a number >= 0, got {a.weight}"
+        raise CliError(msg)
+    if getattr(a, "budget", None) is not None:
+        from omlt_relax.cli_tune import cmd_train_budget
+
+        return cmd_train_budget(a, hidden)
+    data, lo, hi, in_names, out_names = csv_dataset(a)
     v = get_variant("unregularized" if a.regularize == "none" else a.regularize)
     cfg = TrainConfig(hidden=hidden, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
                       seed=a.seed)
@@ -459,7 +473,11 @@ def cmd_bench(a: argparse.Namespace) -> int:
     )
     t0 = time.perf_counter()
     log = None if a.quiet else (lambda s: print(s, flush=True))
-    results = run_suite(cfg, a.out, fresh=a.fresh, progress=not a.quiet, log=log, jobs=a.jobs)
+    from omlt_relax.cli_tune import dask_for
+
+    with dask_for(a) as client:
+        results = run_suite(cfg, a.out, fresh=a.fresh, progress=not a.quiet, log=log,
+                            client=client)
     out = Path(a.out)
     if not a.quiet:
         print((out / TABLE_FILE).read_text())
@@ -481,7 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     hidden = ",".join(str(h) for h in d.hidden)
     p = _Parser(prog="omlt-relax", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="command", metavar="{demo,train,solve,bench}", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="{demo,train,solve,bench,tune}",
+                           parser_class=_Parser)
     sub.required = True
 
     s = sub.add_parser("demo", help="peaks 2x50: plain vs relaxation-informed training "
@@ -546,9 +565,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="training seed")
     s.add_argument("--fresh", action="store_true", help="ignore earlier results in --out")
     s.add_argument("--jobs", type=int, default=1,
-                   help="functions run at once in worker processes (one core each)")
+                   help="entries run at once: workers of the local Dask cluster (one core each)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_bench)
+
+    from omlt_relax import cli_tune
+
+    cli_tune.add_scheduler_argument(s)
+    cli_tune.add_budget_arguments(sub.choices["train"])
+    cli_tune.add_tune_parser(sub, hidden, d)
     return p
 
 
