@@ -183,6 +183,10 @@ def cmd_tune(a: argparse.Namespace) -> int:
                                a.n_train, seed=0)
     else:
         data = csv_dataset(a)[0]
+    if a.storage is not None:
+        from omlt_relax.tune import open_storage
+
+        open_storage(a.storage)  # a bad URL fails here, before any cluster starts
     cfg = TuneConfig(budget=a.budget, trials=a.trials, time_limit=a.time_limit,
                      skip_factor=a.skip_factor, sampler_seed=a.seed,
                      train=TrainConfig(hidden=_ints(a.hidden, "--hidden"), epochs=a.epochs,
