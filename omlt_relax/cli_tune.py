@@ -166,12 +166,10 @@ def cmd_tune(a: argparse.Namespace) -> int:
     except ImportError as err:
         raise CliError(str(err)) from None
     _positive(a.time_limit, "--time-limit")
-    if a.trials < 1:
-        msg = f"--trials must be at least 1, got {a.trials}"
-        raise CliError(msg)
-    if a.epochs < 1:
-        msg = f"--epochs must be at least 1, got {a.epochs}"
-        raise CliError(msg)
+    for name, value in (("--trials", a.trials), ("--epochs", a.epochs), ("--jobs", a.jobs)):
+        if value < 1:
+            msg = f"{name} must be at least 1, got {value}"
+            raise CliError(msg)
     if (a.csv is None) == (a.function is None):
         msg = "give a CSV file or --function NAME (one of them)"
         raise CliError(msg)
