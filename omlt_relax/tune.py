@@ -66,12 +66,9 @@ OBJECTIVES = ("val_rmse_ratio", "milp_seconds")
 
 def require_optuna() -> Any:
     """The ``optuna`` module, or an ``ImportError`` that says what to install."""
-    try:
-        import optuna
-    except ImportError as err:
-        msg = f"tuning needs Optuna, which is not installed ({err}); {OPTUNA_PIP}"
-        raise ImportError(msg) from err
-    return optuna
+    from omlt_relax.bench.dask_runner import require
+
+    return require("optuna", "tuning", OPTUNA_PIP)
 
 
 @dataclass

@@ -70,14 +70,20 @@ class JobFailure:
     error: str
 
 
+def require(module: str, what: str, pip: str) -> Any:
+    """``import module``, or an ``ImportError`` saying ``what`` needs it and how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        msg = f"{what} needs {module}, which is not installed ({err}); {pip}"
+        raise ImportError(msg) from err
+
+
 def require_distributed() -> Any:
     """The ``distributed`` module, or an ``ImportError`` that says what to install."""
-    try:
-        import distributed
-    except ImportError as err:
-        msg = f"this command runs on Dask, which is not installed ({err}); {DASK_PIP}"
-        raise ImportError(msg) from err
-    return distributed
+    return require("distributed", "running jobs on Dask", DASK_PIP)
 
 
 def _error_line(exc: BaseException) -> str:
