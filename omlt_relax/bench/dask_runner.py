@@ -33,6 +33,7 @@ import contextlib
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,10 +125,13 @@ def dask_client(
         msg = f"jobs must be a whole number >= 1, got {jobs!r}"
         raise ValueError(msg)
     env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    cluster = distributed.LocalCluster(
-        n_workers=int(jobs), threads_per_worker=1, processes=True, dashboard_address=None,
-        silence_logs=logging.ERROR, env=env,
-    )
+    with warnings.catch_warnings():
+        # no dashboard; its HTTP server still tries port 8787 and warns if taken (harmless)
+        warnings.filterwarnings("ignore", message="Port .* is already in use")
+        cluster = distributed.LocalCluster(
+            n_workers=int(jobs), threads_per_worker=1, processes=True, dashboard_address=None,
+            silence_logs=logging.ERROR, env=env,
+        )
     client = distributed.Client(cluster, set_as_default=False)
     try:
         yield client
