@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from omlt_relax.bench.data import Dataset, fold_standardization, predict, rmse
-from omlt_relax.bench.train import TrainConfig, TrainResult, Variant, get_variant, train_variant
 from omlt_relax.bounds import sound_bounds
+from omlt_relax.data import Dataset, fold_standardization, predict, rmse
 from omlt_relax.schedule import fit_epochs, make_regularizer
+from omlt_relax.train import TrainConfig, TrainResult, Variant, fit, get_variant
 
 #: Default variant of the budgeted training: big-M + stability penalties.
 DEFAULT_VARIANT = "bigm+stability"
@@ -165,7 +165,7 @@ def train_within_budget(
         stage_epochs: epochs per weight (default: ``max(1, epochs // 5)``).
         stage_lr: learning rate each stage restarts from (default ``lr / 10``).
         refine: backtracking steps after a stage out of budget.
-        reference: an already trained unregularized network (``train_variant(data,
+        reference: an already trained unregularized network (``fit(data,
             "unregularized", 0, config)``) to start from instead of training it.
         log: called with one line per stage.
         progress: called with the number of epochs after each epoch.
@@ -193,10 +193,10 @@ def train_within_budget(
     lr = cfg.lr / 10 if stage_lr is None else float(stage_lr)
     say = log or (lambda s: None)
     t_start = time.perf_counter()
-    ref = reference or train_variant(data, "unregularized", 0.0, cfg, progress=progress)
+    ref = reference or fit(data, "unregularized", 0.0, cfg, progress=progress)
     std = getattr(ref, "std_model", None)
     if std is None:
-        msg = "the reference must come from train_variant (it carries the standardized network)"
+        msg = "the reference must come from fit (it carries the standardized network)"
         raise ValueError(msg)
     ref_val = ref.val_rmse
     _, s0 = _stage_record(std, data, 0.0, ref_val, budget, cfg.epochs, ref.train_time, False)

@@ -178,7 +178,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     from omlt_relax.bench.data import sample_function
     from omlt_relax.bench.functions import get_function
     from omlt_relax.bench.measure import measure_network
-    from omlt_relax.bench.train import TrainConfig, get_variant, train_variant
+    from omlt_relax.train import TrainConfig, fit, get_variant
 
     torch.set_num_threads(1)
     _positive(a.time_limit, "--time-limit")
@@ -200,7 +200,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
                             ("relaxation-informed", variant, a.scale)):
         with tqdm(total=cfg.epochs, desc=f"train {label}", unit="epoch", leave=False,
                   disable=a.quiet) as bar:
-            res = train_variant(data, v, scale, cfg, progress=bar.update)
+            res = fit(data, v, scale, cfg, progress=bar.update)
         if not a.quiet:
             print(f"trained {label} ({v.description}, scale {scale:g}) in {res.train_time:.1f} s",
                   flush=True)
@@ -261,7 +261,7 @@ def _demo_plot(fn: Any, runs: dict[str, dict[str, Any]], path: Path, sp: float, 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from omlt_relax.bench.data import predict
+    from omlt_relax.data import predict
 
     lo, hi = fn.box
     g = np.linspace(lo[0], hi[0], 121)
@@ -306,11 +306,9 @@ def _demo_plot(fn: Any, runs: dict[str, dict[str, Any]], path: Path, sp: float, 
 
 
 # -- train --------------------------------------------------------------------------------------
-
-
 def csv_dataset(a: argparse.Namespace) -> tuple[Any, np.ndarray, np.ndarray, list[str], list[str]]:
     """The CSV of ``train``/``tune`` as a ``Dataset``: ``(data, lo, hi, inputs, targets)``."""
-    from omlt_relax.bench.data import split_arrays
+    from omlt_relax.data import split_arrays
 
     inputs = a.inputs.split(",") if a.inputs else None
     targets = a.targets.split(",") if a.targets else None
@@ -343,9 +341,9 @@ def cmd_train(a: argparse.Namespace) -> int:
     """CSV -> (optionally relaxation-informed) network -> ONNX with per-neuron bounds."""
     import torch
 
-    from omlt_relax.bench.data import predict, rmse
-    from omlt_relax.bench.train import TrainConfig, get_variant, train_variant
+    from omlt_relax.data import predict, rmse
     from omlt_relax.export import export_onnx
+    from omlt_relax.train import TrainConfig, fit, get_variant
 
     torch.set_num_threads(1)
     hidden = _ints(a.hidden, "--hidden")
@@ -366,8 +364,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     with tqdm(total=cfg.epochs, desc="train", unit="epoch", disable=a.quiet) as bar:
-        res = train_variant(data, v, a.weight if v.regularized else 0.0, cfg,
-                            progress=bar.update)
+        res = fit(data, v, a.weight if v.regularized else 0.0, cfg, progress=bar.update)
     out = Path(a.out)
     if out.parent and not out.parent.exists():
         out.parent.mkdir(parents=True)
@@ -386,8 +383,8 @@ def cmd_train(a: argparse.Namespace) -> int:
 # -- solve --------------------------------------------------------------------------------------
 def cmd_solve(a: argparse.Namespace) -> int:
     """ONNX (from ``export_onnx``) -> MILP min/max of one output -> report."""
-    from omlt_relax.bench.measure import solve_milp
     from omlt_relax.export import load_onnx
+    from omlt_relax.optimize import solve_milp
 
     _positive(a.time_limit, "--time-limit")
     p = Path(a.onnx)
@@ -446,7 +443,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
         parse_list,
         run_suite,
     )
-    from omlt_relax.bench.train import VARIANTS, TrainConfig
+    from omlt_relax.train import VARIANTS, TrainConfig
 
     torch.set_num_threads(1)
     _positive(a.time_limit, "--time-limit")
@@ -494,7 +491,8 @@ def cmd_bench(a: argparse.Namespace) -> int:
 # -- entry point --------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``omlt-relax``."""
-    from omlt_relax.bench.train import VARIANTS, TrainConfig
+    from omlt_relax.bounds.methods import EXPORT_METHODS
+    from omlt_relax.train import VARIANTS, TrainConfig
 
     d = TrainConfig()
     hidden = ",".join(str(h) for h in d.hidden)
@@ -529,10 +527,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr", type=float, default=d.lr)
     s.add_argument("--batch-size", type=int, default=d.batch_size)
     s.add_argument("--regularize", choices=["none", *(v for v in VARIANTS if v != "unregularized")],
-                   default="none", help="a benchmark variant (see omlt_relax.bench.train)")
+                   default="none", help="a training variant (see omlt_relax.train)")
     s.add_argument("--weight", type=float, default=DEMO_SCALE,
                    help="its weight scale (pruning: the pruned fraction)")
-    s.add_argument("--bounds", choices=("lp", "crown", "ibp", "milp"), default="lp",
+    s.add_argument("--bounds", choices=EXPORT_METHODS, default="lp",
                    help="bounds stored with the network")
     s.add_argument("--val-fraction", type=float, default=0.15)
     s.add_argument("--test-fraction", type=float, default=0.15)

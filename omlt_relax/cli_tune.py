@@ -57,10 +57,10 @@ def cmd_train_budget(a: argparse.Namespace, hidden: tuple[int, ...]) -> int:
     """``omlt-relax train --budget``: :func:`omlt_relax.budget.train_within_budget`, then export."""
     import torch
 
-    from omlt_relax.bench.data import predict, rmse
-    from omlt_relax.bench.train import TrainConfig
     from omlt_relax.budget import DEFAULT_VARIANT, check_budget, train_within_budget
+    from omlt_relax.data import predict, rmse
     from omlt_relax.export import export_onnx
+    from omlt_relax.train import TrainConfig
 
     torch.set_num_threads(1)
     try:
@@ -151,8 +151,8 @@ def cmd_tune(a: argparse.Namespace) -> int:
     """``omlt-relax tune``: :func:`omlt_relax.tune.run_tune` from the command line."""
     import torch
 
-    from omlt_relax.bench.train import TrainConfig
     from omlt_relax.budget import check_budget
+    from omlt_relax.train import TrainConfig
 
     torch.set_num_threads(1)
     try:

@@ -38,26 +38,18 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from omlt_relax.bounds.crown import crown_chain
+from omlt_relax.bounds import affine_chain
 from omlt_relax.bounds.interval import interval_chain
-from omlt_relax.network import ParsedNetwork, affine_chain, as_box, parse_network
+from omlt_relax.bounds.methods import BOUND_METHODS, check_method, propagate
+from omlt_relax.network import ParsedNetwork, as_box, parse_network
 from omlt_relax.neuron_bounds import NeuronBounds
 
 Tensor = torch.Tensor
 
-BOUND_METHODS = ("ibp", "crown")
 BIGM_VARIANTS = ("range", "max_unstable")
 STABILITY_VARIANTS = ("xiao", "triangle")
 
-_CHAINS = {"ibp": interval_chain, "crown": crown_chain}
 _NP_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
-
-
-def _check_method(bounds: str) -> str:
-    if bounds not in BOUND_METHODS:
-        msg = f"unknown bounds method {bounds!r}; use 'ibp' or 'crown'"
-        raise ValueError(msg)
-    return bounds
 
 
 def _check_weight(weight: float) -> float:
@@ -71,10 +63,10 @@ def _check_weight(weight: float) -> float:
 class _IBPPenaltiesCPU(torch.autograd.Function):
     """IBP of the hidden layers and weighted bound penalties, in numpy, with a hand-written VJP.
 
-    Forward: the bounds of :func:`~omlt_relax.bounds.interval.interval_chain` in centre/radius
-    form, :math:`c_k = W_k m_{k-1} + b_k`, :math:`r_k = |W_k| \\rho_{k-1}`,
+    Forward: :func:`~omlt_relax.bounds.interval.interval_chain` itself on numpy views of the
+    weights (centre/radius form, :math:`c_k = W_k m_{k-1} + b_k`, :math:`r_k = |W_k| \\rho_{k-1}`,
     :math:`l_k = c_k - r_k`, :math:`u_k = c_k + r_k`, with :math:`m_k, \\rho_k` the centre and
-    radius of :math:`[\\max(0, l_k), \\max(0, u_k)]` (:math:`m_0, \\rho_0` from the box); returns
+    radius of :math:`[\\max(0, l_k), \\max(0, u_k)]` (:math:`m_0, \\rho_0` from the box)); returns
     the flat :math:`l = (l_1, \\dots, l_K)`, :math:`u`, and :math:`v_j = w_j P_j(l, u)` for each
     penalty :math:`j`.
 
@@ -91,27 +83,21 @@ class _IBPPenaltiesCPU(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx: Any,
-        m: np.ndarray,
-        rho: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
         pens: tuple[Any, ...],
         terms_out: list[float],
         *params: Tensor,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        # m, rho: centre and radius of the input box
-        lows, ups, saved = [], [], []
+        # lo, hi: the input box; the numpy view of the one interval routine
         n_layers = len(params) // 2
-        for k in range(n_layers):
-            w = params[2 * k].detach().numpy()  # shares memory: versions checked in backward
-            b = params[2 * k + 1].detach().numpy()
-            aw = np.abs(w)
-            c = w @ m + b
-            r = aw @ rho
-            lows.append(c - r)
-            ups.append(c + r)
-            saved.append((w, aw, m, rho))
-            if k < n_layers - 1:
-                zl, zu = np.maximum(lows[-1], 0), np.maximum(ups[-1], 0)
-                m, rho = (zu + zl) * 0.5, (zu - zl) * 0.5
+        chain = [
+            (params[2 * k].detach().numpy(), params[2 * k + 1].detach().numpy())
+            for k in range(n_layers)
+        ]  # shares memory with the parameters: versions checked in backward
+        trace: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        lows, ups = interval_chain(chain, lo, hi, include_output=True, trace=trace)
+        saved = [(w, aw, m, rho) for (w, _), (m, rho, aw) in zip(chain, trace, strict=True)]
         flat_l, flat_u = np.concatenate(lows), np.concatenate(ups)
         # sum_j w_j dP_j/dl and .../du, for the backward pass
         dl_sum: np.ndarray | float = 0.0
@@ -260,12 +246,12 @@ class BoundSource:
         returns a :class:`FlatBounds`; otherwise the torch implementations of
         :mod:`omlt_relax.bounds`.
         """
-        if _check_method(method) == "ibp" and self.fast_ibp():
+        if check_method(method) == "ibp" and self.fast_ibp():
             return self.ibp_penalties(())[0]
         chain = affine_chain(self.parsed, self.input_bounds)
         w0 = chain[0][0]
         lo, hi = self._box(w0.dtype, w0.device)
-        lowers, uppers = _CHAINS[method](chain, lo, hi)
+        lowers, uppers = propagate(method)(chain, lo, hi)
         return NeuronBounds(lowers, uppers, method, *self.input_bounds)
 
     def fast_ibp(self) -> bool:
@@ -288,19 +274,16 @@ class BoundSource:
             hidden = [t for wb in affine_chain(self.parsed, self.input_bounds)[:-1] for t in wb]
         else:
             hidden = [t for lin in self.parsed.linears[:-1] for t in (lin.weight, lin.bias)]
-        m, rho = self._box_np(hidden[0].dtype)
+        lo, hi = self._box_np(hidden[0].dtype)
         terms: list[float] = []
-        flat_lo, flat_up, total = _IBPPenaltiesCPU.apply(m, rho, tuple(pens), terms, *hidden)
+        flat_lo, flat_up, total = _IBPPenaltiesCPU.apply(lo, hi, tuple(pens), terms, *hidden)
         return FlatBounds(flat_lo, flat_up, self.widths, "ibp", self.input_bounds), total, terms
 
     def _box_np(self, dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
-        """Centre and radius of the input box as numpy arrays of ``dtype`` (cached)."""
+        """The input box as numpy arrays of ``dtype`` (cached)."""
         if dtype not in self._np_box:
             lo, hi = self.input_bounds
-            self._np_box[dtype] = (
-                ((hi + lo) * 0.5).astype(_NP_DTYPES[dtype]),
-                ((hi - lo) * 0.5).astype(_NP_DTYPES[dtype]),
-            )
+            self._np_box[dtype] = (lo.astype(_NP_DTYPES[dtype]), hi.astype(_NP_DTYPES[dtype]))
         return self._np_box[dtype]
 
     def check_x(self, x: Tensor | None) -> None:
@@ -324,7 +307,7 @@ class _BoundPenalty:
     def __init__(self, model: nn.Module, input_bounds: Any, weight: float, bounds: str) -> None:
         self.source = BoundSource(model, input_bounds)
         self.weight = _check_weight(weight)
-        self.bounds_method = _check_method(bounds)
+        self.bounds_method = check_method(bounds)
         if not self.source.widths:
             msg = (
                 f"the network has no hidden ReLU layer, so {type(self).__name__} has no neuron "
@@ -538,4 +521,11 @@ class StabilityPenalty(_BoundPenalty):
         )
 
 
-__all__ = ["BigMPenalty", "BoundSource", "FlatBounds", "StabilityPenalty", "flat_bounds"]
+__all__ = [
+    "BOUND_METHODS",
+    "BigMPenalty",
+    "BoundSource",
+    "FlatBounds",
+    "StabilityPenalty",
+    "flat_bounds",
+]

@@ -36,21 +36,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from omlt_relax.bounds.methods import check_method
+from omlt_relax.lp.gap import LPGapPenalty
 from omlt_relax.neuron_bounds import NeuronBounds
-from omlt_relax.penalties import BigMPenalty, BoundSource, StabilityPenalty, _check_method
+from omlt_relax.penalties import BigMPenalty, BoundSource, StabilityPenalty
 
 Tensor = torch.Tensor
 
 TERMS = ("bigm", "stability", "lp_gap")
-
-
-def _lp_gap_class() -> type:
-    try:
-        from omlt_relax.lp.gap import LPGapPenalty
-    except ImportError as err:  # pragma: no cover - depends on the installed package
-        msg = f"the LP-gap penalty is not available ({err}); install highspy or drop lp_gap="
-        raise ImportError(msg) from err
-    return LPGapPenalty
 
 
 def _penalty_method(pen: Any) -> str | None:
@@ -91,7 +84,7 @@ class RelaxationRegularizer:
         bounds: str = "ibp",
     ) -> None:
         self.source = BoundSource(model, input_bounds)
-        self.bounds_method = _check_method(bounds)
+        self.bounds_method = check_method(bounds)
         if int(warmup) != warmup or warmup < 0:
             msg = f"warmup must be a whole number of calls >= 0, got {warmup!r}"
             raise ValueError(msg)
@@ -133,7 +126,7 @@ class RelaxationRegularizer:
             return BigMPenalty(model, box, weight=weight, bounds=self.bounds_method)
         if name == "stability":
             return StabilityPenalty(model, box, weight=weight, bounds=self.bounds_method)
-        return _lp_gap_class()(model, box, weight=weight, bounds=self.bounds_method)
+        return LPGapPenalty(model, box, weight=weight, bounds=self.bounds_method)
 
     @property
     def model(self) -> nn.Module:

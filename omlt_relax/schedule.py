@@ -22,17 +22,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from omlt_relax.bench.data import Dataset, fold_standardization
-from omlt_relax.bench.train import TrainConfig, Variant, build_model
+from omlt_relax.data import Dataset, fold_standardization
+from omlt_relax.train import TrainConfig, Variant, build_model
 
 
-# -- call sites into the training loop --------------------------------------------------------
-# Issue 8 moves the training loop out of omlt_relax/bench/train.py (public ``fit``); these two
-# functions are the only places budget.py and tune.py reach into it.
+# -- call sites into the training loop (omlt_relax.train) --------------------------------------
+# The only places budget.py and tune.py reach past omlt_relax.train's public fit(): continuation
+# and schedules need the loop on an existing network and the regularizer with no warm-up.
 def make_regularizer(model: nn.Sequential, data: Dataset, variant: Variant, scale: float,
                      cfg: TrainConfig) -> Any:
     """The variant's regularizer (its base weights × ``scale``), on from the first call."""
-    from omlt_relax.bench.train import _regularizer
+    from omlt_relax.train import _regularizer
 
     return _regularizer(model, data.std_box, variant, scale, cfg, 0)
 
@@ -41,9 +41,9 @@ def fit_epochs(model: nn.Sequential, data: Dataset, cfg: TrainConfig, epochs: in
                extra: Callable[[torch.Tensor], torch.Tensor] | None, reg: Any,
                progress: Callable[[int], None] | None = None) -> list[dict[str, float]]:
     """``epochs`` epochs of Adam (cosine decay from ``lr``) on MSE + extra + reg, in place."""
-    from omlt_relax.bench.train import _fit
+    from omlt_relax.train import _train_loop
 
-    return _fit(model, data, cfg, epochs, lr, extra, reg, None, progress)
+    return _train_loop(model, data, cfg, epochs, lr, extra, reg, None, progress)
 
 
 # -- schedules --------------------------------------------------------------------------------

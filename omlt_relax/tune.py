@@ -51,10 +51,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from omlt_relax.bench.data import Dataset, predict, rmse
-from omlt_relax.bench.train import TrainConfig, Variant, build_model, train_variant
 from omlt_relax.budget import check_budget, unstable_and_bigm
+from omlt_relax.data import Dataset, predict, rmse
 from omlt_relax.schedule import Schedule, train_scheduled
+from omlt_relax.train import TrainConfig, Variant, build_model, fit
 
 OPTUNA_PIP = "pip install optuna"
 STUDY_FILE = "study.db"
@@ -185,7 +185,7 @@ def reference_job(data: Dataset, cfg: TuneConfig) -> dict[str, Any]:
     """Train and measure the unregularized reference network."""
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    res = train_variant(data, "unregularized", 0.0, cfg.train)
+    res = fit(data, "unregularized", 0.0, cfg.train)
     train_time = time.perf_counter() - t0
     unstable, bigm = unstable_and_bigm(res.model, data.lower, data.upper)
     out = {"val_rmse": res.val_rmse, "train_seconds": train_time, "unstable_crown": unstable,

@@ -24,13 +24,14 @@ from omlt_relax.bench.dask_runner import (
     dask_client,
     run_jobs,
 )
-from omlt_relax.bench.data import predict, rmse, sample_function
+from omlt_relax.bench.data import sample_function
 from omlt_relax.bench.functions import get_function
 from omlt_relax.bench.suite import SuiteConfig, load_results, run_suite
-from omlt_relax.bench.train import TrainConfig, train_variant
 from omlt_relax.budget import train_within_budget
 from omlt_relax.cli import main
+from omlt_relax.data import predict, rmse
 from omlt_relax.export import load_onnx
+from omlt_relax.train import TrainConfig, fit
 from omlt_relax.tune import TuneConfig, run_tune
 
 torch.set_num_threads(1)
@@ -56,7 +57,7 @@ def cluster():
 # -- budget -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("budget", [1.0, 1.05, 1.3])
 def test_budget_rule_never_returns_a_network_outside_the_budget(data, budget) -> None:
-    ref = train_variant(data, "unregularized", 0.0, TINY)
+    ref = fit(data, "unregularized", 0.0, TINY)
     res = train_within_budget(data, budget, "bigm+stability", TINY, weight_min=1e-3,
                               weight_max=1e3, factor=8.0, stage_epochs=10, stage_lr=1e-2,
                               reference=ref)

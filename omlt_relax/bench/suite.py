@@ -45,8 +45,6 @@ from omlt_relax.bench.train import (
     select_weight,
 )
 
-torch.set_num_threads(1)
-
 #: Accuracy limit of the targets: test RMSE at most 1.25 × the baseline's.
 TARGET_RMSE_RATIO = 1.25
 BASELINE = "unregularized"

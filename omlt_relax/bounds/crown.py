@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import torch
 
-from omlt_relax.bounds.interval import interval_layer, magnitude, widen_outward
+from omlt_relax.bounds.interval import interval_layer, magnitude
+from omlt_relax.bounds.rounding import widen_outward
 
 Tensor = torch.Tensor
 

@@ -105,17 +105,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from omlt_relax.bounds.crown import crown_chain
-from omlt_relax.bounds.interval import interval_chain
-from omlt_relax.lp.relaxation import BigMRelaxationLP
-from omlt_relax.network import ParsedNetwork, affine_chain, as_box, forward_chain, parse_network
+from omlt_relax.bounds import affine_chain
+from omlt_relax.bounds.methods import BOUND_METHODS, propagate
+from omlt_relax.bounds.rounding import widen_outward
+from omlt_relax.chain import forward_chain
+from omlt_relax.lp.relaxation import BigMRelaxationLP, greedy_tour
+from omlt_relax.network import ParsedNetwork, as_box, parse_network
 from omlt_relax.neuron_bounds import NeuronBounds
 
 Tensor = torch.Tensor
 
 SENSES = ("max", "min", "both")
 DERIVATIVES = ("total", "direct")
-BOUND_METHODS = {"ibp": interval_chain, "crown": crown_chain}
 
 #: Relative slack (times :math:`1 + |bound|`) by which :math:`\hat z_1(x)` may leave
 #: :math:`[l_1, u_1]` before the sample's LP counts as infeasible (HiGHS's primal tolerance).
@@ -188,29 +189,6 @@ def _tensor(a: Any) -> Tensor:
     return torch.as_tensor(np.asarray(a, dtype=np.float64))
 
 
-def greedy_tour(points: np.ndarray, start: int = 0) -> np.ndarray:
-    """Visiting order of the rows of ``points`` ``(B, d)``: nearest unvisited neighbour first.
-
-    Consecutive per-sample LPs then differ little, so the warm-started dual simplex needs few
-    iterations (measured on a 2x50 net: ~15-20 pivots per LP in random order, ~3 in tour order).
-    """
-    n = points.shape[0]
-    if n <= 2:
-        return np.roll(np.arange(n), -start) if n else np.zeros(0, dtype=int)
-    sq = (points**2).sum(1)
-    dist = sq[:, None] + sq[None, :] - 2.0 * points @ points.T
-    order = np.empty(n, dtype=int)
-    visited = np.zeros(n, dtype=bool)
-    cur = start
-    for t in range(n):
-        order[t] = cur
-        visited[cur] = True
-        if t + 1 < n:
-            row = np.where(visited, np.inf, dist[cur])
-            cur = int(np.argmin(row))
-    return order
-
-
 @dataclass
 class _SenseSolve:
     """Per-sample results of one sense: values, success mask, primal, row and column duals."""
@@ -254,7 +232,7 @@ class _GapEngine:
         self.lps: dict[str, BigMRelaxationLP] = {}
         self.solved = 0
         self.skipped = 0
-        self._last_ok = np.zeros(0, dtype=bool)
+        self.last_ok = np.zeros(0, dtype=bool)
         self._last_x: np.ndarray | None = None
 
     # -- bounds ----------------------------------------------------------------------------
@@ -272,7 +250,7 @@ class _GapEngine:
             lo, hi = (
                 torch.as_tensor(a, dtype=w0.dtype, device=w0.device) for a in self.input_bounds
             )
-            lowers, uppers = BOUND_METHODS[str(self.bounds)](chain, lo, hi)
+            lowers, uppers = propagate(str(self.bounds))(chain, lo, hi)
         else:
             self._check_given(given)
             lowers = [_tensor(a) for a in given.lower]
@@ -283,10 +261,11 @@ class _GapEngine:
             lo64 = lo_k.reshape(-1).to(device="cpu", dtype=_F64)
             up64 = up_k.reshape(-1).to(device="cpu", dtype=_F64)
             if lo_k.dtype.is_floating_point and torch.finfo(lo_k.dtype).eps > torch.finfo(_F64).eps:
-                delta = (WIDEN_EPS * torch.finfo(lo_k.dtype).eps) * (
-                    1.0 + lo64.detach().abs() + up64.detach().abs()
+                # the one rounding rule; magnitude min(|l|, |u|) makes delta rel * (1 + |l| + |u|)
+                mag = torch.minimum(lo64.detach().abs(), up64.detach().abs())
+                lo64, up64 = widen_outward(
+                    lo64, up64, mag, WIDEN_EPS * torch.finfo(lo_k.dtype).eps
                 )
-                lo64, up64 = lo64 - delta, up64 + delta
             if self.derivative == "direct":
                 lo64, up64 = lo64.detach(), up64.detach()
             out_l.append(lo64)
@@ -406,13 +385,13 @@ class _GapEngine:
         cf = forward_chain(chain, x64) @ cvec
         n = x64.shape[0]
         if len(chain) == 1:  # no hidden layer: the LP is exact
-            self._last_ok = np.ones(n, dtype=bool)
+            self.last_ok = np.ones(n, dtype=bool)
             return (0.0 * cf).to(device=device, dtype=dtype)
         lowers, uppers = self._bounds(chain_m, bounds)
         senses = ("max", "min") if self.sense == "both" else (self.sense,)
         if not all(bool(torch.isfinite(t).all()) for t in lowers + uppers):
             self.skipped += n * len(senses)
-            self._last_ok = np.zeros(n, dtype=bool)
+            self.last_ok = np.zeros(n, dtype=bool)
             msg = (
                 f"lp_gap: the neuron bounds contain NaN or infinite values; all {n} per-sample "
                 "LPs were skipped and count as gap 0"
@@ -465,7 +444,7 @@ class _GapEngine:
                     f"optimality ({'; '.join(sorted(res.statuses))}); those samples count as gap 0"
                 )
                 warnings.warn(msg, RuntimeWarning, stacklevel=3)
-        self._last_ok = all_ok
+        self.last_ok = all_ok
         return gap.to(device=device, dtype=dtype)
 
 
@@ -597,7 +576,7 @@ class LPGapPenalty:
             x64 = x64[idx]
         g = self.engine.gaps(x64, bounds)
         self._calls += 1
-        ok = torch.as_tensor(self.engine._last_ok)
+        ok = torch.as_tensor(self.engine.last_ok)
         vals = g.detach().to(_F64)
         self._mean_gap = float(vals[ok].mean()) if bool(ok.any()) else math.nan
         return self.weight * (g.mean() if n else g.sum())
