@@ -101,16 +101,16 @@ class BudgetResult:
 
     def table(self) -> str:
         """The trade-off as a markdown table (one row per stage; the chosen one in bold)."""
-        rows = ["| weight | val RMSE | ratio | unstable | mean big-M | within budget | epochs |",
-                "|---|---|---|---|---|---|---|"]
+        from omlt_relax.bench.report import format_table
+
+        rows = []
         for s in self.stages:
             cells = [f"{s.weight:.3g}", f"{s.val_rmse:.4g}", f"{s.ratio:.3f}", str(s.unstable),
                      f"{s.mean_bigm:.3g}", ("yes" if s.within_budget else "no")
                      + (" (backtracked)" if s.backtracked else ""), str(s.epochs)]
-            if s.chosen:
-                cells = [f"**{c}**" for c in cells]
-            rows.append("| " + " | ".join(cells) + " |")
-        return "\n".join(rows)
+            rows.append([f"**{c}**" for c in cells] if s.chosen else cells)
+        return format_table(["weight", "val RMSE", "ratio", "unstable", "mean big-M",
+                             "within budget", "epochs"], rows, markdown=True)
 
     def to_dict(self) -> dict[str, Any]:
         return {"weight": self.weight, "val_rmse": self.val_rmse, "ratio": self.ratio,

@@ -6,6 +6,7 @@
     omlt-relax train data.csv --out net.onnx [--regularize relax]   # CSV -> ONNX with bounds
     omlt-relax train data.csv --out net.onnx --budget 1.2           # strongest weight in budget
     omlt-relax solve net.onnx [--sense both] [--compare-omlt]       # ONNX -> MILP report
+    omlt-relax tighten in.onnx --out out.onnx [--bounds lp]         # any dense ReLU ONNX + bounds
     omlt-relax bench [--functions 2d] [--variants all] --out DIR    # the benchmark suite
     omlt-relax tune data.csv --budget 1.25 --trials 40 --out DIR    # Optuna study (on Dask)
 
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
+
+from omlt_relax.bench.report import fmt, format_table, milp_cell
 
 #: Exit status for bad input.
 EXIT_USAGE = 2
@@ -150,24 +153,12 @@ def read_csv(
     return data[:, :k], data[:, k:], in_names, out_names
 
 
-def _table(rows: list[list[str]], head: list[str]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
-    line = lambda r: "  ".join(str(c).rjust(w) for c, w in zip(r, widths))  # noqa: E731
-    return "\n".join([line(head), "  ".join("-" * w for w in widths), *map(line, rows)])
-
-
 def _fmt(x: Any, spec: str = ".4g") -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "-"
-    return format(x, spec)
+    return fmt(x, spec, missing="-")
 
 
 def _milp_cell(m: dict[str, Any]) -> str:
-    if m["status"] == "optimal":
-        return f"{m['time']:.3g} s"
-    gap = m.get("gap")
-    g = f"{100 * gap:.3g}%" if gap is not None else "-"
-    return f"≥{m['time']:.3g} s (limit, gap {g})"
+    return milp_cell(m, text=True)
 
 
 # -- demo ---------------------------------------------------------------------------------------
@@ -229,8 +220,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
     print()
     print(f"peaks on [-3, 3]^2, hidden layers {list(hidden)}, {a.epochs} epochs, "
           f"HiGHS 1 thread, time limit {a.time_limit:g} s per MILP")
-    print(_table(rows, ["training", "test RMSE", "ratio", "unstable IBP/CROWN/OBBT",
-                        "mean big-M", "MILP min", "MILP max", "nodes", "f(x*_min)"]))
+    print(format_table(["training", "test RMSE", "ratio", "unstable IBP/CROWN/OBBT",
+                        "mean big-M", "MILP min", "MILP max", "nodes", "f(x*_min)"], rows))
     print(f"true min of peaks: {fn.f_min:.4g}")
     print(f"MILP speed-up (min + max): {flag}{sp:.3g}x at {ratio:.3f}x the baseline test RMSE"
           + (" (the baseline hit the time limit, so the true speed-up is larger)" if flag else ""))
@@ -382,8 +373,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 # -- solve --------------------------------------------------------------------------------------
 def cmd_solve(a: argparse.Namespace) -> int:
-    """ONNX (from ``export_onnx``) -> MILP min/max of one output -> report."""
-    from omlt_relax.export import load_onnx
+    """ONNX (ours, or any dense ReLU network: bounds on the fly) -> MILP min/max -> report."""
     from omlt_relax.optimize import solve_milp
 
     _positive(a.time_limit, "--time-limit")
@@ -392,9 +382,14 @@ def cmd_solve(a: argparse.Namespace) -> int:
         msg = f"no ONNX file at {p}"
         raise CliError(msg)
     from omlt_relax.neuron_bounds import BoundsMismatchError
+    from omlt_relax.tighten import load_network
 
+    box = _box_args(a)
     try:
-        net, nb = load_onnx(p)
+        t0 = time.perf_counter()
+        net, nb, computed = load_network(p, box, a.bounds, logits=a.logits, log=print)
+        if computed:
+            print(f"bounds ({nb.method}) in {time.perf_counter() - t0:.3g} s")
     except (ValueError, FileNotFoundError, BoundsMismatchError):
         raise
     except Exception as e:  # a file onnx/OMLT cannot parse at all
@@ -420,12 +415,46 @@ def cmd_solve(a: argparse.Namespace) -> int:
                 str(r.n_binaries), "[" + ", ".join(f"{v:.5g}" for v in r.x) + "]" if r.x else "-",
             ])
     print(f"{p}: {report['neurons']} hidden neurons, {report['unstable']} unstable under the "
-          f"stored {nb.method} bounds; output {a.output}; HiGHS, {a.threads} thread(s)")
-    print(_table(rows, ["formulation", "sense", "status", "objective", "bound", "gap", "time s",
-                        "nodes", "binaries", "x*"]))
+          f"{'computed' if computed else 'stored'} {nb.method} bounds; output {a.output}; "
+          f"HiGHS, {a.threads} thread(s)")
+    print(format_table(["formulation", "sense", "status", "objective", "bound", "gap", "time s",
+                        "nodes", "binaries", "x*"], rows))
     if a.json:
         Path(a.json).write_text(json.dumps(report, indent=1))
         print(f"wrote {a.json}")
+    return 0
+
+
+# -- tighten ------------------------------------------------------------------------------------
+def _box_args(a: argparse.Namespace) -> tuple[list[float], list[float]] | None:
+    """``(lb, ub)`` from ``--lb``/``--ub`` (both or neither), else ``None`` (use the sidecar)."""
+    lb, ub = _floats(a.lb, "--lb"), _floats(a.ub, "--ub")
+    if (lb is None) != (ub is None):
+        msg = "give both --lb and --ub (or neither, to use the <file>.bounds.json sidecar)"
+        raise CliError(msg)
+    return None if lb is None or ub is None else (lb, ub)
+
+
+def cmd_tighten(a: argparse.Namespace) -> int:
+    """Any dense ReLU ONNX -> a copy with our per-neuron bounds and OMLT's sidecar."""
+    import torch
+
+    from omlt_relax.tighten import METHOD_NAMES, tighten_onnx
+
+    torch.set_num_threads(1)
+    _positive(a.time_limit, "--time-limit")
+    out = Path(a.out)
+    if out.parent and not out.parent.exists():
+        msg = f"the directory of --out ({out.parent}) does not exist"
+        raise CliError(msg)
+    t0 = time.perf_counter()
+    box = _box_args(a)
+    print(f"computing {METHOD_NAMES[a.bounds]} bounds of {a.onnx} over "
+          f"{'the given box' if box else f'{a.onnx}.bounds.json'} ...")
+    nb = tighten_onnx(a.onnx, out, box, a.bounds, time_limit=a.time_limit, logits=a.logits)
+    print(f"bounds ({nb.method}) in {time.perf_counter() - t0:.3g} s: {nb.unstable_count()} of "
+          f"{sum(nb.widths)} hidden neurons unstable, mean big-M {nb.mean_bigm():.3g}")
+    print(f"wrote {out} and {out}.bounds.json")
     return 0
 
 
@@ -497,7 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     hidden = ",".join(str(h) for h in d.hidden)
     p = _Parser(prog="omlt-relax", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="command", metavar="{demo,train,solve,bench,tune}",
+    sub = p.add_subparsers(dest="command", metavar="{demo,train,solve,tighten,bench,tune}",
                            parser_class=_Parser)
     sub.required = True
 
@@ -539,7 +568,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("solve", help="ONNX -> MILP min/max of an output -> report")
-    s.add_argument("onnx", help="ONNX file written by export_onnx / omlt-relax train")
+    s.add_argument("onnx", help="ONNX file: from export_onnx / omlt-relax train / tighten, or "
+                                "any dense ReLU network (bounds computed on the fly)")
     s.add_argument("--sense", choices=("min", "max", "both"), default="both")
     s.add_argument("--output", type=int, default=0, help="index of the output to optimize")
     s.add_argument("--time-limit", type=float, default=60.0, help="seconds per MILP")
@@ -547,7 +577,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--compare-omlt", action="store_true",
                    help="also solve with stock OMLT ReluBigMFormulation")
     s.add_argument("--json", help="write the report as JSON here")
+    _foreign_args(s, "for a file without our bounds: how to compute them on the fly")
     s.set_defaults(func=cmd_solve)
+
+    s = sub.add_parser("tighten", help="any dense ReLU ONNX -> copy with per-neuron bounds")
+    s.add_argument("onnx", help="ONNX file (Gemm or MatMul+Add, Relu; e.g. from Keras or PyTorch)")
+    s.add_argument("--out", required=True, help="ONNX file to write (and its .bounds.json)")
+    s.add_argument("--time-limit", type=float, help="budget of OBBT in seconds (default: none)")
+    _foreign_args(s, "bound method")
+    s.set_defaults(func=cmd_tighten)
 
     s = sub.add_parser("bench", help="the benchmark suite: JSON, markdown table, Pareto plot")
     s.add_argument("--out", default="bench_results", help="output directory (resumable)")
@@ -573,6 +611,16 @@ def build_parser() -> argparse.ArgumentParser:
     cli_tune.add_budget_arguments(sub.choices["train"])
     cli_tune.add_tune_parser(sub, hidden, d)
     return p
+
+
+def _foreign_args(s: argparse.ArgumentParser, bounds_help: str) -> None:
+    from omlt_relax.bounds.methods import EXPORT_METHODS
+
+    s.add_argument("--bounds", choices=EXPORT_METHODS, default="lp", help=bounds_help)
+    s.add_argument("--lb", help="input lower bounds, comma-separated (default: the sidecar)")
+    s.add_argument("--ub", help="input upper bounds, comma-separated (default: the sidecar)")
+    s.add_argument("--logits", action="store_true",
+                   help="drop a final Softmax/LogSoftmax and optimize a logit")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from omlt_relax.cli import CliError, _ints, _positive, _table, csv_dataset
+from omlt_relax.bench.report import format_table
+from omlt_relax.cli import CliError, _ints, _positive, csv_dataset
 
 
 @contextlib.contextmanager
@@ -206,7 +207,7 @@ def cmd_tune(a: argparse.Namespace) -> int:
     rows = [["unregularized", f"{1:.3f}", f"{ref['milp_seconds']:.3g}", str(ref["unstable_obbt"])],
             [f"trial {p.number}", f"{p.values[0]:.3f}", f"{p.values[1]:.3g}",
              str(a_["unstable_obbt"])]]
-    print(_table(rows, ["network", "val RMSE ratio", "MILP s (min+max)", "unstable"]))
+    print(format_table(["network", "val RMSE ratio", "MILP s (min+max)", "unstable"], rows))
     print(f"picked trial {p.number} ({res.pick_rule}); wrote {res.onnx}, {res.onnx}.bounds.json, "
           f"{out / 'pareto.md'}, {out / 'pareto.png'} in {time.perf_counter() - t0:.0f} s"
           + (f"; {res.failed} trial(s) failed" if res.failed else ""))

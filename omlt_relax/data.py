@@ -207,6 +207,7 @@ def rmse(pred: Array, target: Array) -> float:
 
 
 __all__ = [
+    "MIN_STD",
     "Dataset",
     "Standardizer",
     "fold_standardization",

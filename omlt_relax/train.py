@@ -498,6 +498,11 @@ def with_overrides(config: TrainConfig, **kw: Any) -> TrainConfig:
 
 __all__ = [
     "DEFAULT_TOLERANCE",
+    "GRID_BOUND",
+    "GRID_L1",
+    "GRID_LP",
+    "GRID_PRUNE",
+    "LP_WARMUP",
     "VARIANTS",
     "Selection",
     "TrainConfig",

@@ -530,22 +530,19 @@ def run_tune(
 
 
 # -- report -----------------------------------------------------------------------------------
-def _fmt(x: Any, spec: str = ".3g") -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "–"
-    return format(x, spec)
+def _cells(t: Any, ref: dict[str, Any]) -> list[str]:
+    """One Pareto-table row of a completed trial."""
+    from omlt_relax.bench.report import fmt
 
-
-def _row(t: Any, ref: dict[str, Any]) -> str:
     a, p = t.user_attrs, t.params
     rg = a.get("root_gap") or {}
     test_ratio = a["test_rmse"] / ref["test_rmse"] if ref.get("test_rmse") else None
     limit = "" if a.get("solved_all", True) else " (limit)"
-    return (f"| {t.number} | {p['bigm']:.2g} | {p['stability']:.2g} | {p['bounds']} | "
-            f"{p['warmup']:.2f} | {p['ramp']:.2f} | {a['val_rmse_ratio']:.3f} | "
-            f"{_fmt(test_ratio, '.3f')} | {a['unstable_crown']}/{a['unstable_obbt']} | "
-            f"{_fmt(a['mean_bigm_obbt'])} | {_fmt(rg.get('min'), '.2g')}/"
-            f"{_fmt(rg.get('max'), '.2g')} | {a['milp_seconds']:.3g}{limit} | {a['nodes']} |")
+    return [str(t.number), f"{p['bigm']:.2g}", f"{p['stability']:.2g}", p["bounds"],
+            f"{p['warmup']:.2f}", f"{p['ramp']:.2f}", f"{a['val_rmse_ratio']:.3f}",
+            fmt(test_ratio, ".3f"), f"{a['unstable_crown']}/{a['unstable_obbt']}",
+            fmt(a["mean_bigm_obbt"]), f"{fmt(rg.get('min'), '.2g')}/{fmt(rg.get('max'), '.2g')}",
+            f"{a['milp_seconds']:.3g}{limit}", str(a["nodes"])]
 
 
 def pareto_front(study: Any) -> list[Any]:
@@ -557,6 +554,8 @@ def write_report(study: Any, cfg: TuneConfig, out: Path, pick: str | int) -> str
     """Write ``pareto.md`` and ``pareto.png``; returns the markdown."""
     from optuna.trial import TrialState
 
+    from omlt_relax.bench.report import fmt, format_table
+
     ref = study.user_attrs.get("reference", {})
     all_t = study.get_trials(deepcopy=False)
     n = {s: sum(t.state == s for t in all_t) for s in TrialState}
@@ -567,17 +566,17 @@ def write_report(study: Any, cfg: TuneConfig, out: Path, pick: str | int) -> str
             f"Reference (unregularized): validation RMSE {ref['val_rmse']:.4g}, test RMSE "
             f"{ref['test_rmse']:.4g}, MILP min + max {ref['milp_seconds']:.3g} s"
             f"{'' if ref['solved_all'] else ' (time limit hit)'}, {ref['unstable_obbt']} "
-            f"unstable (OBBT), mean big-M {_fmt(ref['mean_bigm_obbt'])}.")
+            f"unstable (OBBT), mean big-M {fmt(ref['mean_bigm_obbt'])}.")
     lines.append(
         f"Trials: {n[TrialState.COMPLETE]} completed, {n[TrialState.PRUNED]} pruned (ratio > "
         f"{cfg.budget * cfg.skip_factor:.3g}, MILP skipped), {n[TrialState.FAIL]} failed, "
         f"{n[TrialState.RUNNING]} running. Networks {list(cfg.train.hidden)}, "
         f"{cfg.train.epochs} epochs; HiGHS one thread, {cfg.time_limit:g} s per MILP.")
-    lines += ["", "| trial | w big-M | w stability | bounds | warm-up | ramp | val ratio | "
-              "test ratio | unstable CROWN/OBBT | mean big-M | root gap min/max | MILP s | "
-              "nodes |", "|" + "---|" * 13]
     front = pareto_front(study) if n[TrialState.COMPLETE] else []
-    lines += [_row(t, ref) for t in front]
+    lines += ["", format_table(["trial", "w big-M", "w stability", "bounds", "warm-up", "ramp",
+                                "val ratio", "test ratio", "unstable CROWN/OBBT", "mean big-M",
+                                "root gap min/max", "MILP s", "nodes"],
+                               [_cells(t, ref) for t in front], markdown=True)]
     with contextlib.suppress(ValueError):
         t = pick_trial(study, pick, cfg.budget)
         lines += ["", f"Picked ({pick}): trial {t.number}, validation RMSE ratio "

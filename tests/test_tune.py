@@ -180,9 +180,9 @@ def test_suite_records_a_failed_entry_and_the_rerun_retries_it(tmp_path) -> None
     # a results file where the bigm entry failed earlier (as run_entries records it)
     run_suite(SuiteConfig(functions=["peaks"], variants=["unregularized"], **TINY_SUITE),
               tmp_path, progress=False)
-    from omlt_relax.bench.suite import _update_entry
+    from omlt_relax.bench.results import update_entry
 
-    _update_entry(tmp_path / "results.json", "peaks/bigm", None, "KilledWorker: gone")
+    update_entry(tmp_path / "results.json", "peaks/bigm", None, "KilledWorker: gone")
     assert "peaks/bigm" in load_results(tmp_path)["failed"]
     lines: list[str] = []
     res = run_suite(cfg, tmp_path, progress=False, log=lines.append)

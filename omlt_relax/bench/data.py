@@ -9,17 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+import omlt_relax.data as _data
 from omlt_relax.bench.functions import BenchFunction
-from omlt_relax.data import (
-    MIN_STD,
-    Dataset,
-    Standardizer,
-    fold_standardization,
-    make_dataset,
-    predict,
-    rmse,
-    split_arrays,
-)
+from omlt_relax.data import *  # noqa: F403
+from omlt_relax.data import Dataset, make_dataset
 
 
 def sample_function(
@@ -51,14 +44,4 @@ def sample_function(
     return make_dataset(x, y, n_train, n_val, lo, hi, fn.name)
 
 
-__all__ = [
-    "MIN_STD",
-    "Dataset",
-    "Standardizer",
-    "fold_standardization",
-    "make_dataset",
-    "predict",
-    "rmse",
-    "sample_function",
-    "split_arrays",
-]
+__all__ = [*_data.__all__, "sample_function"]

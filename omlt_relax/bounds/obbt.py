@@ -228,6 +228,27 @@ def _objective(h: highspy.Highs, cols: np.ndarray, j: int, sign: float, prev: li
     prev[:] = [int(cols[j])]
 
 
+def _run(
+    h: highspy.Highs, cols: np.ndarray, j: int, sign: float, prev: list[int], seconds: float
+) -> highspy.HighsModelStatus:
+    """Minimize ``sign * column[cols[j]]`` within ``seconds``; the model status."""
+    h.setOptionValue("time_limit", float(min(seconds, 1e30)))
+    _objective(h, cols, j, sign, prev)
+    h.run()
+    return h.getModelStatus()
+
+
+def _tighten(lo_k: np.ndarray, up_k: np.ndarray, j: int, sign: float, bound: float) -> None:
+    """Apply a rigorous lower bound of ``sign * zhat_j`` (``sign > 0``: of :math:`\\hat z_j`, a
+    new :math:`l_j`; else of :math:`-\\hat z_j`, a new :math:`u_j`) if it is tighter and keeps
+    :math:`l_j \\le u_j`."""
+    if sign > 0:
+        if lo_k[j] < bound <= up_k[j]:
+            lo_k[j] = bound
+    elif lo_k[j] <= -bound < up_k[j]:
+        up_k[j] = -bound
+
+
 def _cost_vector(n: int, col: int, sign: float) -> np.ndarray:
     c = np.zeros(n)
     c[col] = sign
@@ -308,11 +329,8 @@ def _lp_pass(
             if rem <= 0:
                 stats.skipped_budget += 1
                 continue
-            h.setOptionValue("time_limit", float(min(rem, 1e30)))
-            _objective(h, cols, int(j), sign, prev)
-            h.run()
+            status = _run(h, cols, int(j), sign, prev, rem)
             stats.lp_solves += 1
-            status = h.getModelStatus()
             if status != highspy.HighsModelStatus.kOptimal:
                 stats.lp_failed += 1
                 stats.status("lp: " + h.modelStatusToString(status))
@@ -323,11 +341,7 @@ def _lp_pass(
             if math.isfinite(bound):
                 slack = abs(reported - bound)
                 stats.max_lp_dual_slack = max(stats.max_lp_dual_slack, slack)
-            if sign > 0:
-                if lo_k[j] < bound <= up_k[j]:
-                    lo_k[j] = bound
-            elif lo_k[j] <= -bound < up_k[j]:
-                up_k[j] = -bound
+            _tighten(lo_k, up_k, int(j), sign, bound)
 
 
 def _milp_pass(
@@ -375,11 +389,8 @@ def _milp_pass(
                 continue
             share = rem / max(left, 1)
             left -= 1
-            h.setOptionValue("time_limit", float(min(share, 1e30)))
-            _objective(h, cols, int(j), sign, prev)
-            h.run()
+            status = _run(h, cols, int(j), sign, prev, share)
             stats.milp_solves += 1
-            status = h.getModelStatus()
             if status != highspy.HighsModelStatus.kOptimal:
                 stats.milp_not_optimal += 1
                 stats.status("milp: " + h.modelStatusToString(status))
@@ -389,11 +400,7 @@ def _milp_pass(
             if not math.isfinite(dual):
                 continue
             bound = dual - float(widen[j])
-            if sign > 0:
-                if lo_k[j] < bound <= up_k[j]:
-                    lo_k[j] = bound
-            elif lo_k[j] <= -bound < up_k[j]:
-                up_k[j] = -bound
+            _tighten(lo_k, up_k, int(j), sign, bound)
 
 
 class _NoBar:

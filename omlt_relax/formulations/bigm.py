@@ -47,6 +47,7 @@ the index sets ``stable_active``, ``stable_inactive``, ``unstable``, constraints
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -76,6 +77,28 @@ def interval_affine(
     """Interval bounds of ``w @ z + b`` over ``lo <= z <= hi``, float64, widened outward
     (:func:`~omlt_relax.bounds.interval.sound_interval_layer` with ``SOUND_WIDEN``)."""
     return sound_interval_layer(w, b, lo, hi, SOUND_WIDEN)
+
+
+@dataclass(frozen=True)
+class HiddenLayer:
+    """What the constraints of hidden layer ``k`` are built from.
+
+    Attributes:
+        k: the layer (1-based); ``w``, ``b``: its weights ``(n_k, n_{k-1})`` and biases.
+        low, up: the bounds the MILP uses (stored intersected with interval bounds).
+        prev: the Pyomo variables :math:`z_{k-1}`; ``live``: the inputs that are not fixed to 0.
+        prev_lo, prev_hi: the bounds of :math:`z_{k-1}`.
+    """
+
+    k: int
+    w: np.ndarray
+    b: np.ndarray
+    low: np.ndarray
+    up: np.ndarray
+    prev: Any
+    live: np.ndarray
+    prev_lo: np.ndarray
+    prev_hi: np.ndarray
 
 
 def _intersect(
@@ -236,7 +259,8 @@ class BoundedReluBigMFormulation(_PyomoFormulation):
             used_lo.append(low)
             used_up.append(up)
             prev = block.layer[k - 1].z
-            self._hidden_layer(block.layer[k], k, w, b, low, up, prev, live, z_lo, z_hi)
+            layer = HiddenLayer(k, w, b, low, up, prev, live, z_lo, z_hi)
+            self._hidden_layer(block.layer[k], layer)
             z_lo, z_hi = np.maximum(low, 0.0), np.maximum(up, 0.0)
 
         # output layer (linear): z_L = W_L z_{L-1} + b_L, bounded by interval arithmetic
@@ -260,19 +284,8 @@ class BoundedReluBigMFormulation(_PyomoFormulation):
         )
         self.n_binaries = self.bounds_used.unstable_count()
 
-    def _hidden_layer(
-        self,
-        blk: Any,
-        k: int,
-        w: np.ndarray,
-        b: np.ndarray,
-        low: np.ndarray,
-        up: np.ndarray,
-        prev: Any,
-        live: np.ndarray,
-        prev_lo: np.ndarray,
-        prev_hi: np.ndarray,
-    ) -> None:
+    def _hidden_layer(self, blk: Any, layer: HiddenLayer) -> None:
+        w, b, low, up, prev, live = layer.w, layer.b, layer.low, layer.up, layer.prev, layer.live
         n = w.shape[0]
         inactive = [j for j in range(n) if up[j] <= 0.0]
         active = [j for j in range(n) if low[j] >= 0.0 and up[j] > 0.0]
@@ -301,28 +314,16 @@ class BoundedReluBigMFormulation(_PyomoFormulation):
             blk.stable_active, rule=lambda bb, j: bb.z[j] == bb.zhat[j]
         )
         blk.sigma = pyo.Var(blk.unstable, within=pyo.Binary, initialize=0)
-        self._unstable_neurons(blk, k, w, b, low, up, prev, live, prev_lo, prev_hi)
+        self._unstable_neurons(blk, layer)
 
-    def _unstable_neurons(
-        self,
-        blk: Any,
-        k: int,
-        w: np.ndarray,
-        b: np.ndarray,
-        low: np.ndarray,
-        up: np.ndarray,
-        prev: Any,
-        live: np.ndarray,
-        prev_lo: np.ndarray,
-        prev_hi: np.ndarray,
-    ) -> None:
+    def _unstable_neurons(self, blk: Any, layer: HiddenLayer) -> None:
         r"""Big-M constraints of the unstable neurons of hidden layer ``k``.
 
         .. math::
 
             z \ge \hat z,\qquad z \le \hat z - l(1 - \sigma),\qquad z \le u\sigma
         """
-        bigm_constraints(blk, low, up)
+        bigm_constraints(blk, layer.low, layer.up)
 
 
 def bigm_constraints(blk: Any, low: np.ndarray, up: np.ndarray) -> None:
@@ -348,6 +349,7 @@ __all__ = [
     "SPOT_CHECK_RTOL",
     "SPOT_CHECK_SAMPLES",
     "BoundedReluBigMFormulation",
+    "HiddenLayer",
     "bigm_constraints",
     "chain_fingerprint",
     "check_bounds",

@@ -58,7 +58,11 @@ from omlt.neuralnet.network_definition import NetworkDefinition
 
 from omlt_relax.bounds.interval import sound_interval_layer
 from omlt_relax.bounds.rounding import SOUND_WIDEN, widen_outward
-from omlt_relax.formulations.bigm import BoundedReluBigMFormulation, bigm_constraints
+from omlt_relax.formulations.bigm import (
+    BoundedReluBigMFormulation,
+    HiddenLayer,
+    bigm_constraints,
+)
 from omlt_relax.neuron_bounds import NeuronBounds
 
 SplitFunc = Callable[[np.ndarray, int], Sequence[Sequence[int]]]
@@ -131,19 +135,7 @@ class BoundedReluPartitionFormulation(BoundedReluBigMFormulation):
         key = w_row[live] * span[live]
         return [live[g] for g in split_inputs(key, self.n_partitions, self.split)]
 
-    def _unstable_neurons(
-        self,
-        blk: Any,
-        k: int,
-        w: np.ndarray,
-        b: np.ndarray,
-        low: np.ndarray,
-        up: np.ndarray,
-        prev: Any,
-        live: np.ndarray,
-        prev_lo: np.ndarray,
-        prev_hi: np.ndarray,
-    ) -> None:
+    def _unstable_neurons(self, blk: Any, layer: HiddenLayer) -> None:
         r"""Big-M and partition constraints of the unstable neurons of hidden layer ``k``.
 
         .. math::
@@ -152,9 +144,10 @@ class BoundedReluPartitionFormulation(BoundedReluBigMFormulation):
             z = \sum_n p_n + \sigma b,\\
             \sigma L_n \le p_n \le \sigma U_n,\quad (1-\sigma) L_n \le v_n - p_n \le (1-\sigma) U_n
         """
-        bigm_constraints(blk, low, up)
+        bigm_constraints(blk, layer.low, layer.up)
         if self.n_partitions == 1:
             return
+        w, live, prev_lo, prev_hi = layer.w, layer.live, layer.prev_lo, layer.prev_hi
         span = prev_hi - prev_lo
         groups = {}
         for j in blk.unstable:
@@ -163,8 +156,8 @@ class BoundedReluPartitionFormulation(BoundedReluBigMFormulation):
         blk.neuron = pyo.Block(blk.unstable)
         for j in blk.unstable:
             _partition_neuron(
-                blk.neuron[j], blk.z[j], blk.sigma[j], w[j], float(b[j]),
-                float(low[j]), float(up[j]), prev, prev_lo, prev_hi, groups[j],
+                blk.neuron[j], blk.z[j], blk.sigma[j], w[j], float(layer.b[j]),
+                float(layer.low[j]), float(layer.up[j]), layer.prev, prev_lo, prev_hi, groups[j],
             )
 
 

@@ -112,6 +112,7 @@ from omlt_relax.chain import forward_chain
 from omlt_relax.lp.relaxation import BigMRelaxationLP, greedy_tour
 from omlt_relax.network import ParsedNetwork, as_box, parse_network
 from omlt_relax.neuron_bounds import NeuronBounds
+from omlt_relax.penalties import Penalty, method_mismatch
 
 Tensor = torch.Tensor
 
@@ -481,7 +482,7 @@ def lp_gap(
     return _GapEngine(model, input_bounds, sense, bounds, derivative, c).gaps(x)
 
 
-class LPGapPenalty:
+class LPGapPenalty(Penalty):
     """``weight`` times the mean LP gap over a random subsample of the batch.
 
     .. math::
@@ -490,7 +491,9 @@ class LPGapPenalty:
         I \\subseteq \\{1..B\\},\\ |I| = \\min(B, \\text{subsample}),
 
     :math:`I` drawn by a generator seeded with ``seed``. One LP per sense is kept and reloaded
-    with the current weights at every call (warm start from the last basis).
+    with the current weights at every call (warm start from the last basis). A
+    :class:`~omlt_relax.penalties.Penalty`: ``value(bounds, x)`` is the unweighted mean gap, whose
+    autograd gives the dual (envelope) gradient.
 
     Args:
         model, input_bounds, sense, bounds, derivative, c: as in :func:`lp_gap`.
@@ -501,6 +504,9 @@ class LPGapPenalty:
     A :class:`NeuronBounds` given as ``bounds`` is held fixed (constants, so ``"direct"`` and
     ``"total"`` coincide); differentiable bounds of the current weights can be passed per call.
     """
+
+    name = "lp_gap"
+    needs_x = True
 
     def __init__(
         self,
@@ -514,9 +520,6 @@ class LPGapPenalty:
         seed: int = 0,
         c: Any = None,
     ) -> None:
-        if not (isinstance(weight, int | float) and math.isfinite(weight) and weight >= 0):
-            msg = f"weight must be a finite number >= 0, got {weight!r}"
-            raise ValueError(msg)
         if subsample is not None and (
             isinstance(subsample, bool) or int(subsample) != subsample or subsample < 1
         ):
@@ -524,25 +527,13 @@ class LPGapPenalty:
             raise ValueError(msg)
         if isinstance(bounds, NeuronBounds):  # fixed bounds are constants across calls
             bounds = bounds.numpy()
+        method = _check_bounds_spec(bounds)
+        super().__init__(model, input_bounds, weight, method if isinstance(method, str) else None)
         self.engine = _GapEngine(model, input_bounds, sense, bounds, derivative, c)
-        self.weight = float(weight)
         self.subsample = None if subsample is None else int(subsample)
         self.generator = torch.Generator().manual_seed(int(seed))
         self._mean_gap = math.nan
         self._calls = 0
-
-    @property
-    def model(self) -> nn.Module:
-        return self.engine.model
-
-    @property
-    def input_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.engine.input_bounds
-
-    @property
-    def bounds_method(self) -> str | None:
-        """``"ibp"``/``"crown"``, or ``None`` for fixed :class:`NeuronBounds`."""
-        return self.engine.bounds if isinstance(self.engine.bounds, str) else None
 
     @property
     def sense(self) -> str:
@@ -552,24 +543,25 @@ class LPGapPenalty:
     def derivative(self) -> str:
         return self.engine.derivative
 
-    def __call__(self, x: Tensor, bounds: NeuronBounds | None = None) -> Tensor:
-        """The penalty for batch ``x`` ``(B, n_0)``, a 0-d tensor in the model's dtype.
+    def check_bounds(self, bounds: NeuronBounds) -> None:
+        """Given bounds must be a :class:`NeuronBounds`; if they come from ``"ibp"``/``"crown"``,
+        from this penalty's method (tightened bounds of any other method are accepted)."""
+        if not isinstance(bounds, NeuronBounds):
+            msg = f"bounds must be a NeuronBounds or None, got {type(bounds).__name__}"
+            raise TypeError(msg)
+        method = self.bounds_method
+        if method is not None and bounds.method in BOUND_METHODS and bounds.method != method:
+            raise ValueError(method_mismatch(self, bounds))
 
-        ``bounds``: precomputed differentiable bounds of this penalty's method (e.g. shared with
-        other penalties in the same step); computed here when ``None``.
-        """
+    def value(self, bounds: NeuronBounds | None = None, x: Tensor | None = None) -> Tensor:
+        """The mean gap over a subsample of the batch ``x`` ``(B, n_0)``, unweighted, a 0-d
+        tensor in the model's dtype. ``bounds``: precomputed differentiable bounds of this
+        penalty's method (e.g. shared with other penalties in the same step); computed here when
+        ``None``."""
+        if x is None:
+            msg = "the LP-gap penalty needs the training batch x of shape (B, n)"
+            raise ValueError(msg)
         x64 = _as_batch(x, self.engine.parsed.n_inputs)
-        if bounds is not None:
-            if not isinstance(bounds, NeuronBounds):
-                msg = f"bounds must be a NeuronBounds or None, got {type(bounds).__name__}"
-                raise TypeError(msg)
-            method = self.bounds_method
-            if method is not None and bounds.method in BOUND_METHODS and bounds.method != method:
-                msg = (
-                    f"bounds were computed with {bounds.method!r} but this penalty uses "
-                    f"{method!r}; pass bounds of the same method (or None)"
-                )
-                raise ValueError(msg)
         n = x64.shape[0]
         if self.subsample is not None and n > self.subsample:
             idx = torch.randperm(n, generator=self.generator)[: self.subsample]
@@ -579,7 +571,14 @@ class LPGapPenalty:
         ok = torch.as_tensor(self.engine.last_ok)
         vals = g.detach().to(_F64)
         self._mean_gap = float(vals[ok].mean()) if bool(ok.any()) else math.nan
-        return self.weight * (g.mean() if n else g.sum())
+        return g.mean() if n else g.sum()
+
+    def __call__(self, x: Tensor | None = None, bounds: NeuronBounds | None = None) -> Tensor:
+        """``weight`` times :meth:`value` for batch ``x`` ``(B, n_0)``, a 0-d tensor in the
+        model's dtype (see :meth:`value` for ``bounds``)."""
+        if x is not None:
+            _as_batch(x, self.engine.parsed.n_inputs)  # a bad batch is reported before bounds
+        return super().__call__(x, bounds)
 
     def metrics(self) -> dict[str, float]:
         """``mean_gap`` (last call, over samples whose LPs solved; NaN before the first call),

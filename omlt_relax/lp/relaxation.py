@@ -52,6 +52,8 @@ import numpy as np
 import scipy.sparse as sp
 
 INF = highspy.kHighsInf
+Chain = list[tuple[np.ndarray, np.ndarray]]
+Layers = list[np.ndarray]
 
 
 @dataclass
@@ -102,14 +104,8 @@ class BigMRelaxationLP:
     """
 
     def __init__(
-        self,
-        chain: list[tuple[np.ndarray, np.ndarray]],
-        lower: list[np.ndarray],
-        upper: list[np.ndarray],
-        input_lower: np.ndarray,
-        input_upper: np.ndarray,
-        threads: int = 1,
-        formulation: str = "bigm",
+        self, chain: Chain, lower: Layers, upper: Layers, input_lower: np.ndarray,
+        input_upper: np.ndarray, threads: int = 1, formulation: str = "bigm",
     ) -> None:
         if formulation not in ("bigm", "triangle"):
             msg = f"formulation must be 'bigm' or 'triangle'; got {formulation!r}"
@@ -123,13 +119,8 @@ class BigMRelaxationLP:
 
     # -- building ------------------------------------------------------------------------
     def load(
-        self,
-        chain: list[tuple[np.ndarray, np.ndarray]],
-        lower: list[np.ndarray],
-        upper: list[np.ndarray],
-        input_lower: np.ndarray,
-        input_upper: np.ndarray,
-        warm_start: bool = False,
+        self, chain: Chain, lower: Layers, upper: Layers, input_lower: np.ndarray,
+        input_upper: np.ndarray, warm_start: bool = False,
     ) -> None:
         """(Re)build the LP for new weights or bounds, reusing the HiGHS object.
 
