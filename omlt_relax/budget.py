@@ -38,8 +38,15 @@ from torch import nn
 
 from omlt_relax.bounds import sound_bounds
 from omlt_relax.data import Dataset, fold_standardization, predict, rmse
-from omlt_relax.schedule import fit_epochs, make_regularizer
-from omlt_relax.train import TrainConfig, TrainResult, Variant, fit, get_variant
+from omlt_relax.train import (
+    TrainConfig,
+    TrainResult,
+    Variant,
+    fit,
+    get_variant,
+    regularizer_for,
+    train_epochs,
+)
 
 #: Default variant of the budgeted training: big-M + stability penalties.
 DEFAULT_VARIANT = "bigm+stability"
@@ -212,8 +219,8 @@ def train_within_budget(
     backtracked = False
     while w <= weight_max * (1 + 1e-12):
         t0 = time.perf_counter()
-        reg = make_regularizer(net, data, v, w, cfg)
-        fit_epochs(net, data, cfg, n_stage, lr, None, reg, progress)
+        reg = regularizer_for(net, data, v, w, cfg)
+        train_epochs(net, data, cfg, n_stage, lr, None, reg, progress)
         folded, st = _stage_record(net, data, w, ref_val, budget, n_stage,
                                    time.perf_counter() - t0, backtracked)
         stages.append(st)

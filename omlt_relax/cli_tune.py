@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from omlt_relax.bench.report import format_table
-from omlt_relax.cli import CliError, _ints, _positive, csv_dataset
+from omlt_relax.cli_input import CliError, check_positive, csv_dataset, ints_arg
 
 
 @contextlib.contextmanager
@@ -166,7 +166,7 @@ def cmd_tune(a: argparse.Namespace) -> int:
         require_optuna()
     except ImportError as err:
         raise CliError(str(err)) from None
-    _positive(a.time_limit, "--time-limit")
+    check_positive(a.time_limit, "--time-limit")
     for name, value in (("--trials", a.trials), ("--epochs", a.epochs), ("--jobs", a.jobs)):
         if value < 1:
             msg = f"{name} must be at least 1, got {value}"
@@ -188,7 +188,7 @@ def cmd_tune(a: argparse.Namespace) -> int:
         open_storage(a.storage)  # a bad URL fails here, before any cluster starts
     cfg = TuneConfig(budget=a.budget, trials=a.trials, time_limit=a.time_limit,
                      skip_factor=a.skip_factor, sampler_seed=a.seed,
-                     train=TrainConfig(hidden=_ints(a.hidden, "--hidden"), epochs=a.epochs,
+                     train=TrainConfig(hidden=ints_arg(a.hidden, "--hidden"), epochs=a.epochs,
                                        lr=a.lr, batch_size=a.batch_size, seed=a.seed))
     t0 = time.perf_counter()
     log = None if a.quiet else (lambda s: print(s, flush=True))

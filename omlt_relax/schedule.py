@@ -17,36 +17,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
 from omlt_relax.data import Dataset, fold_standardization
-from omlt_relax.train import TrainConfig, Variant, build_model
+from omlt_relax.train import TrainConfig, Variant, build_model, regularizer_for, train_epochs
 
 
-# -- call sites into the training loop (omlt_relax.train) --------------------------------------
-# The only places budget.py and tune.py reach past omlt_relax.train's public fit(): continuation
-# and schedules need the loop on an existing network and the regularizer with no warm-up.
-def make_regularizer(model: nn.Sequential, data: Dataset, variant: Variant, scale: float,
-                     cfg: TrainConfig) -> Any:
-    """The variant's regularizer (its base weights × ``scale``), on from the first call."""
-    from omlt_relax.train import _regularizer
-
-    return _regularizer(model, data.std_box, variant, scale, cfg, 0)
-
-
-def fit_epochs(model: nn.Sequential, data: Dataset, cfg: TrainConfig, epochs: int, lr: float,
-               extra: Callable[[torch.Tensor], torch.Tensor] | None, reg: Any,
-               progress: Callable[[int], None] | None = None) -> list[dict[str, float]]:
-    """``epochs`` epochs of Adam (cosine decay from ``lr``) on MSE + extra + reg, in place."""
-    from omlt_relax.train import _train_loop
-
-    return _train_loop(model, data, cfg, epochs, lr, extra, reg, None, progress)
-
-
-# -- schedules --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Schedule:
     """Warm-up and ramp fractions of the training steps (module docstring)."""
@@ -86,7 +64,7 @@ def train_scheduled(
     Returns ``(float64 network in original units, float32 standardized network)``.
     """
     model = build_model(data.n_inputs, config.hidden, data.n_outputs, config.seed)
-    reg = make_regularizer(model, data, variant, 1.0, config)
+    reg = regularizer_for(model, data, variant, 1.0, config)
     total = config.epochs * steps_per_epoch(data, config)
     step = [0]
 
@@ -97,8 +75,8 @@ def train_scheduled(
             return torch.zeros(())
         return s * reg(xb)
 
-    fit_epochs(model, data, config, config.epochs, config.lr, extra, None, progress)
+    train_epochs(model, data, config, config.epochs, config.lr, extra, None, progress)
     return fold_standardization(model, data.scaler), model
 
 
-__all__ = ["Schedule", "fit_epochs", "make_regularizer", "steps_per_epoch", "train_scheduled"]
+__all__ = ["Schedule", "steps_per_epoch", "train_scheduled"]

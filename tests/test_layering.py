@@ -22,13 +22,14 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("bounds", ("bounds", "bounds.rounding", "bounds.interval", "bounds.crown", "bounds.methods")),
     ("lp relaxation", ("lp.relaxation",)),
     ("tightening and penalties", ("bounds.obbt", "penalties", "lp", "lp.gap")),
-    ("training", ("regularizer", "lightning", "data", "train")),
+    ("training", ("regularizer", "lightning", "data", "train", "schedule")),
     ("foreign networks", ("foreign",)),
     ("export", ("export", "tighten")),
     ("formulations", ("formulations", "formulations.bigm", "formulations.partition")),
     ("solve", ("solve",)),
     ("optimize", ("optimize",)),
-    ("cli and benchmarks", ("", "cli", "bench", "bench.*")),
+    ("cli and benchmarks", ("", "cli", "bench", "bench.*", "budget", "tune", "cli_tune",
+                            "cli_input")),
 ]
 
 #: Stages whose modules may import lazily inside functions (start-up time of the command line).
