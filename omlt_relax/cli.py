@@ -332,8 +332,16 @@ def cmd_tighten(a: argparse.Namespace) -> int:
 
 # -- bench --------------------------------------------------------------------------------------
 def cmd_bench(a: argparse.Namespace) -> int:
-    """The benchmark suite (see :mod:`omlt_relax.bench.suite`)."""
+    """The benchmark suite (see :mod:`omlt_relax.bench.suite`), or ``--suite paper``."""
     import torch
+
+    if a.suite == "paper":
+        return _bench_paper(a)
+    defaults = (("functions", "2d"), ("variants", "all"), ("time_limit", BENCH_TIME_LIMIT),
+                ("n_train", 2000), ("epochs", BENCH_EPOCHS))
+    for name, default in defaults:
+        if getattr(a, name) is None:
+            setattr(a, name, default)
 
     from omlt_relax.bench.functions import FUNCTIONS
     from omlt_relax.bench.suite import (
@@ -386,6 +394,66 @@ def cmd_bench(a: argparse.Namespace) -> int:
     if g is not None:
         print(f"geometric-mean speed-up of our fastest variant within 1.25x RMSE over "
               f"{summ['best_ours_2d_functions']} 2-D functions: {g:.3g}x")
+    return 0
+
+
+def _bench_paper(a: argparse.Namespace) -> int:
+    """``omlt-relax bench --suite paper``: Tsay 2026's protocol (:mod:`omlt_relax.bench.paper`)."""
+    import torch
+
+    from omlt_relax.bench.paper import (
+        LAMBDAS,
+        PAPER_FUNCTIONS,
+        PAPER_VARIANTS,
+        REPORT_FILE,
+        PaperConfig,
+        run_paper,
+        write_report,
+    )
+    from omlt_relax.bench.suite import parse_list
+
+    torch.set_num_threads(1)
+    base = PaperConfig()
+    check_positive(a.time_limit, "--time-limit")
+    lambdas = tuple(floats_arg(a.lambdas, "--lambdas") or LAMBDAS)
+    for lam in lambdas:
+        check_positive(lam, "--lambdas")
+    seeds = tuple(int(s) for s in a.seeds.split(",")) if a.seeds else base.seeds
+    try:
+        cfg = PaperConfig(
+            functions=tuple(parse_list(a.functions or "all", list(PAPER_FUNCTIONS), "function")),
+            depths=ints_arg(a.depths, "--depths") if a.depths else base.depths,
+            seeds=seeds,
+            variants=tuple(parse_list(a.variants or "all", list(PAPER_VARIANTS), "variant")),
+            lambdas=lambdas,
+            n_train=a.n_train or base.n_train,
+            n_val=a.n_val or base.n_val,
+            n_test=a.n_test or base.n_test,
+            epochs=a.epochs or base.epochs,
+            time_limit=a.time_limit or base.time_limit,
+            solvers=tuple(parse_list(a.solvers, ["highs", "gurobi"], "solver")),
+            formulations=tuple(parse_list(a.formulations, ["paper", "ours"], "formulation")),
+        )
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    if a.report_only:
+        path = write_report(a.out, cfg)
+        print(path.read_text())
+        return 0
+    log = None if a.quiet else (lambda s: print(s, flush=True))
+    t0 = time.perf_counter()
+    if a.scheduler is not None or a.jobs > 1:  # on Dask; else one process (several may share)
+        from omlt_relax.cli_tune import dask_for
+
+        with dask_for(a) as client:
+            recs = run_paper(cfg, a.out, log=log, progress=not a.quiet, client=client)
+    else:
+        recs = run_paper(cfg, a.out, log=log, progress=not a.quiet)
+    out = Path(a.out)
+    if not a.quiet:
+        print((out / REPORT_FILE).read_text())
+    print(f"{len(recs)} networks finished; wrote {out / REPORT_FILE} "
+          f"({time.perf_counter() - t0:.0f} s)")
     return 0
 
 
@@ -460,16 +528,36 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_tighten)
 
     s = sub.add_parser("bench", help="the benchmark suite: JSON, markdown table, Pareto plot")
+    s.add_argument("--suite", choices=("default", "paper"), default="default",
+                   help="'default': our suite (2x50 nets, all variants); 'paper': Tsay 2026's "
+                        "protocol (width 25, depths 2/3/5, 70k LHS samples, 1800 s MILPs) with "
+                        "our variants beside the paper's")
     s.add_argument("--out", default="bench_results", help="output directory (resumable)")
-    s.add_argument("--functions", default="2d", help="comma-separated, '2d' or 'all'")
-    s.add_argument("--variants", default="all", help="comma-separated or 'all'")
-    s.add_argument("--epochs", type=int, default=BENCH_EPOCHS, help="training epochs")
+    s.add_argument("--functions", default=None,
+                   help="comma-separated, '2d' or 'all' (default: 2d; paper: all)")
+    s.add_argument("--variants", default=None, help="comma-separated or 'all' (default)")
+    s.add_argument("--epochs", type=int, default=None,
+                   help=f"training epochs (default {BENCH_EPOCHS}; paper: 200)")
     s.add_argument("--hidden", default=hidden, help="hidden widths")
-    s.add_argument("--time-limit", type=float, default=BENCH_TIME_LIMIT, help="seconds per MILP")
+    s.add_argument("--time-limit", type=float, default=None,
+                   help=f"seconds per MILP (default {BENCH_TIME_LIMIT:g}; paper: 1800)")
     s.add_argument("--tolerance", type=float, default=1.2,
                    help="weight selection: validation RMSE <= tolerance x baseline")
-    s.add_argument("--n-train", type=int, default=2000,
-                   help="training samples (validation: a quarter; test: as many)")
+    s.add_argument("--n-train", type=int, default=None,
+                   help="training samples (default 2000, validation a quarter, test as many; "
+                        "paper: 70000/30000/10000)")
+    s.add_argument("--n-val", type=int, default=None, help="paper suite: validation samples")
+    s.add_argument("--n-test", type=int, default=None, help="paper suite: test samples")
+    s.add_argument("--depths", default=None, help="paper suite: hidden layers, e.g. 3,5")
+    s.add_argument("--seeds", default=None, help="paper suite: seeds, e.g. 0,1,2 (default 0-19)")
+    s.add_argument("--lambdas", default=None, help="paper suite: weights (default 1e-4,1e-3,1e-2)")
+    s.add_argument("--solvers", default="highs,gurobi",
+                   help="paper suite: MILP solvers, one thread each (Gurobi where its licence "
+                        "allows)")
+    s.add_argument("--formulations", default="paper,ours",
+                   help="paper suite: 'paper' (IBP big-M) and/or 'ours' (LP-OBBT big-M)")
+    s.add_argument("--report-only", action="store_true",
+                   help="paper suite: only rewrite the report from the finished jobs in --out")
     s.add_argument("--seed", type=int, default=0, help="training seed")
     s.add_argument("--fresh", action="store_true", help="ignore earlier results in --out")
     s.add_argument("--jobs", type=int, default=1,

@@ -241,3 +241,21 @@ def test_bad_storage_url_is_a_clear_error(data, tmp_path, capsys, url, needle) -
                  "--trials", "1", "--epochs", "1", "--n-train", "50"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("omlt-relax tune: error: ") and needle in err[0]
+
+
+def test_paper_suite_runs_on_the_dask_cluster_and_resumes(cluster, tmp_path) -> None:
+    from omlt_relax.bench.paper import PaperConfig, run_paper
+
+    cfg = PaperConfig(functions=("peaks",), depths=(2,), seeds=(0,),
+                      variants=("none", "stable"), lambdas=(1e-2,), width=6, n_train=300,
+                      n_val=100, n_test=100, epochs=2, time_limit=30, solvers=("highs",))
+    lines: list[str] = []
+    recs = run_paper(cfg, tmp_path, log=lines.append, progress=False, client=cluster)
+    assert len(recs) == 2 and sum(s.endswith(": done") for s in lines) == 2
+    assert json.loads((tmp_path / "failed.json").read_text()) == {}
+    for r in recs:  # written here, from the workers' results
+        assert (tmp_path / "models" / f"{r['key']}.pt").is_file()
+        assert r["milp"]["ours"]["highs"]["status"] == "optimal"
+    lines.clear()
+    assert len(run_paper(cfg, tmp_path, log=lines.append, progress=False, client=cluster)) == 2
+    assert not any(s.endswith(": done") for s in lines)
