@@ -442,13 +442,10 @@ def _bench_paper(a: argparse.Namespace) -> int:
         return 0
     log = None if a.quiet else (lambda s: print(s, flush=True))
     t0 = time.perf_counter()
-    if a.scheduler is not None or a.jobs > 1:  # on Dask; else one process (several may share)
-        from omlt_relax.cli_tune import dask_for
+    from omlt_relax.cli_tune import dask_for
 
-        with dask_for(a) as client:
-            recs = run_paper(cfg, a.out, log=log, progress=not a.quiet, client=client)
-    else:
-        recs = run_paper(cfg, a.out, log=log, progress=not a.quiet)
+    with dask_for(a) as client:  # None (one process; several may share --out) for --jobs 1
+        recs = run_paper(cfg, a.out, log=log, progress=not a.quiet, client=client)
     out = Path(a.out)
     if not a.quiet:
         print((out / REPORT_FILE).read_text())
@@ -561,7 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="training seed")
     s.add_argument("--fresh", action="store_true", help="ignore earlier results in --out")
     s.add_argument("--jobs", type=int, default=1,
-                   help="entries run at once: workers of the local Dask cluster (one core each)")
+                   help="jobs at once: workers of a local Dask cluster, one core each (1: here)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_bench)
 

@@ -23,12 +23,16 @@ from omlt_relax.cli_input import CliError, check_positive, csv_dataset, ints_arg
 
 @contextlib.contextmanager
 def dask_for(a: argparse.Namespace) -> Iterator[Any]:
-    """The Dask client of ``--scheduler`` or of a local cluster of ``--jobs`` workers."""
+    """The Dask client of ``--scheduler`` or of a local cluster of ``--jobs`` workers (``None``,
+    i.e. this process, for ``--jobs 1`` without a scheduler)."""
     from omlt_relax.bench.dask_runner import dask_client, require_distributed
 
     if a.jobs < 1:
         msg = f"--jobs must be at least 1, got {a.jobs}"
         raise CliError(msg)
+    if a.scheduler is None and a.jobs == 1:
+        yield None  # one job at a time in this process: same jobs and callbacks, no cluster
+        return
     try:
         require_distributed()
     except ImportError as err:
@@ -126,7 +130,7 @@ def add_tune_parser(sub: Any, hidden: str, d: Any) -> None:
                                      "e.g. postgresql://user:pw@host/db for many machines")
     s.add_argument("--study", default="omlt_relax_tune", help="study name in the storage")
     s.add_argument("--jobs", type=int, default=1,
-                   help="trials at once: workers of the local Dask cluster (one core each)")
+                   help="trials at once: workers of a local Dask cluster, one core each (1: here)")
     add_scheduler_argument(s)
     s.add_argument("--bounds", choices=("lp", "crown", "ibp", "milp"), default="lp",
                    help="bounds stored with the exported network")
