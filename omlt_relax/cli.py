@@ -1,8 +1,8 @@
-"""The ``omlt-relax`` command: demo, train, solve, bench, tune.
+"""The ``omlt-relax`` command: demo, train, solve, bench.
 
 .. code-block:: text
 
-    omlt-relax demo  [--out DIR]                       # peaks 2×50: plain vs relaxation-informed
+    omlt-relax demo  [--out DIR]                       # peaks 5×25: plain vs relaxation-informed
     omlt-relax train data.csv --out net.onnx [--regularize relax]   # CSV -> ONNX with bounds
     omlt-relax train data.csv --out net.onnx --budget 1.2           # strongest weight in budget
     omlt-relax solve net.onnx [--sense both] [--compare-omlt]       # ONNX -> MILP report
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -28,10 +29,17 @@ from typing import Any, NoReturn
 import numpy as np
 
 from omlt_relax.bench.report import fmt, format_table, milp_cell
-from omlt_relax.cli_input import CliError, check_positive, csv_dataset, floats_arg, ints_arg
+from omlt_relax.cli_input import CliError, csv_dataset
+from omlt_relax.cli_input import check_positive as _positive
+from omlt_relax.cli_input import floats_arg as _floats
+from omlt_relax.cli_input import ints_arg as _ints
 
 #: Exit status for bad input.
 EXIT_USAGE = 2
+#: Exit status of ``solve`` when an answer is contradicted by the network's forward pass.
+EXIT_UNRELIABLE = 3
+#: The status of such an answer (:data:`omlt_relax.verify.UNRELIABLE`).
+UNRELIABLE = "numerically_unreliable"
 
 #: Defaults of ``bench``: sized so that the whole suite (8 functions × 10 variants, ``--jobs 2``)
 #: fits in about 40 minutes on a 2-core machine.
@@ -42,6 +50,9 @@ BENCH_TIME_LIMIT = 20.0
 DEMO_VARIANT = "bigm+stability"
 DEMO_SCALE = 1e-3
 DEMO_EPOCHS = 1000
+#: The demo's network: five hidden layers of 25 (the paper's deepest size), big enough that the
+#: unregularized MILP finds no incumbent within the demo's time limit on 2 cores.
+DEMO_HIDDEN = "25,25,25,25,25"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,7 +77,7 @@ def _milp_cell(m: dict[str, Any]) -> str:
 
 # -- demo ---------------------------------------------------------------------------------------
 def cmd_demo(a: argparse.Namespace) -> int:
-    """Peaks on [-3, 3]², a 2×50 network, plain vs relaxation-informed training."""
+    """Peaks on [-3, 3]², a 5×25 network, plain vs relaxation-informed training."""
     import torch
 
     from omlt_relax.bench.data import sample_function
@@ -75,8 +86,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
     from omlt_relax.train import TrainConfig, fit, get_variant
 
     torch.set_num_threads(1)
-    check_positive(a.time_limit, "--time-limit")
-    hidden = ints_arg(a.hidden, "--hidden")
+    _positive(a.time_limit, "--time-limit")
+    hidden = _ints(a.hidden, "--hidden")
     if a.epochs < 1:
         msg = f"--epochs must be at least 1, got {a.epochs}"
         raise CliError(msg)
@@ -200,6 +211,37 @@ def _demo_plot(fn: Any, runs: dict[str, dict[str, Any]], path: Path, sp: float, 
 
 
 # -- train --------------------------------------------------------------------------------------
+def _check_train_args(a: argparse.Namespace) -> None:
+    """Numeric options of ``train`` that argparse's types cannot check."""
+    if a.batch_size < 1:
+        msg = f"--batch-size must be at least 1, got {a.batch_size}"
+        raise CliError(msg)
+    _positive(a.lr, "--lr")
+    for name, v in (("--val-fraction", a.val_fraction), ("--test-fraction", a.test_fraction)):
+        if not (math.isfinite(v) and 0 <= v < 1):
+            msg = f"{name} must be in [0, 1), got {v}"
+            raise CliError(msg)
+    _output_path(a.out, "--out")
+
+
+def _output_path(text: str, what: str) -> Path:
+    """``text`` as a file path to write: its folder is created; a file in the way is an error."""
+    out = Path(text)
+    if out.is_dir():
+        msg = f"{what} {out} is a folder; give a file name such as {out / 'net.onnx'}"
+        raise CliError(msg)
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                msg = f"{what} {out} cannot be written: {parent} is a file, not a folder"
+                raise CliError(msg)
+            break
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     """CSV -> (optionally relaxation-informed) network -> ONNX with per-neuron bounds."""
     import torch
@@ -209,10 +251,11 @@ def cmd_train(a: argparse.Namespace) -> int:
     from omlt_relax.train import TrainConfig, fit, get_variant
 
     torch.set_num_threads(1)
-    hidden = ints_arg(a.hidden, "--hidden")
+    hidden = _ints(a.hidden, "--hidden")
     if a.epochs < 1:
         msg = f"--epochs must be at least 1, got {a.epochs}"
         raise CliError(msg)
+    _check_train_args(a)
     if a.weight < 0 or not math.isfinite(a.weight):
         msg = f"--weight must be a number >= 0, got {a.weight}"
         raise CliError(msg)
@@ -228,9 +271,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
     with tqdm(total=cfg.epochs, desc="train", unit="epoch", disable=a.quiet) as bar:
         res = fit(data, v, a.weight if v.regularized else 0.0, cfg, progress=bar.update)
-    out = Path(a.out)
-    if out.parent and not out.parent.exists():
-        out.parent.mkdir(parents=True)
+    out = _output_path(a.out, "--out")
     nb = export_onnx(res.model, out, (lo, hi), bounds=a.bounds)
     test = rmse(predict(res.model, data.x_test), data.y_test)
     print(f"trained {len(in_names)} -> {list(hidden)} -> {len(out_names)} "
@@ -248,7 +289,10 @@ def cmd_solve(a: argparse.Namespace) -> int:
     """ONNX (ours, or any dense ReLU network: bounds on the fly) -> MILP min/max -> report."""
     from omlt_relax.optimize import solve_milp
 
-    check_positive(a.time_limit, "--time-limit")
+    _positive(a.time_limit, "--time-limit")
+    if a.threads < 1:
+        msg = f"--threads must be at least 1, got {a.threads}"
+        raise CliError(msg)
     p = Path(a.onnx)
     if not p.is_file():
         msg = f"no ONNX file at {p}"
@@ -292,15 +336,19 @@ def cmd_solve(a: argparse.Namespace) -> int:
     print(format_table(["formulation", "sense", "status", "objective", "bound", "gap", "time s",
                         "nodes", "binaries", "x*"], rows))
     if a.json:
-        Path(a.json).write_text(json.dumps(report, indent=1))
+        _output_path(a.json, "--json").write_text(json.dumps(report, indent=1))
         print(f"wrote {a.json}")
-    return 0
+    bad = [r for r in report["results"] if r["status"] == UNRELIABLE]
+    for r in bad:
+        print(f"omlt-relax solve: error: {r['sense']} ({r['formulation']}): {r['note']}",
+              file=sys.stderr)
+    return EXIT_UNRELIABLE if bad else 0
 
 
 # -- tighten ------------------------------------------------------------------------------------
 def _box_args(a: argparse.Namespace) -> tuple[list[float], list[float]] | None:
     """``(lb, ub)`` from ``--lb``/``--ub`` (both or neither), else ``None`` (use the sidecar)."""
-    lb, ub = floats_arg(a.lb, "--lb"), floats_arg(a.ub, "--ub")
+    lb, ub = _floats(a.lb, "--lb"), _floats(a.ub, "--ub")
     if (lb is None) != (ub is None):
         msg = "give both --lb and --ub (or neither, to use the <file>.bounds.json sidecar)"
         raise CliError(msg)
@@ -314,7 +362,7 @@ def cmd_tighten(a: argparse.Namespace) -> int:
     from omlt_relax.tighten import METHOD_NAMES, tighten_onnx
 
     torch.set_num_threads(1)
-    check_positive(a.time_limit, "--time-limit")
+    _positive(a.time_limit, "--time-limit")
     out = Path(a.out)
     if out.parent and not out.parent.exists():
         msg = f"the directory of --out ({out.parent}) does not exist"
@@ -355,8 +403,8 @@ def cmd_bench(a: argparse.Namespace) -> int:
     from omlt_relax.train import VARIANTS, TrainConfig
 
     torch.set_num_threads(1)
-    check_positive(a.time_limit, "--time-limit")
-    check_positive(a.tolerance, "--tolerance")
+    _positive(a.time_limit, "--time-limit")
+    _positive(a.tolerance, "--tolerance")
     if a.jobs < 1:
         msg = f"--jobs must be at least 1, got {a.jobs}"
         raise CliError(msg)
@@ -369,7 +417,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
     cfg = SuiteConfig(
         functions=funcs,
         variants=variants,
-        train=TrainConfig(hidden=ints_arg(a.hidden, "--hidden"), epochs=a.epochs,
+        train=TrainConfig(hidden=_ints(a.hidden, "--hidden"), epochs=a.epochs,
                           batch_size=base.batch_size, lr=base.lr, seed=a.seed),
         time_limit=a.time_limit,
         tolerance=a.tolerance,
@@ -414,15 +462,15 @@ def _bench_paper(a: argparse.Namespace) -> int:
 
     torch.set_num_threads(1)
     base = PaperConfig()
-    check_positive(a.time_limit, "--time-limit")
-    lambdas = tuple(floats_arg(a.lambdas, "--lambdas") or LAMBDAS)
+    _positive(a.time_limit, "--time-limit")
+    lambdas = tuple(_floats(a.lambdas, "--lambdas") or LAMBDAS)
     for lam in lambdas:
-        check_positive(lam, "--lambdas")
+        _positive(lam, "--lambdas")
     seeds = tuple(int(s) for s in a.seeds.split(",")) if a.seeds else base.seeds
     try:
         cfg = PaperConfig(
             functions=tuple(parse_list(a.functions or "all", list(PAPER_FUNCTIONS), "function")),
-            depths=ints_arg(a.depths, "--depths") if a.depths else base.depths,
+            depths=_ints(a.depths, "--depths") if a.depths else base.depths,
             seeds=seeds,
             variants=tuple(parse_list(a.variants or "all", list(PAPER_VARIANTS), "variant")),
             lambdas=lambdas,
@@ -463,15 +511,17 @@ def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     hidden = ",".join(str(h) for h in d.hidden)
     p = _Parser(prog="omlt-relax", description=__doc__.split("\n")[0])
+    p.add_argument("--debug", action="store_true",
+                   help=f"show the traceback of an error (or set {DEBUG_ENV}=1)")
     sub = p.add_subparsers(dest="command", metavar="{demo,train,solve,tighten,bench,tune}",
                            parser_class=_Parser)
     sub.required = True
 
-    s = sub.add_parser("demo", help="peaks 2x50: plain vs relaxation-informed training "
-                                    "(about 4 minutes)")
+    s = sub.add_parser("demo", help="peaks 5x25: plain vs relaxation-informed training, "
+                                    "both MILPs side by side (about 5 minutes)")
     s.add_argument("--out", default="omlt_relax_demo", help="output directory (JSON, PNG)")
     s.add_argument("--epochs", type=int, default=DEMO_EPOCHS, help="training epochs")
-    s.add_argument("--hidden", default=hidden, help="hidden widths, e.g. 50,50")
+    s.add_argument("--hidden", default=DEMO_HIDDEN, help="hidden widths, e.g. 50,50")
     s.add_argument("--time-limit", type=float, default=60.0, help="seconds per MILP")
     s.add_argument("--n-train", type=int, default=2000)
     s.add_argument("--variant", default=DEMO_VARIANT, help="relaxation-informed variant")
@@ -580,15 +630,35 @@ def _foreign_args(s: argparse.ArgumentParser, bounds_help: str) -> None:
                    help="drop a final Softmax/LogSoftmax and optimize a logit")
 
 
+#: Environment variable that, set to 1, shows the traceback of an error (as ``--debug`` does).
+DEBUG_ENV = "OMLT_RELAX_DEBUG"
+
+
+def _one_line(e: BaseException) -> str:
+    """The whole message of an exception on one line (never cut off after its first line)."""
+    text = " ".join(part.strip() for part in str(e).strip().splitlines() if part.strip())
+    if isinstance(e, OSError) and e.filename is not None and str(e.filename) not in text:
+        text = f"{text}: {e.filename}"
+    return text or type(e).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``omlt-relax``; returns the exit status (0 success, 2 bad input)."""
-    parser = build_parser()
+    """Run ``omlt-relax``; returns the exit status (0 success, 2 bad input, 130 interrupted).
+
+    Every error is one line on standard error, ``omlt-relax <cmd>: error: ...``; ``--debug`` (or
+    ``OMLT_RELAX_DEBUG=1``) shows the traceback instead.
+    """
+    try:
+        parser = build_parser()  # imports torch: Ctrl-C may come here too
+    except KeyboardInterrupt:
+        print("omlt-relax: interrupted (nothing was changed)", file=sys.stderr)
+        return 130
     args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     from omlt_relax.neuron_bounds import BoundsMismatchError
 
     user_errors: tuple[type[BaseException], ...] = (
-        CliError, ValueError, FileNotFoundError, BoundsMismatchError, PermissionError,
-        IsADirectoryError,
+        CliError, ValueError, BoundsMismatchError, OSError,
     )
     try:
         from omlt_relax.solve import SolverUnavailableError
@@ -598,14 +668,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     try:
         return int(args.func(args))
-    except user_errors as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"omlt-relax {args.command}: error: {msg}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"omlt-relax {args.command}: interrupted", file=sys.stderr)
+        print(f"omlt-relax {args.command}: interrupted (nothing that existed before was changed)",
+              file=sys.stderr)
         return 130
-
+    except user_errors as e:
+        if debug:
+            raise
+        print(f"omlt-relax {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as e:
+        if debug:
+            raise
+        print(f"omlt-relax {args.command}: error: unexpected {type(e).__name__}: {_one_line(e)} "
+              f"(run with --debug or {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
+        return 1
 
 if __name__ == "__main__":
     sys.exit(main())
