@@ -6,6 +6,8 @@
     omlt-relax train data.csv --out net.onnx [--regularize relax]   # CSV -> ONNX with bounds
     omlt-relax solve net.onnx [--sense both] [--compare-omlt]       # ONNX -> MILP report
     omlt-relax bench [--functions 2d] [--variants all] --out DIR    # the benchmark suite
+    omlt-relax bench --suite cflp --out DIR                         # two-stage facility location
+    omlt-relax cflp data|train|solve|evaluate ...                   # the two-stage workflow
 
 Bad input (a missing file, a wrong number of columns, an inverted box, ...) ends the command with
 exit status 2 and one line on standard error, ``omlt-relax: error: ...``; no traceback.
@@ -420,8 +422,19 @@ def cmd_solve(a: argparse.Namespace) -> int:
 
 # -- bench --------------------------------------------------------------------------------------
 def cmd_bench(a: argparse.Namespace) -> int:
-    """The benchmark suite (see :mod:`omlt_relax.bench.suite`)."""
+    """The benchmark suite (see :mod:`omlt_relax.bench.suite`; ``--suite cflp``:
+    :mod:`omlt_relax.stochastic.bench`)."""
     import torch
+
+    if a.suite == "cflp":
+        from omlt_relax.stochastic.cli import cmd_bench_cflp
+
+        torch.set_num_threads(1)
+        return cmd_bench_cflp(a)
+    a.hidden = a.hidden or hidden_default()
+    a.epochs = a.epochs or BENCH_EPOCHS
+    a.time_limit = a.time_limit or BENCH_TIME_LIMIT
+    a.tolerance = a.tolerance or 1.2
 
     from omlt_relax.bench.functions import FUNCTIONS
     from omlt_relax.bench.suite import (
@@ -474,6 +487,13 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
 
 # -- entry point --------------------------------------------------------------------------------
+def hidden_default() -> str:
+    """The default hidden widths of ``train``/``demo``/``bench``, e.g. ``"50,50"``."""
+    from omlt_relax.bench.train import TrainConfig
+
+    return ",".join(str(h) for h in TrainConfig().hidden)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``omlt-relax``."""
     from omlt_relax.bench.train import VARIANTS, TrainConfig
@@ -481,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     hidden = ",".join(str(h) for h in d.hidden)
     p = _Parser(prog="omlt-relax", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="command", metavar="{demo,train,solve,bench}", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="{demo,train,solve,bench,cflp}", parser_class=_Parser)
     sub.required = True
 
     s = sub.add_parser("demo", help="peaks 2x50: plain vs relaxation-informed training "
@@ -533,14 +553,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_solve)
 
     s = sub.add_parser("bench", help="the benchmark suite: JSON, markdown table, Pareto plot")
+    s.add_argument("--suite", choices=("functions", "cflp"), default="functions",
+                   help="functions: surrogates of test functions; cflp: two-stage facility "
+                   "location with quantile networks (omlt_relax.stochastic.bench)")
     s.add_argument("--out", default="bench_results", help="output directory (resumable)")
     s.add_argument("--functions", default="2d", help="comma-separated, '2d' or 'all'")
     s.add_argument("--variants", default="all", help="comma-separated or 'all'")
-    s.add_argument("--epochs", type=int, default=BENCH_EPOCHS, help="training epochs")
-    s.add_argument("--hidden", default=hidden, help="hidden widths")
-    s.add_argument("--time-limit", type=float, default=BENCH_TIME_LIMIT, help="seconds per MILP")
-    s.add_argument("--tolerance", type=float, default=1.2,
-                   help="weight selection: validation RMSE <= tolerance x baseline")
+    s.add_argument("--epochs", type=int, default=None,
+                   help=f"training epochs (default {BENCH_EPOCHS}; cflp 80)%(default).0s")
+    s.add_argument("--hidden", default=None, help=f"hidden widths (default {hidden}; cflp 100,100)%(default).0s")
+    s.add_argument("--time-limit", type=float, default=None,
+                   help=f"seconds per MILP (default {BENCH_TIME_LIMIT:g}; cflp 300)%(default).0s")
+    s.add_argument("--tolerance", type=float, default=None,
+                   help="weight selection: validation RMSE (cflp: pinball loss) <= tolerance x "
+                   "baseline (default 1.2; cflp 1.1)%(default).0s")
     s.add_argument("--n-train", type=int, default=2000,
                    help="training samples (validation: a quarter; test: as many)")
     s.add_argument("--seed", type=int, default=0, help="training seed")
@@ -549,6 +575,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="functions run at once in worker processes (one core each)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_bench)
+    from omlt_relax.stochastic.cli import add_bench_options, add_cflp_parser
+
+    add_bench_options(s)
+    add_cflp_parser(sub)
     return p
 
 

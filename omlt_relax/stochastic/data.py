@@ -188,11 +188,38 @@ def generate_data(
     return CFLPData(instance, sampling, arrays["x"], arrays["xi"], arrays["q"], cache.hash)
 
 
+def read_settings(cache_dir: str | os.PathLike[str]) -> tuple[CFLPInstance, Sampling]:
+    """The instance and sampling a dataset directory was made with (from its ``meta.json``)."""
+    import json
+
+    meta = Path(cache_dir) / "meta.json"
+    if not meta.is_file():
+        msg = f"{meta} not found: {cache_dir} is not a dataset made by generate_data"
+        raise FileNotFoundError(msg)
+    key = json.loads(meta.read_text()).get("key", {})
+    if key.get("kind") != "cflp-dataset":
+        msg = f"{cache_dir} holds {key.get('kind', 'unknown data')!r}, not a CFLP dataset"
+        raise ValueError(msg)
+    i = key["instance"]
+    instance = make_instance(i["n_facilities"], i["n_customers"], i["seed"])
+    return instance, Sampling(**key["sampling"])
+
+
+def load_data(
+    cache_dir: str | os.PathLike[str], workers: int | None = None, progress: bool = True
+) -> CFLPData:
+    """The dataset in ``cache_dir`` (finishing missing chunks, checking every chunk's key)."""
+    instance, sampling = read_settings(cache_dir)
+    return generate_data(instance, sampling, cache_dir, workers, progress)
+
+
 __all__ = [
     "CFLPData",
     "Sampling",
     "dataset_key",
     "default_workers",
     "generate_data",
+    "load_data",
+    "read_settings",
     "solve_parallel",
 ]

@@ -59,11 +59,6 @@ class RiskObjective:
             raise ValueError(msg)
         return self
 
-    @property
-    def alpha(self) -> float:
-        """The CVaR level the tail estimates, assuming K = 50 levels: :math:`1 - T/K` (set by caller)."""
-        return 1.0 - self.tail / 50.0
-
     def of_quantiles(self, fx: np.ndarray, q: np.ndarray) -> np.ndarray:
         """Objective for fixed costs ``fx`` ``(N,)`` and quantiles ``q`` ``(N, K)``."""
         q = np.atleast_2d(q)
@@ -79,6 +74,17 @@ def surrogate_objective(
 
     x = np.atleast_2d(instance.check_decision(x))
     return risk.of_quantiles(x @ instance.f, predict_quantiles(model, x))
+
+
+def onnx_quantiles(path: str | os.PathLike[str], x: Any) -> np.ndarray:
+    """Quantiles ``(N, K)`` of decisions ``x`` by onnxruntime on an exported network (float64 out)."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    dtype = np.float64 if "double" in inp.type else np.float32
+    out = sess.run(None, {inp.name: np.atleast_2d(np.asarray(x, dtype=dtype))})[0]
+    return np.asarray(out, np.float64)
 
 
 def build_first_stage(
@@ -180,10 +186,10 @@ def solve_first_stage(
 ) -> FirstStageResult:
     """Export ``model`` (folded quantile network), build the first-stage MILP, solve, check.
 
-    ``onnx_path``: where to write the ONNX file (a temporary file if ``None``); if it exists and
-    ``model`` is ``None`` it is loaded as is. ``bounds`` is the export's bounds method (``"lp"``:
-    LP-OBBT). With ``check`` a solved MILP must agree with the forward pass at its ``x``
-    (``RuntimeError`` otherwise).
+    ``onnx_path``: where to write the ONNX file (a temporary file if ``None``); with ``model=None``
+    the existing file is loaded as is and the forward pass is onnxruntime's. ``bounds`` is the
+    export's bounds method (``"lp"``: LP-OBBT). With ``check`` a solved MILP must agree with the
+    forward pass at its ``x`` (``RuntimeError`` otherwise).
     """
     import tempfile
     from pathlib import Path
@@ -191,6 +197,9 @@ def solve_first_stage(
     from omlt_relax import export_onnx, load_onnx, solve
 
     risk = risk or RiskObjective()
+    if model is None and onnx_path is None:
+        msg = "solve_first_stage needs a model or the path of an exported network"
+        raise ValueError(msg)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(onnx_path) if onnx_path is not None else Path(tmp) / "quantile_net.onnx"
         if model is not None:
@@ -198,19 +207,24 @@ def solve_first_stage(
             export_onnx(model, path, box, bounds=bounds)
         net, nb = load_onnx(path)
         m = build_first_stage(net, nb, instance, risk, formulation)
-    res = solve(m, solver=solver, time_limit=time_limit, threads=threads)
-    x = forward = None
-    if res.objective is not None:
-        x = tuple(round(pyo.value(m.x[i])) for i in m.I)
-        if model is not None:
-            forward = float(surrogate_objective(model, instance, np.array(x, float), risk)[0])
-            if check and not math.isclose(res.objective, forward, rel_tol=FORWARD_RTOL,
-                                          abs_tol=1e-6):
-                msg = (
-                    f"the first-stage MILP objective {res.objective:.10g} disagrees with the "
-                    f"forward pass {forward:.10g} at x={list(x)}"
-                )
-                raise RuntimeError(msg)
+        res = solve(m, solver=solver, time_limit=time_limit, threads=threads)
+        x = forward = None
+        if res.objective is not None:
+            x = tuple(round(pyo.value(m.x[i])) for i in m.I)
+            xa = np.array(x, float)
+            if model is not None:
+                forward = float(surrogate_objective(model, instance, xa, risk)[0])
+            else:
+                forward = float(risk.of_quantiles(np.array([xa @ instance.f]),
+                                                  onnx_quantiles(path, xa))[0])
+    if forward is not None and check and not math.isclose(
+        res.objective, forward, rel_tol=FORWARD_RTOL, abs_tol=1e-6
+    ):
+        msg = (
+            f"the first-stage MILP objective {res.objective:.10g} disagrees with the forward pass "
+            f"{forward:.10g} at x={list(x)}"
+        )
+        raise RuntimeError(msg)
     return FirstStageResult(
         x=x,
         objective=res.objective,
@@ -232,6 +246,7 @@ __all__ = [
     "RiskObjective",
     "build_first_stage",
     "count_binaries",
+    "onnx_quantiles",
     "solve_first_stage",
     "surrogate_objective",
 ]
