@@ -147,7 +147,8 @@ def load_network(data_dir: Path) -> nn.Sequential:
 
 
 def folded_network(data_dir: Path) -> nn.Sequential:
-    """The shipped IQNN with its standardization folded in: :math:`x \\mapsto \\tilde q` (cost units)."""
+    """The shipped IQNN with its standardization folded in: :math:`x \\mapsto \\tilde q` (cost
+    units)."""
     return fold_quantile_standardization(load_network(data_dir), load_standardization(data_dir))
 
 
@@ -198,7 +199,9 @@ def solve_lam(
     )
 
 
-def enumerate_optimum(net: nn.Module, inst: CFLPInstance, lam: float) -> tuple[float, tuple[int, ...]]:
+def enumerate_optimum(
+    net: nn.Module, inst: CFLPInstance, lam: float
+) -> tuple[float, tuple[int, ...]]:
     """Best of all :math:`2^{10}` decisions by forward passes (an independent check)."""
     xs = all_decisions(N_FACILITIES)
     obj = first_stage_objective(net, inst, xs, lam)

@@ -501,7 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     hidden = ",".join(str(h) for h in d.hidden)
     p = _Parser(prog="omlt-relax", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="command", metavar="{demo,train,solve,bench,cflp}", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="{demo,train,solve,bench,cflp}",
+                           parser_class=_Parser)
     sub.required = True
 
     s = sub.add_parser("demo", help="peaks 2x50: plain vs relaxation-informed training "
@@ -561,7 +562,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--variants", default="all", help="comma-separated or 'all'")
     s.add_argument("--epochs", type=int, default=None,
                    help=f"training epochs (default {BENCH_EPOCHS}; cflp 80)%(default).0s")
-    s.add_argument("--hidden", default=None, help=f"hidden widths (default {hidden}; cflp 100,100)%(default).0s")
+    s.add_argument("--hidden", default=None,
+                   help=f"hidden widths (default {hidden}; cflp 100,100)%(default).0s")
     s.add_argument("--time-limit", type=float, default=None,
                    help=f"seconds per MILP (default {BENCH_TIME_LIMIT:g}; cflp 300)%(default).0s")
     s.add_argument("--tolerance", type=float, default=None,

@@ -13,7 +13,7 @@ The workflow on capacitated facility location (CFLP; Neur2SP / Quantile2SP), one
 """
 
 from omlt_relax.stochastic.cache import CacheMismatchError, ChunkCache
-from omlt_relax.stochastic.data import CFLPData, Sampling, generate_data, solve_parallel
+from omlt_relax.stochastic.data import CFLPData, Sampling, generate_data, load_data, solve_parallel
 from omlt_relax.stochastic.evaluate import (
     EVAL_SEED,
     Evaluation,
@@ -71,6 +71,7 @@ __all__ = [
     "fit_quantile_net",
     "fold_quantile_standardization",
     "generate_data",
+    "load_data",
     "make_instance",
     "pinball_loss",
     "predict_quantiles",
@@ -79,5 +80,6 @@ __all__ = [
     "saa_table",
     "score",
     "solve_first_stage",
+    "solve_parallel",
     "surrogate_objective",
 ]

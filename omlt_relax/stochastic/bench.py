@@ -41,7 +41,8 @@ from omlt_relax.stochastic.quantile_net import (
 
 @dataclass(frozen=True)
 class BenchVariant:
-    """A way of training: the penalties at scale ``s`` are ``Penalties(bigm=b·s, stability=st·s, lp_gap=g·s)``."""
+    """A way of training: the penalties at scale ``s`` are ``Penalties(bigm=b·s, stability=st·s,
+    lp_gap=g·s)``."""
 
     name: str
     description: str
@@ -251,7 +252,8 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "highspy": getattr(highspy, "__version__", "?"),
-        "solver": "HiGHS via Pyomo (first stage, 1 thread); highspy direct (second stage, 1 thread)",
+        "solver": "HiGHS via Pyomo (first stage, 1 thread); highspy direct (second stage, "
+        "1 thread)",
     }
 
 
@@ -269,8 +271,8 @@ def write_markdown(data: dict[str, Any], path: str | os.PathLike[str]) -> str:
         f"{cfg['epochs']} epochs, lambda={cfg['lam']}, tail {cfg['tail']} of 50, MILP limit "
         f"{cfg['time_limit']:g} s, {cfg['eval_scenarios']} held-out scenarios",
         "",
-        "| instance | network | scale | test pinball (×unreg) | MILP time [s] | nodes | gap at limit "
-        "| binaries | x | held-out risk obj. | expected cost | SAA gap |",
+        "| instance | network | scale | test pinball (×unreg) | MILP time [s] | nodes "
+        "| gap at limit | binaries | x | held-out risk obj. | expected cost | SAA gap |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for iname, rec in data["instances"].items():

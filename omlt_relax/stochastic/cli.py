@@ -1,4 +1,5 @@
-"""``omlt-relax cflp ...`` and ``omlt-relax bench --suite cflp``: the two-stage workflow from a shell.
+"""``omlt-relax cflp ...`` and ``omlt-relax bench --suite cflp``: the two-stage workflow from a
+shell.
 
 .. code-block:: text
 
@@ -225,7 +226,8 @@ def add_bench_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--eval-scenarios", type=int, default=None,
                    help="cflp suite: held-out scenarios (default 100)%(default).0s")
     s.add_argument("--workers", type=int, default=None,
-                   help="cflp suite: second-stage worker processes (default: all cores)%(default).0s")
+                   help="cflp suite: second-stage worker processes "
+                   "(default: all cores)%(default).0s")
 
 
 def add_cflp_parser(sub: Any) -> None:
@@ -240,7 +242,7 @@ def add_cflp_parser(sub: Any) -> None:
     s = cs.add_parser("data", help="sample decisions and scenarios, label them by exact solves",
                       description=OBJECTIVE_HELP,
                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("--size", default="10x10", help="facilities x customers (default 10x10)%(default).0s")
+    s.add_argument("--size", default="10x10", help="facilities x customers")
     s.add_argument("--seed", type=int, default=7, help="instance seed (default 7)")
     s.add_argument("--n-decisions", type=int, default=5000, help="sampled decisions")
     s.add_argument("--scenarios-per-decision", type=int, default=1)
@@ -248,7 +250,8 @@ def add_cflp_parser(sub: Any) -> None:
     s.add_argument("--open-low", type=float, default=0.2, help="min opening probability")
     s.add_argument("--open-high", type=float, default=0.8, help="max opening probability")
     s.add_argument("--out", required=True, help="dataset directory (cached, resumable)")
-    s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)%(default).0s")
+    s.add_argument("--workers", type=int, default=None,
+                   help="processes (default: all cores)%(default).0s")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_data)
 

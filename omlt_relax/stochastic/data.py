@@ -1,10 +1,12 @@
 """Training data :math:`(x, \\xi, Q(x, \\xi))` for a CFLP instance, made on all cores and cached.
 
-Row :math:`r` of a dataset draws an opening probability :math:`p_r \\sim U[p_{lo}, p_{hi}]`, a decision
+Row :math:`r` of a dataset draws an opening probability :math:`p_r \\sim U[p_{lo}, p_{hi}]`, a
+decision
 :math:`x_{ri} \\sim \\text{Bernoulli}(p_r)`, and ``scenarios_per_decision`` demand scenarios
 :math:`\\xi \\sim U\\{5..35\\}^m`, each labelled by an exact second-stage solve
 (:class:`~omlt_relax.stochastic.recourse.RecourseSolver`). A quantile network fitted to
-:math:`(x, Q)` pairs learns the distribution of :math:`Q(x, \\xi)` over :math:`\\xi` for each :math:`x`.
+:math:`(x, Q)` pairs learns the distribution of :math:`Q(x, \\xi)` over :math:`\\xi` for each
+:math:`x`.
 
 Rows come in chunks, each from its own seed ``(seed, chunk)``, so a chunk is the same whichever
 worker makes it and whenever. Chunks are solved by a process pool (one HiGHS thread per worker),
@@ -27,7 +29,13 @@ from typing import Any
 import numpy as np
 
 from omlt_relax.stochastic.cache import ChunkCache
-from omlt_relax.stochastic.instance import DEMAND_HIGH, DEMAND_LOW, CFLPInstance, make_instance
+from omlt_relax.stochastic.instance import (
+    DEMAND_HIGH,
+    DEMAND_LOW,
+    CFLPInstance,
+    check_whole,
+    make_instance,
+)
 from omlt_relax.stochastic.recourse import RecourseSolver
 
 
@@ -52,13 +60,8 @@ class Sampling:
 
     def __post_init__(self) -> None:
         for name in ("n_decisions", "scenarios_per_decision", "chunk_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                msg = f"{name} must be a whole number >= 1, got {v!r}"
-                raise ValueError(msg)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            msg = f"the sampling seed must be a whole number >= 0, got {self.seed!r}"
-            raise ValueError(msg)
+            check_whole(name, getattr(self, name))
+        check_whole("the sampling seed", self.seed, 0)
         if not 0.0 <= self.open_low <= self.open_high <= 1.0:
             msg = (
                 "the opening probability range needs 0 <= open_low <= open_high <= 1, got "

@@ -1,16 +1,20 @@
 """Scoring first-stage decisions by exact second-stage solves on held-out scenarios (SAA).
 
-For a decision :math:`x` and scenarios :math:`\\xi_1, \\dots, \\xi_S` (a seed the training data never
+For a decision :math:`x` and scenarios :math:`\\xi_1, \\dots, \\xi_S` (a seed the training data
+never
 used), with :math:`Q_s = Q(x, \\xi_s)` solved exactly:
 
 * expected cost :math:`f^\\top x + \\frac{1}{S}\\sum_s Q_s`;
-* :math:`\\text{CVaR}_\\alpha(Q) = \\min_t\\ t + \\frac{1}{(1 - \\alpha) S}\\sum_s (Q_s - t)_+`, the mean of the
+* :math:`\\text{CVaR}_\\alpha(Q) = \\min_t\\ t + \\frac{1}{(1 - \\alpha) S}\\sum_s (Q_s - t)_+`,
+  the mean of the
   worst :math:`(1-\\alpha)S` costs (fractional weight on the boundary one), with
   :math:`\\alpha = 1 - T/K` matching the tail of :math:`T` of :math:`K` quantiles;
-* the risk objective :math:`(1 + \\lambda) f^\\top x + \\frac{1}{S}\\sum_s Q_s + \\lambda\\,\\text{CVaR}_\\alpha(Q)`,
+* the risk objective
+  :math:`(1 + \\lambda) f^\\top x + \\frac{1}{S}\\sum_s Q_s + \\lambda\\,\\text{CVaR}_\\alpha(Q)`,
   what the first stage (:mod:`omlt_relax.stochastic.first_stage`) estimates.
 
-:func:`saa_optimum` enumerates all :math:`2^n` decisions (small :math:`n` only) on the same scenarios,
+:func:`saa_table` enumerates all :math:`2^n` decisions (small :math:`n` only) on the same
+scenarios,
 solving the :math:`2^n S` second stages in parallel and caching them (resumable), and gives the
 exact SAA optimum against which a decision's relative gap is measured.
 """

@@ -1,6 +1,7 @@
 """The first-stage MILP over a quantile network of the recourse cost.
 
-With a quantile network :math:`q(x) \\in \\mathbb{R}^K` (cost units, levels :math:`\\tau_1 < \\dots <
+With a quantile network :math:`q(x) \\in \\mathbb{R}^K` (cost units, levels
+:math:`\\tau_1 < \\dots <
 \\tau_K`) embedded as an ``OmltBlock``, the first stage is
 
 .. math::
@@ -10,7 +11,8 @@ With a quantile network :math:`q(x) \\in \\mathbb{R}^K` (cost units, levels :mat
 
 the mean of the quantiles estimating :math:`E_\\xi[Q(x, \\xi)]`, the mean of the upper :math:`T`
 ("tail") quantiles estimating :math:`\\text{CVaR}_{1 - T/K}`, so the objective estimates
-:math:`f^\\top x + E[Q] + \\lambda\\,\\text{CVaR}(f^\\top x + Q)`. Quantile2SP's setting is :math:`K = 50`,
+:math:`f^\\top x + E[Q] + \\lambda\\,\\text{CVaR}(f^\\top x + Q)`. Quantile2SP's setting is
+:math:`K = 50`,
 :math:`T = 15`, :math:`\\lambda = 0.5`.
 
 The network goes through the same path as any surrogate: :func:`~omlt_relax.export_onnx` (input
@@ -40,7 +42,8 @@ FORWARD_RTOL = 1e-5
 
 @dataclass(frozen=True)
 class RiskObjective:
-    """:math:`\\lambda` (risk weight, >= 0) and :math:`T` (tail quantiles, 1..K) of the objective."""
+    """:math:`\\lambda` (risk weight, >= 0) and :math:`T` (tail quantiles, 1..K) of the
+    objective."""
 
     lam: float = 0.5
     tail: int = 15
@@ -69,7 +72,8 @@ class RiskObjective:
 def surrogate_objective(
     model: nn.Module, instance: CFLPInstance, x: Any, risk: RiskObjective
 ) -> np.ndarray:
-    """The first-stage objective of decisions ``x`` ``(N, n)`` by a float64 forward pass → ``(N,)``."""
+    """The first-stage objective of decisions ``x`` ``(N, n)`` by a float64 forward pass →
+    ``(N,)``."""
     from omlt_relax.stochastic.quantile_net import predict_quantiles
 
     x = np.atleast_2d(instance.check_decision(x))
@@ -77,7 +81,8 @@ def surrogate_objective(
 
 
 def onnx_quantiles(path: str | os.PathLike[str], x: Any) -> np.ndarray:
-    """Quantiles ``(N, K)`` of decisions ``x`` by onnxruntime on an exported network (float64 out)."""
+    """Quantiles ``(N, K)`` of decisions ``x`` by onnxruntime on an exported network (float64
+    out)."""
     import onnxruntime as ort
 
     sess = ort.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
@@ -91,7 +96,8 @@ def build_first_stage(
     net: Any, bounds: Any, instance: CFLPInstance, risk: RiskObjective, formulation: str = "bigm",
     n_partitions: int = 2,
 ) -> pyo.ConcreteModel:
-    """The first-stage Pyomo model: binary ``m.x``, the network block ``m.nn``, objective ``m.cost``.
+    """The first-stage Pyomo model: binary ``m.x``, the network block ``m.nn``, objective
+    ``m.cost``.
 
     ``net, bounds`` come from :func:`~omlt_relax.load_onnx` of a network whose inputs are ``x``
     (in :math:`[0,1]^n`) and outputs the quantiles in cost units. ``formulation`` is ``"bigm"``

@@ -3,11 +3,16 @@
 An instance has :math:`n` candidate facilities and :math:`m` customers. From
 ``numpy.random.RandomState(seed)``, drawing in this order:
 
-* customer coordinates ``rand(m)`` (x), ``rand(m)`` (y); facility coordinates ``rand(n)``, ``rand(n)``;
-* nominal demand :math:`d = \\text{randint}(5, 36, m)`; raw capacity :math:`s = \\text{randint}(10, 161, n)`;
-* fixed cost :math:`f = \\lfloor \\text{randint}(100, 111, n)\\sqrt{s} + \\text{randint}(91, n) \\rfloor`;
-* capacity :math:`u = \\lfloor 2 s \\sum_j d_j / \\sum_i s_i \\rfloor` (twice the nominal demand in total);
-* assignment cost :math:`c_{ij} = 10\\, d_j \\lVert \\text{customer}_j - \\text{facility}_i \\rVert_2`;
+* customer coordinates ``rand(m)`` (x), ``rand(m)`` (y); facility coordinates ``rand(n)``,
+  ``rand(n)``;
+* nominal demand :math:`d = \\text{randint}(5, 36, m)`; raw capacity
+  :math:`s = \\text{randint}(10, 161, n)`;
+* fixed cost
+  :math:`f = \\lfloor \\text{randint}(100, 111, n)\\sqrt{s} + \\text{randint}(91, n) \\rfloor`;
+* capacity :math:`u = \\lfloor 2 s \\sum_j d_j / \\sum_i s_i \\rfloor` (twice the nominal demand in
+  total);
+* assignment cost
+  :math:`c_{ij} = 10\\, d_j \\lVert \\text{customer}_j - \\text{facility}_i \\rVert_2`;
 * penalty for an unserved customer :math:`P = 2 \\max(\\max_i f_i, \\max_{ij} c_{ij})`.
 
 Demand scenarios :math:`\\xi_j` are i.i.d. uniform on :math:`\\{5, \\dots, 35\\}`
@@ -37,6 +42,14 @@ CHECKSUM_10_10_SEED_7 = {
     "u": (15, 48, 14, 30, 50, 51, 34, 57, 11, 47),
     "d": (8, 6, 8, 32, 32, 6, 24, 32, 9, 24),
 }
+
+
+def check_whole(name: str, value: Any, minimum: int = 1) -> int:
+    """``value`` as an ``int`` if it is a whole number ``>= minimum``; ``ValueError`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        msg = f"{name} must be a whole number >= {minimum}, got {value!r}"
+        raise ValueError(msg)
+    return int(value)
 
 
 def _check_size(name: str, value: Any) -> int:
@@ -95,10 +108,9 @@ class CFLPInstance:
         return h.hexdigest()[:16]
 
     def scenarios(self, n: int, seed: int) -> np.ndarray:
-        """``n`` demand scenarios ``(n, m)``, i.i.d. uniform on {5..35}, from ``default_rng(seed)``."""
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            msg = f"the number of scenarios must be a whole number >= 1, got {n!r}"
-            raise ValueError(msg)
+        """``n`` demand scenarios ``(n, m)``, i.i.d. uniform on {5..35}, from
+        ``default_rng(seed)``."""
+        n = check_whole("the number of scenarios", n)
         rng = np.random.default_rng(seed)
         return rng.integers(DEMAND_LOW, DEMAND_HIGH + 1, size=(int(n), self.n_customers)).astype(
             np.float64
@@ -130,9 +142,7 @@ def make_instance(n_facilities: int = 10, n_customers: int = 10, seed: int = 7) 
     """
     n = _check_size("n_facilities", n_facilities)
     m = _check_size("n_customers", n_customers)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        msg = f"seed must be a whole number >= 0, got {seed!r}"
-        raise ValueError(msg)
+    seed = check_whole("seed", seed, 0)
     rng = np.random.RandomState(int(seed))
     cx, cy = rng.rand(m), rng.rand(m)
     fx, fy = rng.rand(n), rng.rand(n)

@@ -11,12 +11,15 @@ Training minimizes the mean pinball loss in standardized units plus the relaxati
 
 .. math::
 
-    \\mathcal{L}(\\theta) = \\frac{1}{BK}\\sum_{b,k} \\rho_{\\tau_k}\\big(\\bar y_b - \\bar q_k(\\bar x_b)\\big)
+    \\mathcal{L}(\\theta) = \\frac{1}{BK}\\sum_{b,k} \\rho_{\\tau_k}\\big(\\bar y_b - \\bar
+    q_k(\\bar x_b)\\big)
     + R(\\theta; \\bar x),\\qquad \\rho_\\tau(r) = \\max(\\tau r, (\\tau - 1) r),
 
-with :math:`\\bar x = (x - \\mu_x)/\\sigma_x`, :math:`\\bar y = (y - \\mu_y)/\\sigma_y` (training-split
+with :math:`\\bar x = (x - \\mu_x)/\\sigma_x`, :math:`\\bar y = (y - \\mu_y)/\\sigma_y`
+(training-split
 statistics) and :math:`R` a :class:`~omlt_relax.RelaxationRegularizer` (big-M, stability and LP-gap
-penalties, :class:`Penalties`) over the standardized image of :math:`[0, 1]^n`. The trained network is
+penalties, :class:`Penalties`) over the standardized image of :math:`[0, 1]^n`. The trained network
+is
 returned with the standardization folded in (:func:`fold_quantile_standardization`): it takes
 :math:`x` and returns quantiles in cost units.
 
@@ -38,6 +41,7 @@ import torch
 from torch import nn
 
 from omlt_relax.quantile import IncrementalQuantileHead
+from omlt_relax.stochastic.instance import check_whole
 
 #: Quantile levels of the Quantile2SP networks: linspace(0.01, 0.99, 50).
 DEFAULT_LEVELS = np.linspace(0.01, 0.99, 50)
@@ -45,16 +49,14 @@ DEFAULT_LEVELS = np.linspace(0.01, 0.99, 50)
 
 def quantile_levels(n_quantiles: int = 50) -> np.ndarray:
     """:math:`\\tau = \\text{linspace}(0.01, 0.99, K)`."""
-    if isinstance(n_quantiles, bool) or not isinstance(n_quantiles, (int, np.integer)) or n_quantiles < 2:
-        msg = f"the number of quantiles must be a whole number >= 2, got {n_quantiles!r}"
-        raise ValueError(msg)
-    return np.linspace(0.01, 0.99, int(n_quantiles))
+    return np.linspace(0.01, 0.99, check_whole("the number of quantiles", n_quantiles, 2))
 
 
 def build_quantile_net(
     n_inputs: int, hidden: Sequence[int], n_quantiles: int = 50, seed: int = 0
 ) -> nn.Sequential:
-    """``Linear``/``ReLU`` layers of widths ``hidden``, ``Linear(., K)``, ``IncrementalQuantileHead``."""
+    """``Linear``/``ReLU`` layers of widths ``hidden``, ``Linear(., K)``,
+    ``IncrementalQuantileHead``."""
     hidden = tuple(hidden)
     if not hidden or any(
         isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1 for w in hidden
@@ -73,7 +75,8 @@ def build_quantile_net(
 
 
 def pinball_loss(q: torch.Tensor, y: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
-    """Mean pinball loss :math:`\\frac{1}{BK}\\sum \\rho_{\\tau_k}(y_b - q_{bk})`; ``q`` ``(B, K)``, ``y`` ``(B,)``."""
+    """Mean pinball loss :math:`\\frac{1}{BK}\\sum \\rho_{\\tau_k}(y_b - q_{bk})`; ``q`` ``(B,
+    K)``, ``y`` ``(B,)``."""
     r = y.reshape(-1, 1) - q
     return torch.mean(torch.maximum(levels * r, (levels - 1.0) * r))
 
@@ -97,7 +100,9 @@ class Standardization:
     def fit(cls, x: np.ndarray, y: np.ndarray) -> Standardization:
         sx = x.std(axis=0)
         sy = float(y.std())
-        return cls(x.mean(axis=0), np.where(sx > 0, sx, 1.0), float(y.mean()), sy if sy > 0 else 1.0)
+        return cls(
+            x.mean(axis=0), np.where(sx > 0, sx, 1.0), float(y.mean()), sy if sy > 0 else 1.0
+        )
 
     def box(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The standardized image of :math:`[0, 1]^n`."""
@@ -107,9 +112,12 @@ class Standardization:
 def fold_quantile_standardization(model: nn.Sequential, std: Standardization) -> nn.Sequential:
     """A float64 copy taking :math:`x` and returning quantiles in cost units.
 
-    First layer: :math:`W \\leftarrow W\\,\\text{diag}(1/\\sigma_x)`, :math:`b \\leftarrow b - W\\mu_x/\\sigma_x`.
-    Last ``Linear`` (before the head): :math:`W \\leftarrow \\sigma_y W`, :math:`b \\leftarrow \\sigma_y b +
-    \\mu_y e_0`; exact because :math:`\\sigma_y \\max(0, o) = \\max(0, \\sigma_y o)` for :math:`\\sigma_y > 0` and
+    First layer: :math:`W \\leftarrow W\\,\\text{diag}(1/\\sigma_x)`,
+    :math:`b \\leftarrow b - W\\mu_x/\\sigma_x`.
+    Last ``Linear`` (before the head): :math:`W \\leftarrow \\sigma_y W`,
+    :math:`b \\leftarrow \\sigma_y b +
+    \\mu_y e_0`; exact because :math:`\\sigma_y \\max(0, o) = \\max(0, \\sigma_y
+    o)` for :math:`\\sigma_y > 0` and
     only the first increment is shifted, so :math:`q = \\mu_y + \\sigma_y \\bar q`.
     """
     out = copy.deepcopy(model).to(torch.float64)
@@ -133,7 +141,8 @@ class Penalties:
 
     ``bigm``: :class:`~omlt_relax.BigMPenalty` (``range``, IBP); ``stability``:
     :class:`~omlt_relax.StabilityPenalty` (``triangle``, ``stability_bounds``); ``lp_gap``:
-    :class:`~omlt_relax.LPGapPenalty` (sense ``both``, total derivative, ``lp_subsample`` samples per
+    :class:`~omlt_relax.LPGapPenalty` (sense ``both``, total derivative, ``lp_subsample`` samples
+    per
     step).
     """
 
@@ -196,10 +205,7 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                msg = f"{name} must be a whole number >= 1, got {v!r}"
-                raise ValueError(msg)
+            check_whole(name, getattr(self, name))
         if not (0 < self.lr < 1):
             msg = f"the learning rate must be in (0, 1), got {self.lr}"
             raise ValueError(msg)

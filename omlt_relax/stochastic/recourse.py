@@ -1,6 +1,7 @@
 """The second stage of the CFLP: binary assignment recourse, solved exactly with HiGHS.
 
-For a first-stage decision :math:`x \\in \\{0,1\\}^n` (open facility :math:`i`) and a demand scenario
+For a first-stage decision :math:`x \\in \\{0,1\\}^n` (open facility :math:`i`) and a demand
+scenario
 :math:`\\xi \\in \\mathbb{R}^m`, the recourse cost is
 
 .. math::
@@ -12,7 +13,8 @@ For a first-stage decision :math:`x \\in \\{0,1\\}^n` (open facility :math:`i`) 
 
 each customer either served by an open facility within its capacity or penalized by :math:`P`.
 The MIP is built column-wise in numpy and passed to ``highspy`` directly (no Pyomo): only the
-columns :math:`y_{ij}` of open facilities exist (that is :math:`y_{ij} \\le x_i`), one thread, relative
+columns :math:`y_{ij}` of open facilities exist (that is :math:`y_{ij} \\le x_i`), one thread,
+relative
 and absolute MIP gap 0 on :math:`Q` itself. :class:`RecourseSolver` keeps one ``Highs`` object for
 many solves (a worker of :mod:`omlt_relax.stochastic.data` holds one).
 """
@@ -111,7 +113,8 @@ class RecourseSolver:
 
 
 def recourse_cost(instance: CFLPInstance, x: Any, xi: Any) -> float:
-    """:math:`Q(x, \\xi)` by one exact HiGHS solve (builds a fresh solver; see :class:`RecourseSolver`)."""
+    """:math:`Q(x, \\xi)` by one exact HiGHS solve (builds a fresh solver; see
+    :class:`RecourseSolver`)."""
     return RecourseSolver(instance).solve(x, xi)
 
 
