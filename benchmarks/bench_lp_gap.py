@@ -25,24 +25,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from omlt_relax.bench import functions
+from omlt_relax.bench.functions import peaks_tensor as peaks
 from omlt_relax.bounds import chain_numpy, interval_bounds
 from omlt_relax.lp.gap import LPGapPenalty, greedy_tour
 from omlt_relax.lp.relaxation import BigMRelaxationLP
+from omlt_relax.train import build_model
 
 BOX = (np.array([-3.0, -3.0]), np.array([3.0, 3.0]))
 
 
-def peaks(x: torch.Tensor) -> torch.Tensor:
-    """MATLAB's peaks on a batch, ``(B, 2) -> (B, 1)`` (``omlt_relax.bench.functions.peaks``)."""
-    return torch.from_numpy(functions.peaks(x.detach().double().numpy())).to(x.dtype)[:, None]
-
-
 def make_net(seed: int) -> nn.Sequential:
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Linear(2, 50), nn.ReLU(), nn.Linear(50, 50), nn.ReLU(), nn.Linear(50, 1)
-    )
+    return build_model(2, (50, 50), 1, seed)
 
 
 class Clock:

@@ -24,28 +24,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from omlt_relax.bench import functions
+from omlt_relax.bench.functions import peaks_tensor as peaks
 from omlt_relax.bounds import chain_numpy, sound_bounds
 from omlt_relax.bounds.obbt import obbt_bounds
 from omlt_relax.neuron_bounds import NeuronBounds
+from omlt_relax.train import build_model
 
 TARGET_S = 30.0
 
 
-def peaks(x: torch.Tensor) -> torch.Tensor:
-    """MATLAB's peaks on a batch, ``(B, 2) -> (B, 1)`` (``omlt_relax.bench.functions.peaks``)."""
-    return torch.from_numpy(functions.peaks(x.detach().double().numpy())).to(x.dtype)[:, None]
-
-
 def make_net(widths: list[int], seed: int) -> nn.Sequential:
-    torch.manual_seed(seed)
-    layers: list[nn.Module] = []
-    n = 2
-    for w in widths:
-        layers += [nn.Linear(n, w), nn.ReLU()]
-        n = w
-    layers.append(nn.Linear(n, 1))
-    return nn.Sequential(*layers)
+    return build_model(2, widths, 1, seed)
 
 
 def train(model: nn.Sequential, steps: int, lo: np.ndarray, hi: np.ndarray, seed: int) -> float:

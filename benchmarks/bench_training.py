@@ -35,16 +35,14 @@ from torch import nn
 from omlt_relax import interval_bounds
 from omlt_relax.penalties import BigMPenalty, StabilityPenalty
 from omlt_relax.regularizer import RelaxationRegularizer
+from omlt_relax.train import build_model
 
 BOX = ([-3.0, -3.0], [3.0, 3.0])
 CONFIGS = ("plain", "bigm", "bigm+xiao", "bigm+triangle", "bigm+triangle (torch)")
 
 
 def make_net(seed: int = 0) -> nn.Sequential:
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Linear(2, 50), nn.ReLU(), nn.Linear(50, 50), nn.ReLU(), nn.Linear(50, 1)
-    )
+    return build_model(2, (50, 50), 1, seed)
 
 
 def machine_info() -> dict[str, str]:

@@ -27,16 +27,12 @@ import torch
 from torch import nn
 
 from omlt_relax import crown_bounds, interval_bounds
-from omlt_relax.bench import functions
+from omlt_relax.bench.functions import peaks_tensor as peaks
 from omlt_relax.penalties import StabilityPenalty
 from omlt_relax.regularizer import RelaxationRegularizer
+from omlt_relax.train import build_model
 
 BOX = ([-3.0, -3.0], [3.0, 3.0])
-
-
-def peaks(x: torch.Tensor) -> torch.Tensor:
-    """MATLAB's peaks on a batch, ``(B, 2) -> (B, 1)`` (``omlt_relax.bench.functions.peaks``)."""
-    return torch.from_numpy(functions.peaks(x.detach().double().numpy())).to(x.dtype)[:, None]
 
 
 def make_data(n_train: int, n_test: int, seed: int) -> dict[str, torch.Tensor]:
@@ -49,10 +45,7 @@ def make_data(n_train: int, n_test: int, seed: int) -> dict[str, torch.Tensor]:
 
 
 def make_net(seed: int, width: int = 50) -> nn.Sequential:
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Linear(2, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 1)
-    )
+    return build_model(2, (width, width), 1, seed)
 
 
 def train(

@@ -28,6 +28,8 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from omlt_relax.bench.report import fmt, format_table, milp_cell
+
 #: Exit status for bad input.
 EXIT_USAGE = 2
 
@@ -150,24 +152,12 @@ def read_csv(
     return data[:, :k], data[:, k:], in_names, out_names
 
 
-def _table(rows: list[list[str]], head: list[str]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
-    line = lambda r: "  ".join(str(c).rjust(w) for c, w in zip(r, widths))  # noqa: E731
-    return "\n".join([line(head), "  ".join("-" * w for w in widths), *map(line, rows)])
-
-
 def _fmt(x: Any, spec: str = ".4g") -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "-"
-    return format(x, spec)
+    return fmt(x, spec, missing="-")
 
 
 def _milp_cell(m: dict[str, Any]) -> str:
-    if m["status"] == "optimal":
-        return f"{m['time']:.3g} s"
-    gap = m.get("gap")
-    g = f"{100 * gap:.3g}%" if gap is not None else "-"
-    return f"≥{m['time']:.3g} s (limit, gap {g})"
+    return milp_cell(m, text=True)
 
 
 # -- demo ---------------------------------------------------------------------------------------
@@ -178,7 +168,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     from omlt_relax.bench.data import sample_function
     from omlt_relax.bench.functions import get_function
     from omlt_relax.bench.measure import measure_network
-    from omlt_relax.bench.train import TrainConfig, get_variant, train_variant
+    from omlt_relax.train import TrainConfig, fit, get_variant
 
     torch.set_num_threads(1)
     _positive(a.time_limit, "--time-limit")
@@ -200,7 +190,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
                             ("relaxation-informed", variant, a.scale)):
         with tqdm(total=cfg.epochs, desc=f"train {label}", unit="epoch", leave=False,
                   disable=a.quiet) as bar:
-            res = train_variant(data, v, scale, cfg, progress=bar.update)
+            res = fit(data, v, scale, cfg, progress=bar.update)
         if not a.quiet:
             print(f"trained {label} ({v.description}, scale {scale:g}) in {res.train_time:.1f} s",
                   flush=True)
@@ -229,8 +219,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
     print()
     print(f"peaks on [-3, 3]^2, hidden layers {list(hidden)}, {a.epochs} epochs, "
           f"HiGHS 1 thread, time limit {a.time_limit:g} s per MILP")
-    print(_table(rows, ["training", "test RMSE", "ratio", "unstable IBP/CROWN/OBBT",
-                        "mean big-M", "MILP min", "MILP max", "nodes", "f(x*_min)"]))
+    print(format_table(["training", "test RMSE", "ratio", "unstable IBP/CROWN/OBBT",
+                        "mean big-M", "MILP min", "MILP max", "nodes", "f(x*_min)"], rows))
     print(f"true min of peaks: {fn.f_min:.4g}")
     print(f"MILP speed-up (min + max): {flag}{sp:.3g}x at {ratio:.3f}x the baseline test RMSE"
           + (" (the baseline hit the time limit, so the true speed-up is larger)" if flag else ""))
@@ -261,7 +251,7 @@ def _demo_plot(fn: Any, runs: dict[str, dict[str, Any]], path: Path, sp: float, 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from omlt_relax.bench.data import predict
+    from omlt_relax.data import predict
 
     lo, hi = fn.box
     g = np.linspace(lo[0], hi[0], 121)
@@ -312,9 +302,9 @@ def cmd_train(a: argparse.Namespace) -> int:
     """CSV -> (optionally relaxation-informed) network -> ONNX with per-neuron bounds."""
     import torch
 
-    from omlt_relax.bench.data import predict, rmse, split_arrays
-    from omlt_relax.bench.train import TrainConfig, get_variant, train_variant
+    from omlt_relax.data import predict, rmse, split_arrays
     from omlt_relax.export import export_onnx
+    from omlt_relax.train import TrainConfig, fit, get_variant
 
     torch.set_num_threads(1)
     hidden = _ints(a.hidden, "--hidden")
@@ -354,8 +344,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     with tqdm(total=cfg.epochs, desc="train", unit="epoch", disable=a.quiet) as bar:
-        res = train_variant(data, v, a.weight if v.regularized else 0.0, cfg,
-                            progress=bar.update)
+        res = fit(data, v, a.weight if v.regularized else 0.0, cfg, progress=bar.update)
     out = Path(a.out)
     if out.parent and not out.parent.exists():
         out.parent.mkdir(parents=True)
@@ -374,8 +363,8 @@ def cmd_train(a: argparse.Namespace) -> int:
 # -- solve --------------------------------------------------------------------------------------
 def cmd_solve(a: argparse.Namespace) -> int:
     """ONNX (from ``export_onnx``) -> MILP min/max of one output -> report."""
-    from omlt_relax.bench.measure import solve_milp
     from omlt_relax.export import load_onnx
+    from omlt_relax.optimize import solve_milp
 
     _positive(a.time_limit, "--time-limit")
     p = Path(a.onnx)
@@ -412,8 +401,8 @@ def cmd_solve(a: argparse.Namespace) -> int:
             ])
     print(f"{p}: {report['neurons']} hidden neurons, {report['unstable']} unstable under the "
           f"stored {nb.method} bounds; output {a.output}; HiGHS, {a.threads} thread(s)")
-    print(_table(rows, ["formulation", "sense", "status", "objective", "bound", "gap", "time s",
-                        "nodes", "binaries", "x*"]))
+    print(format_table(["formulation", "sense", "status", "objective", "bound", "gap", "time s",
+                        "nodes", "binaries", "x*"], rows))
     if a.json:
         Path(a.json).write_text(json.dumps(report, indent=1))
         print(f"wrote {a.json}")
@@ -445,7 +434,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
         parse_list,
         run_suite,
     )
-    from omlt_relax.bench.train import VARIANTS, TrainConfig
+    from omlt_relax.train import VARIANTS, TrainConfig
 
     torch.set_num_threads(1)
     _positive(a.time_limit, "--time-limit")
@@ -496,7 +485,8 @@ def hidden_default() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``omlt-relax``."""
-    from omlt_relax.bench.train import VARIANTS, TrainConfig
+    from omlt_relax.bounds.methods import EXPORT_METHODS
+    from omlt_relax.train import VARIANTS, TrainConfig
 
     d = TrainConfig()
     hidden = ",".join(str(h) for h in d.hidden)
@@ -531,10 +521,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr", type=float, default=d.lr)
     s.add_argument("--batch-size", type=int, default=d.batch_size)
     s.add_argument("--regularize", choices=["none", *(v for v in VARIANTS if v != "unregularized")],
-                   default="none", help="a benchmark variant (see omlt_relax.bench.train)")
+                   default="none", help="a training variant (see omlt_relax.train)")
     s.add_argument("--weight", type=float, default=DEMO_SCALE,
                    help="its weight scale (pruning: the pruned fraction)")
-    s.add_argument("--bounds", choices=("lp", "crown", "ibp", "milp"), default="lp",
+    s.add_argument("--bounds", choices=EXPORT_METHODS, default="lp",
                    help="bounds stored with the network")
     s.add_argument("--val-fraction", type=float, default=0.15)
     s.add_argument("--test-fraction", type=float, default=0.15)

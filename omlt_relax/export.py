@@ -5,7 +5,7 @@
 1. ``<path>``: an ONNX graph of ``Gemm`` (``transB=1``) and ``Relu`` nodes only, input ``"input"``
    of shape ``[batch, n_0]`` (dynamic batch axis, as OMLT needs), output ``"output"``, weights
    inline (no external data file). The graph is the network's affine chain
-   (:func:`~omlt_relax.network.affine_chain`): a leading ``Flatten`` disappears and an
+   (:func:`~omlt_relax.bounds.affine_chain`): a leading ``Flatten`` disappears and an
    :class:`~omlt_relax.IncrementalQuantileHead` becomes a ReLU layer plus a fixed linear layer.
    Weights keep the model's dtype; a lowered quantile head is written in float64 so the stored
    bounds are for exactly the exported numbers.
@@ -35,14 +35,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from omlt_relax.bounds import chain_numpy, sound_bounds
-from omlt_relax.formulations.bigm import (
-    chain_fingerprint,
-    check_bounds,
-    network_chain,
-    network_input_box,
-)
-from omlt_relax.network import affine_chain, as_box, parse_network
+from omlt_relax.bounds import affine_chain, chain_numpy, sound_bounds
+from omlt_relax.bounds.methods import DIFFERENTIABLE, EXPORT_METHODS, OPTIMIZATION
+from omlt_relax.bounds.obbt import obbt_bounds
+from omlt_relax.chain import chain_fingerprint, check_bounds, network_chain, network_input_box
+from omlt_relax.network import as_box, parse_network
 from omlt_relax.neuron_bounds import BoundsMismatchError, NeuronBounds
 
 #: ONNX ``metadata_props`` key holding the per-neuron bounds.
@@ -56,7 +53,8 @@ SUPPORTED_OPS = frozenset({"Gemm", "MatMul", "Add", "Relu"})
 #: Random inputs used to compare onnxruntime with torch at export.
 N_CHECK = 256
 
-BOUND_METHODS = ("lp", "milp", "crown", "ibp")
+#: Bounds :func:`export_onnx` computes by name (the registry's :data:`EXPORT_METHODS`).
+BOUND_METHODS = EXPORT_METHODS
 
 
 def _sidecar(path: str | os.PathLike[str]) -> Path:
@@ -136,13 +134,11 @@ def _resolve_bounds(
 ) -> NeuronBounds:
     if isinstance(bounds, NeuronBounds):
         return bounds.numpy()
-    if bounds in ("crown", "ibp"):
-        return sound_bounds(plain, lo, hi, method=bounds)
-    if bounds in ("lp", "milp"):
-        from omlt_relax.bounds.obbt import obbt_bounds
-
+    if bounds in OPTIMIZATION:
         return obbt_bounds(plain, lo, hi, method=bounds, time_limit=time_limit).numpy()
-    msg = f"unknown bounds {bounds!r}; use one of {BOUND_METHODS} or a NeuronBounds"
+    if bounds in DIFFERENTIABLE:
+        return sound_bounds(plain, lo, hi, method=bounds)
+    msg = f"unknown bounds {bounds!r}; use one of {EXPORT_METHODS} or a NeuronBounds"
     raise ValueError(msg)
 
 

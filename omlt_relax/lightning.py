@@ -46,7 +46,11 @@ except ImportError as _err:  # pragma: no cover - depends on the installed extra
     )
     raise ImportError(msg) from _err
 
+from typing_extensions import override
+
+from omlt_relax.bounds.methods import check_method
 from omlt_relax.network import as_box
+from omlt_relax.penalties import Penalty, check_weight
 from omlt_relax.regularizer import RelaxationRegularizer
 
 Tensor = torch.Tensor
@@ -111,17 +115,20 @@ class RelaxationCallback(pl.Callback):
 
     Args:
         input_bounds: ``(lb, ub)`` box of the optimization problem.
-        bigm, stability, lp_gap, warmup, bounds: as for ``RelaxationRegularizer`` (a penalty
-            object must be bound to the module's ``nn.Sequential``). ``warmup`` counts training
-            batches.
+        bigm, stability, lp_gap, warmup, bounds, penalties: as for ``RelaxationRegularizer`` (a
+            penalty object must be bound to the module's ``nn.Sequential``). ``warmup`` counts
+            training batches.
         model_attr: attribute name (dotted path allowed) of the ``nn.Sequential``; default: the
             unique ``nn.Sequential`` attribute of the LightningModule.
         log: log :meth:`RelaxationRegularizer.metrics` each step with ``pl_module.log`` under
             ``"relax/<key>"`` (NaN entries skipped).
         batch_x: function returning the inputs of a batch (default :func:`default_batch_x`).
 
-    The regularizer is built at ``on_fit_start`` and kept across fits of the same network;
-    :attr:`regularizer` exposes it (``None`` before). Its step counter is saved in checkpoints.
+    As Lightning's own callbacks do: the options are checked here (box, weights, method, warm-up),
+    what depends on the trainer (the module's network, the number of devices) in :meth:`setup`.
+    The regularizer is built at ``setup`` of a fit and kept across fits of the same network;
+    :attr:`regularizer` exposes it (``None`` before). Its step counter is saved in checkpoints
+    under :attr:`state_key` (which tells several callbacks with other options apart).
     """
 
     def __init__(
@@ -135,15 +142,36 @@ class RelaxationCallback(pl.Callback):
         model_attr: str | None = None,
         log: bool = True,
         batch_x: Callable[[Any], Tensor] | None = None,
+        penalties: list[Penalty] | None = None,
     ) -> None:
         super().__init__()
         self.input_bounds = as_box(input_bounds)
+        check_method(bounds)
+        if isinstance(warmup, bool) or int(warmup) != warmup or warmup < 0:
+            msg = f"warmup must be a whole number of calls >= 0, got {warmup!r}"
+            raise ValueError(msg)
+        for name, spec in (("bigm", bigm), ("stability", stability), ("lp_gap", lp_gap)):
+            if isinstance(spec, int | float) and not isinstance(spec, bool):
+                check_weight(spec)
+            elif spec is not None and not callable(spec):
+                msg = f"{name}= must be None, a weight or a penalty object, got {spec!r}"
+                raise TypeError(msg)
+        if penalties is not None and not all(isinstance(p, Penalty) for p in penalties):
+            msg = "penalties= takes a list of Penalty objects (omlt_relax.penalties.Penalty)"
+            raise TypeError(msg)
+        if model_attr is not None and not isinstance(model_attr, str):
+            msg = f"model_attr must be an attribute name (str) or None, got {model_attr!r}"
+            raise TypeError(msg)
+        if batch_x is not None and not callable(batch_x):
+            msg = f"batch_x must be a function batch -> x, got {batch_x!r}"
+            raise TypeError(msg)
         self.config: dict[str, Any] = {
             "bigm": bigm,
             "stability": stability,
             "lp_gap": lp_gap,
             "warmup": warmup,
             "bounds": bounds,
+            "penalties": penalties,
         }
         self.model_attr = model_attr
         self.log = bool(log)
@@ -154,32 +182,52 @@ class RelaxationCallback(pl.Callback):
         self._applied = True
         self._restored_step: int | None = None
 
+    @property
+    @override
+    def state_key(self) -> str:
+        return self._generate_state_key(
+            input_lower=self.input_bounds[0].tolist(),
+            input_upper=self.input_bounds[1].tolist(),
+            model_attr=self.model_attr,
+        )
+
     # -- setup ---------------------------------------------------------------------------
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    @override
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Find the network and build the regularizer (fits only); refuse the LP-gap term on
+        more than one device (its gradient depends on each device's batch)."""
+        if stage != "fit":
+            return
         net = find_sequential(pl_module, self.model_attr)
         if self.regularizer is None or self.regularizer.model is not net:
             self.regularizer = RelaxationRegularizer(net, self.input_bounds, **self.config)
-        if self._restored_step is not None:
-            self.regularizer.step = self._restored_step
-            self._restored_step = None
-        if "lp_gap" in self.regularizer.penalties and trainer.world_size > 1:
+        if self.regularizer.needs_x and trainer.world_size > 1:
             msg = (
                 "the LP-gap term is not supported with more than one device (its gradient "
                 "depends on each device's batch); use bigm/stability or a single device"
             )
             raise ValueError(msg)
 
+    @override
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Apply a warm-up step counter restored from a checkpoint."""
+        if self.regularizer is not None and self._restored_step is not None:
+            self.regularizer.step = self._restored_step
+            self._restored_step = None
+
     # -- per batch -----------------------------------------------------------------------
+    @override
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         self._applied = False
         self._x = None
         self._batch_size = None
-        if self.regularizer is not None and "lp_gap" in self.regularizer.penalties:
+        if self.regularizer is not None and self.regularizer.needs_x:
             self._x = self.batch_x(batch)
             self._batch_size = int(self._x.shape[0])
 
+    @override
     def on_after_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         reg = self.regularizer
         if reg is None or self._applied:
@@ -211,9 +259,11 @@ class RelaxationCallback(pl.Callback):
             )
 
     # -- checkpointing -------------------------------------------------------------------
+    @override
     def state_dict(self) -> dict[str, Any]:
         return {"step": self.regularizer.step if self.regularizer is not None else 0}
 
+    @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._restored_step = int(state_dict.get("step", 0))
 

@@ -11,8 +11,10 @@ Everything downstream (bounds, LP relaxations, export, formulations) works on th
     \\hat z_k = W_k z_{k-1} + b_k,\\quad z_k = \\max(0, \\hat z_k)\\ (k < L),\\qquad
     f(x) = W_L z_{L-1} + b_L,
 
-a list of ``(W_k, b_k)`` with ``W_k`` of shape ``(n_k, n_{k-1})``. A quantile head is lowered
-to this form (see :mod:`omlt_relax.quantile`), which needs the input box.
+a list of ``(W_k, b_k)`` with ``W_k`` of shape ``(n_k, n_{k-1})`` (:mod:`omlt_relax.chain`;
+:func:`~omlt_relax.chain.forward_chain` evaluates it). The chain of a model is
+:func:`omlt_relax.bounds.affine_chain`: a quantile head is lowered to this form (see
+:mod:`omlt_relax.quantile`) with an interval bound over the input box.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from omlt_relax.chain import forward_chain
 from omlt_relax.quantile import IncrementalQuantileHead
 
 Tensor = torch.Tensor
-AffineChain = list[tuple[Tensor, Tensor]]
 
 
 class UnsupportedNetworkError(ValueError):
@@ -192,38 +194,4 @@ def _np(a: object) -> object:
     return a
 
 
-def affine_chain(
-    model: nn.Module | ParsedNetwork,
-    input_bounds: tuple[np.ndarray, np.ndarray] | None = None,
-    dtype: torch.dtype | None = None,
-) -> AffineChain:
-    """The affine chain ``[(W_1, b_1), ..., (W_L, b_L)]`` of a model, differentiable in its weights.
-
-    ``dtype`` casts the weights (e.g. ``torch.float64`` for bounds the optimizer sees). A quantile
-    head is lowered with the help of ``input_bounds`` (required then).
-    """
-    parsed = model if isinstance(model, ParsedNetwork) else parse_network(model)
-    chain: AffineChain = []
-    for lin in parsed.linears:
-        w, b = lin.weight, lin.bias
-        if dtype is not None:
-            w, b = w.to(dtype), b.to(dtype)
-        chain.append((w, b))
-    if parsed.quantile_head:
-        from omlt_relax.quantile import lower_quantile_head
-
-        if input_bounds is None:
-            msg = "a network with an IncrementalQuantileHead needs input bounds to be lowered"
-            raise ValueError(msg)
-        chain = lower_quantile_head(chain, input_bounds)
-    return chain
-
-
-def forward_chain(chain: AffineChain, x: Tensor) -> Tensor:
-    """Evaluate the affine chain on a batch ``x`` of shape ``(B, n_0)``."""
-    z = x
-    for k, (w, b) in enumerate(chain):
-        z = z @ w.T + b
-        if k < len(chain) - 1:
-            z = torch.relu(z)
-    return z
+__all__ = ["ParsedNetwork", "UnsupportedNetworkError", "as_box", "forward_chain", "parse_network"]

@@ -93,21 +93,22 @@ class NeuronBounds:
     def stable_inactive_count(self) -> int:
         return int(sum((_to_np(up) <= 0).sum() for up in self.upper))
 
-    def mean_bigm(self) -> float:
-        """Mean of :math:`\\max(-l, u)` over unstable neurons (0 if none)."""
+    def bigm_values(self) -> np.ndarray:
+        """:math:`\\max(-l, u)` of every unstable neuron, all layers, as one float64 array."""
         vals = [
             np.maximum(-_to_np(lo), _to_np(up))[m]
             for lo, up, m in zip(self.lower, self.upper, self.unstable_mask())
         ]
-        allv = np.concatenate(vals) if vals else np.zeros(0)
+        return np.concatenate(vals) if vals else np.zeros(0)
+
+    def mean_bigm(self) -> float:
+        """Mean of :math:`\\max(-l, u)` over unstable neurons (0 if none)."""
+        allv = self.bigm_values()
         return float(allv.mean()) if allv.size else 0.0
 
     def max_bigm(self) -> float:
-        vals = [
-            np.maximum(-_to_np(lo), _to_np(up))[m]
-            for lo, up, m in zip(self.lower, self.upper, self.unstable_mask())
-        ]
-        allv = np.concatenate(vals) if vals else np.zeros(0)
+        """Largest :math:`\\max(-l, u)` over unstable neurons (0 if none)."""
+        allv = self.bigm_values()
         return float(allv.max()) if allv.size else 0.0
 
     # -- combination ---------------------------------------------------------------------

@@ -10,19 +10,21 @@ unstable neuron costs one binary and two big-M constraints in the MILP
 
     z \\le \\hat z - l(1 - \\sigma),\\qquad z \\le u\\,\\sigma,\\qquad \\sigma \\in \\{0, 1\\}.
 
-Both penalties are objects bound to one model and one input box, called as
-``pen(x=None, bounds=None) -> Tensor`` (a 0-d tensor in the model's dtype, ``weight`` applied).
-They do not look at ``x`` (it is accepted so that every penalty, the LP-gap one included, has the
-same call); ``bounds`` lets a caller that already computed bounds with the same method share them
+Every penalty implements one interface, :class:`Penalty` (``weight``, ``bounds_method``,
+``value`` whose autograd gives the gradient, ``pen(x=None, bounds=None) -> Tensor``: a 0-d tensor
+in the model's dtype, ``weight`` applied); the LP-gap penalty
+(:class:`~omlt_relax.lp.gap.LPGapPenalty`) and your own penalties too. The two here are
+:class:`BoundPenalty` subclasses: they do not look at ``x``; ``bounds`` lets a caller that already
+computed bounds with the same method share them
 (:class:`~omlt_relax.regularizer.RelaxationRegularizer` does, once per step).
 
 Two implementations of the same numbers:
 
-* the reference, in torch autograd on any :class:`~omlt_relax.NeuronBounds` (``value``), used
+* the reference, in torch autograd on any :class:`~omlt_relax.NeuronBounds` (``bounds_value``), used
   for CROWN, for bounds passed in, and on GPUs;
 * the fast path for IBP on CPU (:func:`ibp_penalties`): IBP and every IBP penalty of a step in
   numpy inside one ``torch.autograd.Function`` with a hand-written vector-Jacobian product
-  (``_np_value_grad`` per penalty). A training step of a small network costs mostly per-operation
+  (``np_value_grad`` per penalty). A training step of a small network costs mostly per-operation
   overhead, and a numpy operation costs a fraction of a torch one; this is what keeps IBP
   penalties within +50% of a plain MSE step (``benchmarks/bench_training.py``). The tests check
   that both paths agree in value and gradient.
@@ -38,43 +40,27 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from omlt_relax.bounds.crown import crown_chain
+from omlt_relax.bounds import affine_chain
 from omlt_relax.bounds.interval import interval_chain
-from omlt_relax.network import ParsedNetwork, affine_chain, as_box, parse_network
+from omlt_relax.bounds.methods import BOUND_METHODS, check_method, propagate
+from omlt_relax.network import ParsedNetwork, as_box, parse_network
 from omlt_relax.neuron_bounds import NeuronBounds
 
 Tensor = torch.Tensor
 
-BOUND_METHODS = ("ibp", "crown")
 BIGM_VARIANTS = ("range", "max_unstable")
 STABILITY_VARIANTS = ("xiao", "triangle")
 
-_CHAINS = {"ibp": interval_chain, "crown": crown_chain}
 _NP_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
-
-
-def _check_method(bounds: str) -> str:
-    if bounds not in BOUND_METHODS:
-        msg = f"unknown bounds method {bounds!r}; use 'ibp' or 'crown'"
-        raise ValueError(msg)
-    return bounds
-
-
-def _check_weight(weight: float) -> float:
-    w = float(weight)
-    if not math.isfinite(w) or w < 0:
-        msg = f"penalty weight must be a finite number >= 0, got {weight!r}"
-        raise ValueError(msg)
-    return w
 
 
 class _IBPPenaltiesCPU(torch.autograd.Function):
     """IBP of the hidden layers and weighted bound penalties, in numpy, with a hand-written VJP.
 
-    Forward: the bounds of :func:`~omlt_relax.bounds.interval.interval_chain` in centre/radius
-    form, :math:`c_k = W_k m_{k-1} + b_k`, :math:`r_k = |W_k| \\rho_{k-1}`,
+    Forward: :func:`~omlt_relax.bounds.interval.interval_chain` itself on numpy views of the
+    weights (centre/radius form, :math:`c_k = W_k m_{k-1} + b_k`, :math:`r_k = |W_k| \\rho_{k-1}`,
     :math:`l_k = c_k - r_k`, :math:`u_k = c_k + r_k`, with :math:`m_k, \\rho_k` the centre and
-    radius of :math:`[\\max(0, l_k), \\max(0, u_k)]` (:math:`m_0, \\rho_0` from the box); returns
+    radius of :math:`[\\max(0, l_k), \\max(0, u_k)]` (:math:`m_0, \\rho_0` from the box)); returns
     the flat :math:`l = (l_1, \\dots, l_K)`, :math:`u`, and :math:`v_j = w_j P_j(l, u)` for each
     penalty :math:`j`.
 
@@ -91,34 +77,28 @@ class _IBPPenaltiesCPU(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx: Any,
-        m: np.ndarray,
-        rho: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
         pens: tuple[Any, ...],
         terms_out: list[float],
         *params: Tensor,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        # m, rho: centre and radius of the input box
-        lows, ups, saved = [], [], []
+        # lo, hi: the input box; the numpy view of the one interval routine
         n_layers = len(params) // 2
-        for k in range(n_layers):
-            w = params[2 * k].detach().numpy()  # shares memory: versions checked in backward
-            b = params[2 * k + 1].detach().numpy()
-            aw = np.abs(w)
-            c = w @ m + b
-            r = aw @ rho
-            lows.append(c - r)
-            ups.append(c + r)
-            saved.append((w, aw, m, rho))
-            if k < n_layers - 1:
-                zl, zu = np.maximum(lows[-1], 0), np.maximum(ups[-1], 0)
-                m, rho = (zu + zl) * 0.5, (zu - zl) * 0.5
+        chain = [
+            (params[2 * k].detach().numpy(), params[2 * k + 1].detach().numpy())
+            for k in range(n_layers)
+        ]  # shares memory with the parameters: versions checked in backward
+        trace: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        lows, ups = interval_chain(chain, lo, hi, include_output=True, trace=trace)
+        saved = [(w, aw, m, rho) for (w, _), (m, rho, aw) in zip(chain, trace, strict=True)]
         flat_l, flat_u = np.concatenate(lows), np.concatenate(ups)
         # sum_j w_j dP_j/dl and .../du, for the backward pass
         dl_sum: np.ndarray | float = 0.0
         du_sum: np.ndarray | float = 0.0
         terms_out.clear()
         for pen in pens:
-            v, dl, du = pen._np_value_grad(flat_l, flat_u)
+            v, dl, du = pen.np_value_grad(flat_l, flat_u)
             terms_out.append(pen.weight * v)
             dl_sum = dl_sum + pen.weight * dl
             du_sum = du_sum + pen.weight * du
@@ -260,12 +240,12 @@ class BoundSource:
         returns a :class:`FlatBounds`; otherwise the torch implementations of
         :mod:`omlt_relax.bounds`.
         """
-        if _check_method(method) == "ibp" and self.fast_ibp():
+        if check_method(method) == "ibp" and self.fast_ibp():
             return self.ibp_penalties(())[0]
         chain = affine_chain(self.parsed, self.input_bounds)
         w0 = chain[0][0]
         lo, hi = self._box(w0.dtype, w0.device)
-        lowers, uppers = _CHAINS[method](chain, lo, hi)
+        lowers, uppers = propagate(method)(chain, lo, hi)
         return NeuronBounds(lowers, uppers, method, *self.input_bounds)
 
     def fast_ibp(self) -> bool:
@@ -288,19 +268,16 @@ class BoundSource:
             hidden = [t for wb in affine_chain(self.parsed, self.input_bounds)[:-1] for t in wb]
         else:
             hidden = [t for lin in self.parsed.linears[:-1] for t in (lin.weight, lin.bias)]
-        m, rho = self._box_np(hidden[0].dtype)
+        lo, hi = self._box_np(hidden[0].dtype)
         terms: list[float] = []
-        flat_lo, flat_up, total = _IBPPenaltiesCPU.apply(m, rho, tuple(pens), terms, *hidden)
+        flat_lo, flat_up, total = _IBPPenaltiesCPU.apply(lo, hi, tuple(pens), terms, *hidden)
         return FlatBounds(flat_lo, flat_up, self.widths, "ibp", self.input_bounds), total, terms
 
     def _box_np(self, dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
-        """Centre and radius of the input box as numpy arrays of ``dtype`` (cached)."""
+        """The input box as numpy arrays of ``dtype`` (cached)."""
         if dtype not in self._np_box:
             lo, hi = self.input_bounds
-            self._np_box[dtype] = (
-                ((hi + lo) * 0.5).astype(_NP_DTYPES[dtype]),
-                ((hi - lo) * 0.5).astype(_NP_DTYPES[dtype]),
-            )
+            self._np_box[dtype] = (lo.astype(_NP_DTYPES[dtype]), hi.astype(_NP_DTYPES[dtype]))
         return self._np_box[dtype]
 
     def check_x(self, x: Tensor | None) -> None:
@@ -318,13 +295,105 @@ class BoundSource:
             raise ValueError(msg)
 
 
-class _BoundPenalty:
-    """Shared plumbing: model, box, bounds method, weight, and the ``__call__`` protocol."""
+def check_weight(weight: Any) -> float:
+    """A penalty weight as a float; ``ValueError`` unless it is a finite number >= 0."""
+    try:
+        w = math.nan if isinstance(weight, str) else float(weight)
+    except (TypeError, ValueError):
+        w = math.nan
+    if not math.isfinite(w) or w < 0:
+        msg = f"penalty weight must be a finite number >= 0, got {weight!r}"
+        raise ValueError(msg)
+    return w
+
+
+class OnModel:
+    """Something bound to one model and one input box through a :class:`BoundSource`."""
+
+    source: BoundSource
+
+    @property
+    def model(self) -> nn.Module:
+        """The ``nn.Sequential`` whose live parameters are read at every call."""
+        return self.source.model
+
+    @property
+    def input_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """The input box, two float64 arrays."""
+        return self.source.input_bounds
+
+
+class Penalty(OnModel):
+    """The interface every training penalty implements (built-in or your own).
+
+    A penalty is bound to one model and one input box and returns a 0-d torch tensor whose
+    autograd gradient is the penalty's gradient:
+
+    * :meth:`value` ``(bounds=None, x=None)``: the unweighted term :math:`P(\\theta; x)`;
+    * ``__call__(x=None, bounds=None)``: ``weight * value(bounds, x)``;
+    * :attr:`weight` (a float >= 0, checked once by :func:`check_weight`);
+    * :attr:`bounds_method`: ``"ibp"``/``"crown"`` if the term is a function of the bounds of that
+      method (a :class:`~omlt_relax.RelaxationRegularizer` then computes them once per step for
+      every penalty of the method and passes them as ``bounds``), else ``None``;
+    * :attr:`needs_x` (the term depends on the training batch), :attr:`name` (its key in
+      :meth:`~omlt_relax.RelaxationRegularizer.metrics`), :meth:`metrics` (extra numbers).
+
+    To add a penalty, subclass this (or :class:`BoundPenalty` for a function of the bounds only),
+    implement :meth:`value`, and pass the instance in ``penalties=[...]``.
+    """
+
+    #: Key of the weighted term in :meth:`RelaxationRegularizer.metrics` (made unique there).
+    name: str = "penalty"
+    #: Whether :meth:`value` needs the training batch ``x``.
+    needs_x: bool = False
+
+    def __init__(self, model: nn.Module, input_bounds: Any, weight: float = 1.0,
+                 bounds_method: str | None = None) -> None:
+        self.source = BoundSource(model, input_bounds)
+        self.weight = check_weight(weight)
+        self.bounds_method = None if bounds_method is None else check_method(bounds_method)
+
+    def value(self, bounds: NeuronBounds | None = None, x: Tensor | None = None) -> Tensor:
+        """The unweighted penalty (a 0-d tensor with graph); ``bounds`` of :attr:`bounds_method`
+        computed by the caller, or ``None`` to compute them here."""
+        raise NotImplementedError
+
+    def check_bounds(self, bounds: NeuronBounds) -> None:
+        """Raise unless given ``bounds`` fit this penalty: same method and hidden widths."""
+        if self.bounds_method is not None and bounds.method != self.bounds_method:
+            raise ValueError(method_mismatch(self, bounds))
+        bounds.check_compatible(self.source.widths)
+
+    def __call__(self, x: Tensor | None = None, bounds: NeuronBounds | None = None) -> Tensor:
+        """``weight * value(bounds, x)``, a 0-d tensor in the model's dtype."""
+        if bounds is not None:
+            self.check_bounds(bounds)
+        val = self.value(bounds, x)
+        return val if self.weight == 1.0 else self.weight * val
+
+    def metrics(self) -> dict[str, float]:
+        """Numbers describing the last call (none by default)."""
+        return {}
+
+
+def method_mismatch(pen: Penalty, bounds: NeuronBounds) -> str:
+    """The one error message for bounds of another method than the penalty's."""
+    return (
+        f"this {type(pen).__name__} uses {pen.bounds_method!r} bounds but was given bounds "
+        f"computed with {bounds.method!r}; pass bounds of the same method (or none)"
+    )
+
+
+class BoundPenalty(Penalty):
+    """A penalty that is a function of the ``"ibp"``/``"crown"`` bounds only.
+
+    Subclasses implement :meth:`value` on any :class:`~omlt_relax.NeuronBounds` (torch autograd)
+    and may implement :meth:`np_value_grad` (numpy value and gradients in the flat bounds) to join
+    the fused IBP fast path of :meth:`BoundSource.ibp_penalties`.
+    """
 
     def __init__(self, model: nn.Module, input_bounds: Any, weight: float, bounds: str) -> None:
-        self.source = BoundSource(model, input_bounds)
-        self.weight = _check_weight(weight)
-        self.bounds_method = _check_method(bounds)
+        super().__init__(model, input_bounds, weight, bounds)
         if not self.source.widths:
             msg = (
                 f"the network has no hidden ReLU layer, so {type(self).__name__} has no neuron "
@@ -332,21 +401,27 @@ class _BoundPenalty:
             )
             raise ValueError(msg)
 
-    @property
-    def model(self) -> nn.Module:
-        return self.source.model
-
-    @property
-    def input_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.source.input_bounds
-
-    def value(self, bounds: NeuronBounds) -> Tensor:
+    def bounds_value(self, bounds: NeuronBounds) -> Tensor:
         """The unweighted penalty of given bounds (a 0-d tensor, torch autograd)."""
         raise NotImplementedError
 
-    def _np_value_grad(self, l: np.ndarray, u: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    def value(self, bounds: NeuronBounds | None = None, x: Tensor | None = None) -> Tensor:
+        """:meth:`bounds_value` of the given bounds, or of this penalty's method computed now."""
+        if bounds is None:
+            bounds = self.source.compute(str(self.bounds_method))
+        return self.bounds_value(bounds)
+
+    def np_value_grad(self, l: np.ndarray, u: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """The unweighted penalty of flat numpy bounds and its gradients in ``l`` and ``u``."""
         raise NotImplementedError
+
+    @property
+    def fusable(self) -> bool:
+        """Whether this penalty joins the fused numpy IBP pass (IBP and :meth:`np_value_grad`)."""
+        return (
+            self.bounds_method == "ibp"
+            and type(self).np_value_grad is not BoundPenalty.np_value_grad
+        )
 
     def __call__(self, x: Tensor | None = None, bounds: NeuronBounds | None = None) -> Tensor:
         """``weight * P``; bounds computed with this penalty's method if not given.
@@ -355,23 +430,12 @@ class _BoundPenalty:
         ``BoundsMismatchError`` for other widths, ``ValueError`` for another method).
         """
         self.source.check_x(x)
-        if bounds is None:
-            if self.bounds_method == "ibp" and self.source.fast_ibp():
-                return self.source.ibp_penalties((self,))[1]
-            bounds = self.source.compute(self.bounds_method)
-        else:
-            if bounds.method != self.bounds_method:
-                msg = (
-                    f"this {type(self).__name__} uses {self.bounds_method!r} bounds but was given "
-                    f"{bounds.method!r} bounds; pass bounds of the same method or none"
-                )
-                raise ValueError(msg)
-            bounds.check_compatible(self.source.widths)
-        val = self.value(bounds)
-        return val if self.weight == 1.0 else self.weight * val
+        if bounds is None and self.fusable and self.source.fast_ibp():
+            return self.source.ibp_penalties((self,))[1]
+        return super().__call__(x, bounds)
 
 
-class BigMPenalty(_BoundPenalty):
+class BigMPenalty(BoundPenalty):
     """Penalty on the big-M constants of the hidden neurons.
 
     Per neuron
@@ -405,6 +469,8 @@ class BigMPenalty(_BoundPenalty):
         normalize: per-layer mean (default) or plain sum, as above.
     """
 
+    name = "bigm"
+
     def __init__(
         self,
         model: nn.Module,
@@ -423,7 +489,7 @@ class BigMPenalty(_BoundPenalty):
         self._weights: dict[np.dtype, np.ndarray] = {}  # a, per dtype
         self._neg_weights: dict[np.dtype, np.ndarray] = {}  # -a
 
-    def value(self, bounds: NeuronBounds) -> Tensor:
+    def bounds_value(self, bounds: NeuronBounds) -> Tensor:
         l, u = flat_bounds(bounds, self.source.parsed.linears[0].weight)
         if self.variant == "range":
             p = u - l
@@ -434,7 +500,7 @@ class BigMPenalty(_BoundPenalty):
         a = torch.as_tensor(self._layer_weights(np.float64), dtype=l.dtype, device=l.device)
         return p @ a
 
-    def _np_value_grad(self, l: np.ndarray, u: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    def np_value_grad(self, l: np.ndarray, u: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         a = self._layer_weights(l.dtype) if self.normalize else np.ones_like(l)
         if self.variant == "range":
             neg_a = self._neg_weights[a.dtype] if self.normalize else -a
@@ -463,7 +529,7 @@ class BigMPenalty(_BoundPenalty):
         )
 
 
-class StabilityPenalty(_BoundPenalty):
+class StabilityPenalty(BoundPenalty):
     """A smooth count of unstable neurons, summed over all hidden neurons.
 
     .. math::
@@ -491,6 +557,8 @@ class StabilityPenalty(_BoundPenalty):
         c: scale in Xiao's term, > 0.
     """
 
+    name = "stability"
+
     def __init__(
         self,
         model: nn.Module,
@@ -511,7 +579,7 @@ class StabilityPenalty(_BoundPenalty):
         self.variant = variant
         self.c = c
 
-    def value(self, bounds: NeuronBounds) -> Tensor:
+    def bounds_value(self, bounds: NeuronBounds) -> Tensor:
         l, u = flat_bounds(bounds, self.source.parsed.linears[0].weight)
         if self.variant == "xiao":
             return -torch.tanh(l * u * self.c + 1.0).sum()
@@ -519,7 +587,7 @@ class StabilityPenalty(_BoundPenalty):
         width = (u - l).clamp_min(torch.finfo(l.dtype).tiny)
         return (torch.relu(u) * torch.relu(-l) / width).sum()
 
-    def _np_value_grad(self, l: np.ndarray, u: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    def np_value_grad(self, l: np.ndarray, u: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         if self.variant == "xiao":
             t = np.tanh(l * u * self.c + 1.0)
             d = -(1.0 - t * t) * self.c
@@ -538,4 +606,16 @@ class StabilityPenalty(_BoundPenalty):
         )
 
 
-__all__ = ["BigMPenalty", "BoundSource", "FlatBounds", "StabilityPenalty", "flat_bounds"]
+__all__ = [
+    "BOUND_METHODS",
+    "BigMPenalty",
+    "BoundPenalty",
+    "BoundSource",
+    "FlatBounds",
+    "OnModel",
+    "Penalty",
+    "StabilityPenalty",
+    "check_weight",
+    "flat_bounds",
+    "method_mismatch",
+]

@@ -19,7 +19,6 @@ a hidden ReLU layer of width K followed by a fixed lower-triangular output layer
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -37,26 +36,21 @@ class IncrementalQuantileHead(nn.Module):
         return torch.cumsum(inc, dim=-1)
 
 
+#: Relative margin by which the shift :math:`\\ell_0` is lowered below the interval bound of
+#: :math:`o_0` (the one outward-rounding rule, :mod:`omlt_relax.bounds.rounding`), so that the
+#: shifted neuron stays stably active in float32 and float64 evaluations alike.
+QUANTILE_SHIFT_MARGIN = 1e-6
+
+
 def lower_quantile_head(
-    chain: list[tuple[Tensor, Tensor]], input_bounds: tuple[np.ndarray, np.ndarray]
+    chain: list[tuple[Tensor, Tensor]], l0: float
 ) -> list[tuple[Tensor, Tensor]]:
     """Rewrite ``chain`` (whose last layer gives ``o``) followed by the head as an affine chain.
 
-    The shift :math:`\\ell_0` is an interval lower bound of :math:`o_0` over the box, computed in
-    float64 and lowered by a safety margin, then held constant (no gradient flows through it; the
-    network function does not depend on it).
+    ``l0`` is the shift :math:`\\ell_0`, a sound lower bound of :math:`o_0` over the input box
+    (:func:`omlt_relax.bounds.quantile_shift` computes it); it is a constant (no gradient flows
+    through it; the network function does not depend on it).
     """
-    from omlt_relax.bounds.interval import interval_chain
-
-    lo, hi = input_bounds
-    with torch.no_grad():
-        c64 = [(w.detach().double(), b.detach().double()) for w, b in chain]
-        lows, _ = interval_chain(
-            c64, torch.as_tensor(lo, dtype=torch.float64), torch.as_tensor(hi, dtype=torch.float64),
-            include_output=True,
-        )
-        l0 = float(lows[-1][0])
-    l0 = l0 - 1e-6 * (1.0 + abs(l0))
     w_o, b_o = chain[-1]
     k = w_o.shape[0]
     shift = torch.zeros(k, dtype=b_o.dtype, device=b_o.device)

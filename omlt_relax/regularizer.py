@@ -30,39 +30,42 @@ of each method still computed once per call and shared.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from omlt_relax.bounds.methods import check_method
+from omlt_relax.lp.gap import LPGapPenalty
 from omlt_relax.neuron_bounds import NeuronBounds
-from omlt_relax.penalties import BigMPenalty, BoundSource, StabilityPenalty, _check_method
+from omlt_relax.penalties import (
+    BigMPenalty,
+    BoundPenalty,
+    BoundSource,
+    OnModel,
+    Penalty,
+    StabilityPenalty,
+)
 
 Tensor = torch.Tensor
 
-TERMS = ("bigm", "stability", "lp_gap")
+#: The penalties that have a keyword argument, and the class a weight given there builds.
+TERMS: dict[str, type[Penalty]] = {
+    "bigm": BigMPenalty,
+    "stability": StabilityPenalty,
+    "lp_gap": LPGapPenalty,
+}
 
 
-def _lp_gap_class() -> type:
-    try:
-        from omlt_relax.lp.gap import LPGapPenalty
-    except ImportError as err:  # pragma: no cover - depends on the installed package
-        msg = f"the LP-gap penalty is not available ({err}); install highspy or drop lp_gap="
-        raise ImportError(msg) from err
-    return LPGapPenalty
+def penalty_method(pen: Any) -> str | None:
+    """The bounds method whose bounds ``pen`` takes (:attr:`Penalty.bounds_method`; ``None`` for
+    a plain callable, which is called with ``bounds=None``)."""
+    return pen.bounds_method if isinstance(pen, Penalty) else None
 
 
-def _penalty_method(pen: Any) -> str | None:
-    """The bounds method string a penalty computes itself with (None if unknown / fixed bounds)."""
-    for attr in ("bounds_method", "bounds"):
-        m = getattr(pen, attr, None)
-        if isinstance(m, str):
-            return m
-    return None
-
-
-class RelaxationRegularizer:
+class RelaxationRegularizer(OnModel):
     """Big-M, stability and LP-gap penalties combined into one loss term, ``loss = mse + reg(x)``.
 
     Args:
@@ -75,6 +78,9 @@ class RelaxationRegularizer:
         warmup: number of calls that return zero before the penalties switch on.
         bounds: ``"ibp"`` or ``"crown"``: method of the penalties built from weights and of the
             bounds behind :meth:`metrics`.
+        penalties: more penalties, a list of :class:`~omlt_relax.penalties.Penalty` objects (your
+            own included) bound to the same model; each term is reported under its ``name``
+            (made unique with a suffix ``_2``, ``_3``, ...).
 
     Raises ``ValueError`` (with a sentence saying what is wrong) for a bad box, an unsupported
     network, a negative weight, or a penalty instance bound to another model.
@@ -89,20 +95,43 @@ class RelaxationRegularizer:
         lp_gap: Any = None,
         warmup: int = 0,
         bounds: str = "ibp",
+        penalties: Sequence[Penalty] | None = None,
     ) -> None:
         self.source = BoundSource(model, input_bounds)
-        self.bounds_method = _check_method(bounds)
+        self.bounds_method = check_method(bounds)
         if int(warmup) != warmup or warmup < 0:
             msg = f"warmup must be a whole number of calls >= 0, got {warmup!r}"
             raise ValueError(msg)
         self.warmup = int(warmup)
         self.step = 0
         self.penalties: dict[str, Any] = {}
-        for name, spec in (("bigm", bigm), ("stability", stability), ("lp_gap", lp_gap)):
+        specs: list[tuple[str, Any]] = [
+            ("bigm", bigm), ("stability", stability), ("lp_gap", lp_gap)
+        ]
+        if penalties is not None:
+            if isinstance(penalties, Penalty) or not isinstance(penalties, Sequence):
+                msg = f"penalties= must be a list of penalty objects, got {penalties!r}"
+                raise TypeError(msg)
+            for pen in penalties:
+                if not isinstance(pen, Penalty):
+                    msg = (
+                        f"penalties= takes Penalty objects (omlt_relax.penalties.Penalty), got "
+                        f"{pen!r}"
+                    )
+                    raise TypeError(msg)
+                specs.append((pen.name, pen))
+        for name, spec in specs:
             if spec is None:
                 continue
+            key = name
+            n = 2
+            while key in self.penalties:
+                key = f"{name}_{n}"
+                n += 1
             if isinstance(spec, int | float) and not isinstance(spec, bool):
-                self.penalties[name] = self._build(name, float(spec))
+                cls = TERMS[name]
+                self.penalties[key] = cls(model, self.source.input_bounds, weight=float(spec),
+                                          bounds=self.bounds_method)
             elif callable(spec):
                 owner = getattr(spec, "model", None)
                 if owner is not None and owner is not model:
@@ -111,7 +140,7 @@ class RelaxationRegularizer:
                         "model you pass to RelaxationRegularizer (or pass a weight instead)"
                     )
                     raise ValueError(msg)
-                self.penalties[name] = spec
+                self.penalties[key] = spec
             else:
                 msg = f"{name}= must be None, a weight or a penalty object, got {spec!r}"
                 raise TypeError(msg)
@@ -119,29 +148,21 @@ class RelaxationRegularizer:
         self._fused = tuple(
             name
             for name, pen in self.penalties.items()
-            if isinstance(pen, BigMPenalty | StabilityPenalty)
-            and pen.bounds_method == "ibp"
-            and self._share[name]
+            if isinstance(pen, BoundPenalty) and pen.fusable and self._share[name]
         )
         self._fused_pens = tuple(self.penalties[n] for n in self._fused)
+        self._needs_x = tuple(
+            name
+            for name, pen in self.penalties.items()
+            if (pen.needs_x if isinstance(pen, Penalty) else name == "lp_gap")
+        )
         self._last_bounds: NeuronBounds | None = None
         self._last_terms: dict[str, Tensor | float] = {}
 
-    def _build(self, name: str, weight: float) -> Any:
-        model, box = self.source.model, self.source.input_bounds
-        if name == "bigm":
-            return BigMPenalty(model, box, weight=weight, bounds=self.bounds_method)
-        if name == "stability":
-            return StabilityPenalty(model, box, weight=weight, bounds=self.bounds_method)
-        return _lp_gap_class()(model, box, weight=weight, bounds=self.bounds_method)
-
     @property
-    def model(self) -> nn.Module:
-        return self.source.model
-
-    @property
-    def input_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.source.input_bounds
+    def needs_x(self) -> bool:
+        """Whether a call needs the training batch (an LP-gap or other batch-dependent term)."""
+        return bool(self._needs_x)
 
     @property
     def active(self) -> bool:
@@ -154,7 +175,7 @@ class RelaxationRegularizer:
 
     def _shares(self, pen: Any) -> bool:
         """Whether ``pen`` may take the bounds this regularizer computed (same method and box)."""
-        if _penalty_method(pen) is None:
+        if penalty_method(pen) is None:
             return False
         box = getattr(pen, "input_bounds", None)
         if box is None:
@@ -173,8 +194,9 @@ class RelaxationRegularizer:
         then). Every call advances the warm-up counter ``self.step``.
         """
         self.source.check_x(x)
-        if "lp_gap" in self.penalties and x is None:
-            msg = "the LP-gap penalty needs the training batch: call reg(x_batch)"
+        if self._needs_x and x is None:
+            label = "LP-gap" if self._needs_x[0] == "lp_gap" else repr(self._needs_x[0])
+            msg = f"the {label} penalty needs the training batch: call reg(x_batch)"
             raise ValueError(msg)
         step = self.step
         self.step += 1
@@ -195,7 +217,7 @@ class RelaxationRegularizer:
                 continue
             shared = None
             if self._share[name]:
-                method = _penalty_method(pen)
+                method = str(penalty_method(pen))
                 if method not in computed:
                     computed[method] = self.source.compute(method)
                 shared = computed[method]
@@ -228,11 +250,12 @@ class RelaxationRegularizer:
             "mean_lp_gap": math.nan,
             "skipped_lps": 0.0,
         }
-        lp = self.penalties.get("lp_gap")
-        if lp is not None and hasattr(lp, "metrics"):
-            m = lp.metrics()
-            out["mean_lp_gap"] = float(m.get("mean_gap", math.nan))
-            out["skipped_lps"] = float(m.get("skipped", 0))
+        for pen in self.penalties.values():
+            m = pen.metrics() if hasattr(pen, "metrics") else {}
+            if "mean_gap" in m:  # the (first) LP-gap term
+                out["mean_lp_gap"] = float(m.get("mean_gap", math.nan))
+                out["skipped_lps"] = float(m.get("skipped", 0))
+                break
         terms = {
             name: float(t.detach()) if isinstance(t, Tensor) else float(t)
             for name, t in self._last_terms.items()

@@ -11,6 +11,7 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
+from omlt_relax import train as ltrain
 from omlt_relax.bench import data as bdata
 from omlt_relax.bench import train as btrain
 from omlt_relax.bench.functions import FUNCTIONS, SUITE_2D, get_function
@@ -130,7 +131,7 @@ def test_selection_picks_largest_weight_within_tolerance(monkeypatch, search: st
         calls.append(scale)
         return btrain.TrainResult(None, "bigm", scale, 1.0 + scale, 1.0, 0.0)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(btrain, "train_variant", fake)
+    monkeypatch.setattr(ltrain, "fit", fake)  # the library's training loop, which the rule calls
     v = btrain.Variant("t", bigm=1.0, grid=(1.0, 0.5, 0.3, 0.2, 0.1, 0.05, 0.01))
     sel = btrain.select_weight(d, v, 1.0, tolerance=1.25, search=search)
     assert sel.result.scale == 0.2 and sel.within_tolerance

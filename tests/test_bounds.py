@@ -9,8 +9,7 @@ from conftest import random_net, sample_box
 from torch import nn
 
 from omlt_relax import IncrementalQuantileHead, NeuronBounds, crown_bounds, interval_bounds
-from omlt_relax.bounds import sound_bounds
-from omlt_relax.network import affine_chain
+from omlt_relax.bounds import affine_chain, sound_bounds
 
 N_SAMPLES = 10_000
 TOL = 1e-9  # float64 evaluation slack for the sampled pre-activations

@@ -17,6 +17,7 @@ from omlt_relax.lightning import RelaxationCallback, default_batch_x  # noqa: E4
 from omlt_relax.network import UnsupportedNetworkError  # noqa: E402
 from omlt_relax.penalties import StabilityPenalty  # noqa: E402
 from omlt_relax.regularizer import RelaxationRegularizer  # noqa: E402
+from omlt_relax.train import build_model  # noqa: E402
 
 torch.set_num_threads(1)
 pytestmark = [
@@ -57,10 +58,7 @@ class GradRecorder(pl.Callback):
 
 
 def make_net(seed: int = 0) -> nn.Sequential:
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Linear(2, 10), nn.ReLU(), nn.Linear(10, 10), nn.ReLU(), nn.Linear(10, 1)
-    )
+    return build_model(2, (10, 10), 1, seed)
 
 
 def data(n: int = 32, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,6 +17,7 @@ from omlt_relax.bounds.obbt import obbt_bounds
 from omlt_relax.network import UnsupportedNetworkError
 from omlt_relax.neuron_bounds import BoundsMismatchError, NeuronBounds
 from omlt_relax.quantile import IncrementalQuantileHead
+from omlt_relax.train import build_model
 
 torch.set_num_threads(1)
 
@@ -31,14 +32,7 @@ EDGE_TOL = 1e-6
 
 
 def make_net(seed: int, n_in: int, widths: list[int], n_out: int = 1) -> nn.Sequential:
-    torch.manual_seed(seed)
-    layers: list[nn.Module] = []
-    n = n_in
-    for w in widths:
-        layers += [nn.Linear(n, w), nn.ReLU()]
-        n = w
-    layers.append(nn.Linear(n, n_out))
-    return nn.Sequential(*layers)
+    return build_model(n_in, widths, n_out, seed)
 
 
 def make_box(seed: int, n_in: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,10 +11,11 @@ import torch
 from torch import nn
 
 from omlt_relax import crown_bounds, interval_bounds
-from omlt_relax.bench import functions
+from omlt_relax.bench.functions import peaks_tensor as peaks
 from omlt_relax.network import UnsupportedNetworkError
 from omlt_relax.penalties import BigMPenalty, StabilityPenalty
 from omlt_relax.regularizer import RelaxationRegularizer
+from omlt_relax.train import build_model
 
 torch.set_num_threads(1)
 
@@ -37,16 +38,7 @@ def num(t: torch.Tensor) -> float:
 
 
 def make_net(seed: int = 0, width: int = 12, dtype: torch.dtype = torch.float64) -> nn.Sequential:
-    torch.manual_seed(seed)
-    net = nn.Sequential(
-        nn.Linear(2, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 1)
-    )
-    return net.to(dtype)
-
-
-def peaks(x: torch.Tensor) -> torch.Tensor:
-    """MATLAB's peaks on a batch, ``(B, 2) -> (B, 1)`` (``omlt_relax.bench.functions.peaks``)."""
-    return torch.from_numpy(functions.peaks(x.detach().double().numpy())).to(x.dtype)[:, None]
+    return build_model(2, (width, width), 1, seed).to(dtype)
 
 
 def test_value_is_the_sum_of_the_penalties_and_gradients_agree() -> None:

@@ -10,7 +10,9 @@ Domains are the usual ones, shrunk where a 2×50 network could not represent the
 closed forms; the maxima were found by a dense grid (2-D) or all corners plus multi-start
 L-BFGS-B (5-D) and are checked the same way in ``tests/test_bench.py``.
 
-Every function takes ``x`` of shape ``(N, d)`` (float64) and returns shape ``(N,)``.
+Every function takes ``x`` of shape ``(N, d)`` (float64) and returns shape ``(N,)``;
+:meth:`BenchFunction.on_tensor` (e.g. :func:`peaks_tensor`) evaluates it on a torch batch as a
+training target ``(B, 1)``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 Array = np.ndarray
 
@@ -112,6 +115,16 @@ class BenchFunction:
             msg = f"{self.name} takes {self.dim} inputs, got an array of shape {x.shape}"
             raise ValueError(msg)
         return self.fn(x)
+
+    def on_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """The function on a torch batch, ``(B, d) -> (B, 1)`` in ``x``'s dtype (a training target;
+        no gradient flows through it)."""
+        return torch.from_numpy(self(x.detach().double().cpu().numpy())).to(x.dtype)[:, None]
+
+
+def peaks_tensor(x: torch.Tensor) -> torch.Tensor:
+    """:func:`peaks` on a torch batch, ``(B, 2) -> (B, 1)`` in ``x``'s dtype."""
+    return get_function("peaks").on_tensor(x)
 
 
 def _cube(v: float, d: int) -> tuple[float, ...]:

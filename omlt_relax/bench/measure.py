@@ -7,8 +7,9 @@ Per network (float64, original units) and input box:
 * **bounds**: unstable neurons under sound IBP, sound CROWN and LP-based OBBT bounds
   (:func:`~omlt_relax.bounds.obbt.obbt_bounds`), mean big-M :math:`\\max(-l, u)` over unstable
   neurons (OBBT bounds), OBBT time;
-* **MILP**: the network is exported with its OBBT bounds (:func:`~omlt_relax.export.export_onnx`),
-  loaded back (:func:`~omlt_relax.export.load_onnx`) and formulated with
+* **MILP** (:mod:`omlt_relax.optimize`, re-exported here): the network is exported with its
+  OBBT bounds (:func:`~omlt_relax.export.export_onnx`), loaded back
+  (:func:`~omlt_relax.export.load_onnx`) and formulated with
   :class:`~omlt_relax.formulations.BoundedReluBigMFormulation` in an ``OmltBlock`` (stable neurons
   get no binary): exactly what a user gets. Its minimum and maximum over the box are solved with
   :func:`~omlt_relax.solve.solve` (HiGHS, one thread, time limit): status, objective, best bound,
@@ -30,167 +31,23 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from torch import nn
 
-from omlt_relax.bench.data import Dataset, predict, rmse
 from omlt_relax.bench.functions import BenchFunction
 from omlt_relax.bounds import chain_numpy, sound_bounds
+from omlt_relax.bounds.obbt import obbt_bounds
+from omlt_relax.data import Dataset, predict, rmse
+from omlt_relax.export import export_onnx, load_onnx
+from omlt_relax.lp.relaxation import BigMRelaxationLP
 from omlt_relax.neuron_bounds import NeuronBounds
-
-SENSES = ("min", "max")
-
-
-@dataclass
-class MilpResult:
-    """One MILP solve of min or max of one network output over the box.
-
-    Attributes:
-        sense: ``"min"`` or ``"max"``.
-        status: as :class:`~omlt_relax.solve.SolveResult` (``"optimal"``, ``"feasible"``, ...).
-        objective, bound: incumbent value and best bound (``None`` if absent).
-        gap: relative gap at the end (0 when solved).
-        time: solver time in seconds (see module docstring); ``wall_time``: the whole call.
-        build_time: seconds to build the Pyomo model.
-        nodes: branch-and-bound nodes (``None`` if not reported).
-        n_binaries: binaries in the formulation (``None`` if not reported).
-        x: the incumbent input, or ``None``.
-        time_limit: the limit the solve ran under.
-    """
-
-    sense: str
-    status: str
-    objective: float | None
-    bound: float | None
-    gap: float | None
-    time: float
-    wall_time: float
-    build_time: float
-    nodes: int | None
-    n_binaries: int | None
-    x: list[float] | None
-    time_limit: float | None
-
-    @property
-    def solved(self) -> bool:
-        return self.status == "optimal"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def build_milp(
-    net: Any,
-    bounds: NeuronBounds | None,
-    sense: str,
-    output: int = 0,
-    formulation: str = "bounded",
-) -> tuple[Any, Any]:
-    """A Pyomo model optimizing output ``output`` of an OMLT network over its input box.
-
-    Args:
-        net: OMLT ``NetworkDefinition`` with input bounds (from
-            :func:`~omlt_relax.export.load_onnx`).
-        bounds: the stored per-neuron bounds (``None`` only with ``formulation="omlt"``).
-        sense: ``"min"`` or ``"max"``.
-        output: index of the output to optimize.
-        formulation: ``"bounded"`` (:class:`~omlt_relax.formulations.BoundedReluBigMFormulation`)
-            or ``"omlt"`` (stock OMLT ``ReluBigMFormulation``: its own float32 interval bounds, a
-            binary for every neuron).
-
-    Returns ``(model, formulation_object)``; the network block is ``model.nn``.
-    """
-    import pyomo.environ as pyo
-    from omlt import OmltBlock
-
-    if sense not in SENSES:
-        msg = f"sense must be 'min' or 'max', got {sense!r}"
-        raise ValueError(msg)
-    if formulation == "bounded":
-        from omlt_relax.formulations import BoundedReluBigMFormulation
-
-        if bounds is None:
-            msg = "the bounded formulation needs the network's NeuronBounds"
-            raise ValueError(msg)
-        form = BoundedReluBigMFormulation(net, bounds)
-    elif formulation == "omlt":
-        from omlt.neuralnet import ReluBigMFormulation
-
-        form = ReluBigMFormulation(net)
-    else:
-        msg = f"unknown formulation {formulation!r}; use 'bounded' or 'omlt'"
-        raise ValueError(msg)
-    m = pyo.ConcreteModel()
-    m.nn = OmltBlock()
-    m.nn.build_formulation(form)
-    outs = list(m.nn.outputs.keys())
-    if not 0 <= output < len(outs):
-        msg = f"output {output} does not exist; the network has {len(outs)} output(s)"
-        raise ValueError(msg)
-    m.obj = pyo.Objective(
-        expr=m.nn.outputs[outs[output]], sense=pyo.minimize if sense == "min" else pyo.maximize
-    )
-    return m, form
-
-
-def count_binaries(model: Any) -> int:
-    """Number of binary (or integer) variables in a Pyomo model."""
-    import pyomo.environ as pyo
-
-    return sum(
-        1
-        for v in model.component_data_objects(pyo.Var, active=True)
-        if v.is_binary() or v.is_integer()
-    )
-
-
-def solve_milp(
-    net: Any,
-    bounds: NeuronBounds | None,
-    sense: str,
-    time_limit: float | None = 60.0,
-    output: int = 0,
-    formulation: str = "bounded",
-    solver: str = "highs",
-    threads: int = 1,
-) -> MilpResult:
-    """Build (:func:`build_milp`) and solve one MILP; the incumbent input is read back."""
-    import pyomo.environ as pyo
-
-    from omlt_relax.solve import solve
-
-    t0 = time.perf_counter()
-    m, _form = build_milp(net, bounds, sense, output, formulation)
-    build = time.perf_counter() - t0
-    n_bin = count_binaries(m)
-    res = solve(m, solver=solver, time_limit=time_limit, threads=threads)
-    x = None
-    if res.objective is not None:
-        x = [float(pyo.value(v)) for v in m.nn.inputs.values()]
-    solver_time = getattr(res, "solver_time", None)
-    return MilpResult(
-        sense=sense,
-        status=res.status,
-        objective=res.objective,
-        bound=res.bound,
-        gap=res.gap,
-        time=float(solver_time) if solver_time is not None else float(res.wall_time),
-        wall_time=float(res.wall_time),
-        build_time=build,
-        nodes=res.nodes,
-        n_binaries=n_bin,
-        x=x,
-        time_limit=time_limit,
-    )
+from omlt_relax.optimize import SENSES, MilpResult, build_milp, count_binaries, solve_milp
 
 
 def root_lp_bounds(model: nn.Module, bounds: NeuronBounds, output: int = 0) -> dict[str, float]:
     """Root LP relaxation values ``{"min": ..., "max": ...}`` of one output over the bounds' box."""
-    from omlt_relax.lp.relaxation import BigMRelaxationLP
-
     nb = bounds.numpy()
     lo, hi = nb.input_lower, nb.input_upper
     lp = BigMRelaxationLP(chain_numpy(model, lo, hi), nb.lower, nb.upper, lo, hi)
@@ -224,9 +81,6 @@ def measure_network(
         workdir: where the ONNX file goes (a temporary directory if ``None``).
         senses: which MILPs to solve.
     """
-    from omlt_relax.bounds.obbt import obbt_bounds
-    from omlt_relax.export import export_onnx, load_onnx
-
     lo, hi = np.asarray(data.lower, np.float64), np.asarray(data.upper, np.float64)
     out: dict[str, Any] = {
         "test_rmse": rmse(predict(model, data.x_test), data.y_test),

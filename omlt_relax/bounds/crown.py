@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import torch
 
-from omlt_relax.bounds.interval import interval_layer, magnitude, widen_outward
+from omlt_relax.bounds.interval import interval_chain, interval_layer, magnitude
+from omlt_relax.bounds.rounding import widen_outward
 
 Tensor = torch.Tensor
+TensorChain = list[tuple[Tensor, Tensor]]
 
 
 def relu_relaxation(l: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -63,31 +65,32 @@ def backsubstitute(
 
 
 def crown_chain(
-    chain: list[tuple[Tensor, Tensor]],
-    lo: Tensor,
-    hi: Tensor,
-    include_output: bool = False,
-    widen: float = 0.0,
+    chain: TensorChain, lo: Tensor, hi: Tensor, include_output: bool = False, widen: float = 0.0
 ) -> tuple[list[Tensor], list[Tensor]]:
-    """CROWN/IBP-intersected pre-activation bounds of the hidden layers (and output if asked)."""
+    """CROWN/IBP-intersected pre-activation bounds of the hidden layers (and output if asked).
+
+    Layer k: the interval bound from the (already intersected) layer before
+    (:func:`~omlt_relax.bounds.interval.interval_layer`) intersected with the CROWN bound
+    (:func:`backsubstitute`). ``widen > 0`` widens every layer outward by the one rounding rule,
+    with the :func:`~omlt_relax.bounds.interval.magnitude` of the pure-IBP boxes
+    (:func:`~omlt_relax.bounds.interval.interval_chain`, which bound every partial sum CROWN forms).
+    """
     lowers: list[Tensor] = []
     uppers: list[Tensor] = []
-    zl, zu = lo, hi
-    ibp_l, ibp_u = lo, hi  # pure-IBP boxes, for the float64 error magnitude only
     n = len(chain) if include_output else len(chain) - 1
+    ibp_boxes = [(lo, hi)]
+    if widen > 0:
+        ibp_l, ibp_u = interval_chain(chain, lo, hi, include_output)
+        ibp_boxes += [(torch.relu(a), torch.relu(b)) for a, b in zip(ibp_l, ibp_u)]
+    zl, zu = lo, hi
     for k in range(n):
         w, b = chain[k]
-        il, iu = interval_layer(w, b, zl, zu)
-        if k == 0:
-            l, u = il, iu
-        else:
+        l, u = interval_layer(w, b, zl, zu)
+        if k > 0:
             cl, cu = backsubstitute(chain, k, lowers, uppers, lo, hi)
-            l, u = torch.maximum(il, cl), torch.minimum(iu, cu)
+            l, u = torch.maximum(l, cl), torch.minimum(u, cu)
         if widen > 0:
-            mag = magnitude(w, b, ibp_l, ibp_u)
-            l, u = widen_outward(l, u, mag, widen)
-            pl, pu = interval_layer(w, b, ibp_l, ibp_u)
-            ibp_l, ibp_u = torch.relu(pl), torch.relu(pu)
+            l, u = widen_outward(l, u, magnitude(w, b, *ibp_boxes[k]), widen)
         lowers.append(l)
         uppers.append(u)
         zl, zu = torch.relu(l), torch.relu(u)

@@ -47,195 +47,58 @@ the index sets ``stable_active``, ``stable_inactive``, ``unstable``, constraints
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyomo.environ as pyo
-from omlt.formulation import _PyomoFormulation, _setup_scaled_inputs_outputs
-from omlt.neuralnet.layer import DenseLayer, InputLayer
+from omlt.formulation import _PyomoFormulation
 from omlt.neuralnet.network_definition import NetworkDefinition
 
-from omlt_relax.bounds import SOUND_WIDEN
+from omlt_relax.bounds.interval import sound_interval_layer
+from omlt_relax.bounds.rounding import SOUND_WIDEN
+from omlt_relax.chain import (
+    SPOT_CHECK_RTOL,
+    SPOT_CHECK_SAMPLES,
+    chain_fingerprint,
+    check_bounds,
+    network_chain,
+    network_input_box,
+)
 from omlt_relax.neuron_bounds import BoundsMismatchError, NeuronBounds
 
-Chain = list[tuple[np.ndarray, np.ndarray]]
-
-#: Relative tolerance of the spot check of stored bounds against forward passes of the network.
-SPOT_CHECK_RTOL = 1e-7
-#: Number of random inputs (plus box centre and corners) used by the spot check.
-SPOT_CHECK_SAMPLES = 64
 #: Two bounds that cross by less than this (relative) are treated as equal (a constant neuron).
 CROSSING_RTOL = 1e-9
-
-
-# -- the network as an affine chain ----------------------------------------------------------------
-
-
-def network_chain(net: NetworkDefinition) -> Chain:
-    """The affine chain ``[(W_1, b_1), ..., (W_L, b_L)]`` of an OMLT network, float64.
-
-    ``W_k`` has shape ``(n_k, n_{k-1})``. Raises ``ValueError`` unless ``net`` is a single chain
-    input -> dense ReLU layers -> one dense linear output layer on vector inputs.
-    """
-    layers = list(net.layers)
-    inputs = list(net.input_layers)
-    outputs = list(net.output_layers)
-    if len(inputs) != 1 or len(outputs) != 1:
-        msg = (
-            f"the network has {len(inputs)} input and {len(outputs)} output layers; omlt_relax "
-            "formulations need exactly one of each"
-        )
-        raise ValueError(msg)
-    if not isinstance(layers[0], InputLayer) or len(layers[0].output_size) != 1:
-        msg = (
-            f"the network's input layer is {layers[0]}; omlt_relax formulations need a vector "
-            "input (ONNX input shape [batch, n])"
-        )
-        raise ValueError(msg)
-    chain: Chain = []
-    prev = layers[0]
-    for k, layer in enumerate(layers[1:], start=1):
-        preds = list(net.predecessors(layer))
-        if len(preds) != 1 or preds[0] is not prev:
-            msg = f"layer {k} ({layer}) is not fed by layer {k - 1}; only chains are supported"
-            raise ValueError(msg)
-        if not isinstance(layer, DenseLayer):
-            msg = (
-                f"layer {k} is a {type(layer).__name__}; omlt_relax formulations support dense "
-                "(Gemm / MatMul+Add) layers only"
-            )
-            raise ValueError(msg)
-        n_prev = int(prev.output_size[-1])
-        if list(layer.input_size) != [n_prev] or len(layer.output_size) != 1:
-            msg = (
-                f"layer {k} maps shape {layer.input_size} to {layer.output_size}; omlt_relax "
-                f"formulations need vector layers ([{n_prev}] -> [n])"
-            )
-            raise ValueError(msg)
-        last = k == len(layers) - 1
-        expected = "linear" if last else "relu"
-        if layer.activation != expected:
-            where = "the output layer" if last else f"hidden layer {k}"
-            msg = (
-                f"{where} has activation {layer.activation!r}; omlt_relax formulations need "
-                "ReLU hidden layers and a linear output layer"
-            )
-            raise ValueError(msg)
-        w = np.asarray(layer.weights, dtype=np.float64).T.copy()
-        b = np.asarray(layer.biases, dtype=np.float64).reshape(-1).copy()
-        chain.append((w, b))
-        prev = layer
-    if len(chain) < 1:
-        msg = "the network has no dense layer"
-        raise ValueError(msg)
-    return chain
-
-
-def chain_fingerprint(chain: Sequence[tuple[np.ndarray, np.ndarray]]) -> str:
-    """SHA-256 of the float64 weights and biases of an affine chain (identifies a network)."""
-    h = hashlib.sha256()
-    h.update(f"omlt_relax-chain-v1:{len(chain)}".encode())
-    for w, b in chain:
-        w64 = np.ascontiguousarray(w, dtype="<f8")
-        b64 = np.ascontiguousarray(b, dtype="<f8").reshape(-1)
-        h.update(repr(w64.shape).encode())
-        h.update(w64.tobytes())
-        h.update(b64.tobytes())
-    return h.hexdigest()
-
-
-def network_input_box(net: NetworkDefinition, n_inputs: int) -> tuple[np.ndarray, np.ndarray]:
-    """The input box of an OMLT network (``net.scaled_input_bounds``) as two float64 arrays."""
-    sib = net.scaled_input_bounds
-    if sib is None:
-        msg = (
-            "the network has no input bounds (net.scaled_input_bounds is None); big-M bounds need "
-            "a finite input box. Load the ONNX file together with its <file>.bounds.json sidecar "
-            "(omlt_relax.load_onnx) or build the NetworkDefinition with scaled_input_bounds"
-        )
-        raise ValueError(msg)
-    lo = np.empty(n_inputs)
-    hi = np.empty(n_inputs)
-    for i in range(n_inputs):
-        key: Any = i if i in sib else (i,)
-        if key not in sib:
-            msg = f"the network's input bounds have no entry for input {i}"
-            raise ValueError(msg)
-        a, c = sib[key]
-        if a is None or c is None or not (np.isfinite(float(a)) and np.isfinite(float(c))):
-            msg = f"input {i} has a missing or infinite bound ({a}, {c}); every input needs a box"
-            raise ValueError(msg)
-        lo[i], hi[i] = float(a), float(c)
-    if len(sib) != n_inputs:
-        msg = f"the network has {n_inputs} inputs but {len(sib)} input bounds"
-        raise ValueError(msg)
-    return lo, hi
-
-
-def _forward_hidden(chain: Chain, x: np.ndarray) -> list[np.ndarray]:
-    """Pre-activations of the hidden layers for a batch ``x`` of shape ``(B, n_0)``."""
-    zs = []
-    z = x
-    for w, b in chain[:-1]:
-        zh = z @ w.T + b
-        zs.append(zh)
-        z = np.maximum(zh, 0.0)
-    return zs
-
-
-def check_bounds(
-    net_chain: Chain, bounds: NeuronBounds, lo: np.ndarray, hi: np.ndarray
-) -> NeuronBounds:
-    """Check that ``bounds`` belong to this chain and box; return them as float64 numpy.
-
-    Checks, each a :class:`~omlt_relax.BoundsMismatchError` naming what differs: hidden widths;
-    the stored input box contains ``[lo, hi]``; the network fingerprint if the bounds carry one
-    (``meta["network_sha256"]``, written by :func:`~omlt_relax.export_onnx`); and that forward
-    passes at the box centre, its two extreme corners and ``SPOT_CHECK_SAMPLES`` random inputs stay
-    inside the stored bounds.
-    """
-    if not isinstance(bounds, NeuronBounds):
-        msg = f"bounds must be a NeuronBounds, got {type(bounds).__name__}"
-        raise TypeError(msg)
-    widths = tuple(int(w.shape[0]) for w, _ in net_chain[:-1])
-    bounds.check_compatible(widths, lo, hi)
-    nb = bounds.numpy()
-    fp = nb.meta.get("network_sha256")
-    if fp is not None and fp != chain_fingerprint(net_chain):
-        msg = (
-            "the bounds were exported for a network with different weights (fingerprint "
-            "mismatch); these bounds belong to another network"
-        )
-        raise BoundsMismatchError(msg)
-    rng = np.random.default_rng(0)
-    rand = lo + (hi - lo) * rng.random((SPOT_CHECK_SAMPLES, lo.size))
-    xs = np.vstack([(lo + hi) / 2, lo, hi, rand])
-    for k, zh in enumerate(_forward_hidden(net_chain, xs)):
-        tol = SPOT_CHECK_RTOL * (1.0 + np.abs(zh))
-        bad = (zh < nb.lower[k] - tol) | (zh > nb.upper[k] + tol)
-        if bad.any():
-            s, j = (int(v[0]) for v in np.nonzero(bad))
-            msg = (
-                f"hidden layer {k + 1} neuron {j} takes the value {zh[s, j]:.6g} at input "
-                f"{xs[s].tolist()}, outside its stored bounds [{nb.lower[k][j]:.6g}, "
-                f"{nb.upper[k][j]:.6g}]; these bounds belong to another network"
-            )
-            raise BoundsMismatchError(msg)
-    return nb
 
 
 def interval_affine(
     w: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Interval bounds of ``w @ z + b`` over ``lo <= z <= hi``, float64, widened outward."""
-    wp, wn = np.maximum(w, 0.0), np.minimum(w, 0.0)
-    low = wp @ lo + wn @ hi + b
-    up = wp @ hi + wn @ lo + b
-    mag = np.abs(w) @ np.maximum(np.abs(lo), np.abs(hi)) + np.abs(b)
-    pad = SOUND_WIDEN * (1.0 + mag)
-    return low - pad, up + pad
+    """Interval bounds of ``w @ z + b`` over ``lo <= z <= hi``, float64, widened outward
+    (:func:`~omlt_relax.bounds.interval.sound_interval_layer` with ``SOUND_WIDEN``)."""
+    return sound_interval_layer(w, b, lo, hi, SOUND_WIDEN)
+
+
+@dataclass(frozen=True)
+class HiddenLayer:
+    """What the constraints of hidden layer ``k`` are built from.
+
+    Attributes:
+        k: the layer (1-based); ``w``, ``b``: its weights ``(n_k, n_{k-1})`` and biases.
+        low, up: the bounds the MILP uses (stored intersected with interval bounds).
+        prev: the Pyomo variables :math:`z_{k-1}`; ``live``: the inputs that are not fixed to 0.
+        prev_lo, prev_hi: the bounds of :math:`z_{k-1}`.
+    """
+
+    k: int
+    w: np.ndarray
+    b: np.ndarray
+    low: np.ndarray
+    up: np.ndarray
+    prev: Any
+    live: np.ndarray
+    prev_lo: np.ndarray
+    prev_hi: np.ndarray
 
 
 def _intersect(
@@ -257,6 +120,57 @@ def _intersect(
             raise BoundsMismatchError(msg)
         low, up = np.where(cross, up, low), np.where(cross, low, up)
     return low, up
+
+
+def scaled_inputs_outputs(block: Any, scaler: Any, scaled_input_bounds: Any) -> None:
+    r"""OMLT's input/output plumbing of a formulation block, with public OMLT API only.
+
+    Creates ``scaled_inputs`` (bounded by ``scaled_input_bounds``) and ``scaled_outputs`` on the
+    block, bounds ``inputs`` (unscaled through ``scaler`` when there is one) and links them with
+    the constraints ``_scale_input_constraint`` (:math:`\tilde x = s(x)`) and
+    ``_scale_output_constraint`` (:math:`y = s^{-1}(\tilde y)`), exactly as stock OMLT 1.2
+    formulations do, so the block looks the same to a user of OMLT. ``scaler`` is an
+    ``omlt.scaling.ScalingInterface`` (e.g. ``OffsetScaling``) or ``None``.
+    """
+
+    def plain(k: Any) -> Any:
+        return k[0] if isinstance(k, tuple) and len(k) == 1 else k
+
+    if scaled_input_bounds is not None:
+        bnds = {
+            k: (float(scaled_input_bounds[k][0]), float(scaled_input_bounds[k][1]))
+            for k in block.inputs_set
+        }
+        block.scaled_inputs = pyo.Var(block.inputs_set, initialize=0, bounds=bnds)
+    else:
+        block.scaled_inputs = pyo.Var(block.inputs_set, initialize=0)
+    block.scaled_outputs = pyo.Var(block.outputs_set, initialize=0)
+    if scaled_input_bounds is not None:
+        if scaler is None:
+            lbs = {k: pyo.value(block.scaled_inputs[k].lb) for k in block.scaled_inputs}
+            ubs = {k: pyo.value(block.scaled_inputs[k].ub) for k in block.scaled_inputs}
+        else:
+            lbs = scaler.get_unscaled_input_expressions(
+                {k: t[0] for k, t in scaled_input_bounds.items()}
+            )
+            ubs = scaler.get_unscaled_input_expressions(
+                {k: t[1] for k, t in scaled_input_bounds.items()}
+            )
+        for k in block.inputs:
+            block.inputs[k].setlb(lbs[k])
+            block.inputs[k].setub(ubs[k])
+    inputs = {k: block.inputs[k] for k in block.inputs}
+    outputs = {k: block.scaled_outputs[k] for k in block.outputs}
+    if scaler is not None:
+        inputs = scaler.get_scaled_input_expressions(inputs)
+        outputs = scaler.get_unscaled_output_expressions(outputs)
+    block._scale_input_constraint = pyo.Constraint(
+        block.scaled_inputs.index_set(),
+        rule=lambda b, *k: b.scaled_inputs[k] == inputs[plain(k)],
+    )
+    block._scale_output_constraint = pyo.Constraint(
+        block.outputs.index_set(), rule=lambda b, *k: b.outputs[k] == outputs[plain(k)]
+    )
 
 
 def _affine_expr(w_row: np.ndarray, b: float, z: Any, active_inputs: np.ndarray) -> Any:
@@ -316,7 +230,7 @@ class BoundedReluBigMFormulation(_PyomoFormulation):
     def _build_formulation(self) -> None:
         block = self.block
         net = self._net
-        _setup_scaled_inputs_outputs(block, net.scaling_object, net.scaled_input_bounds)
+        scaled_inputs_outputs(block, net.scaling_object, net.scaled_input_bounds)
         chain = self._chain
         n_layers = len(chain)
         lo, hi = self._box
@@ -345,7 +259,8 @@ class BoundedReluBigMFormulation(_PyomoFormulation):
             used_lo.append(low)
             used_up.append(up)
             prev = block.layer[k - 1].z
-            self._hidden_layer(block.layer[k], k, w, b, low, up, prev, live, z_lo, z_hi)
+            layer = HiddenLayer(k, w, b, low, up, prev, live, z_lo, z_hi)
+            self._hidden_layer(block.layer[k], layer)
             z_lo, z_hi = np.maximum(low, 0.0), np.maximum(up, 0.0)
 
         # output layer (linear): z_L = W_L z_{L-1} + b_L, bounded by interval arithmetic
@@ -369,19 +284,8 @@ class BoundedReluBigMFormulation(_PyomoFormulation):
         )
         self.n_binaries = self.bounds_used.unstable_count()
 
-    def _hidden_layer(
-        self,
-        blk: Any,
-        k: int,
-        w: np.ndarray,
-        b: np.ndarray,
-        low: np.ndarray,
-        up: np.ndarray,
-        prev: Any,
-        live: np.ndarray,
-        prev_lo: np.ndarray,
-        prev_hi: np.ndarray,
-    ) -> None:
+    def _hidden_layer(self, blk: Any, layer: HiddenLayer) -> None:
+        w, b, low, up, prev, live = layer.w, layer.b, layer.low, layer.up, layer.prev, layer.live
         n = w.shape[0]
         inactive = [j for j in range(n) if up[j] <= 0.0]
         active = [j for j in range(n) if low[j] >= 0.0 and up[j] > 0.0]
@@ -410,31 +314,27 @@ class BoundedReluBigMFormulation(_PyomoFormulation):
             blk.stable_active, rule=lambda bb, j: bb.z[j] == bb.zhat[j]
         )
         blk.sigma = pyo.Var(blk.unstable, within=pyo.Binary, initialize=0)
-        self._unstable_neurons(blk, k, w, b, low, up, prev, live, prev_lo, prev_hi)
+        self._unstable_neurons(blk, layer)
 
-    def _unstable_neurons(
-        self,
-        blk: Any,
-        k: int,
-        w: np.ndarray,
-        b: np.ndarray,
-        low: np.ndarray,
-        up: np.ndarray,
-        prev: Any,
-        live: np.ndarray,
-        prev_lo: np.ndarray,
-        prev_hi: np.ndarray,
-    ) -> None:
+    def _unstable_neurons(self, blk: Any, layer: HiddenLayer) -> None:
         r"""Big-M constraints of the unstable neurons of hidden layer ``k``.
 
         .. math::
 
             z \ge \hat z,\qquad z \le \hat z - l(1 - \sigma),\qquad z \le u\sigma
         """
-        _bigm_constraints(blk, low, up)
+        bigm_constraints(blk, layer.low, layer.up)
 
 
-def _bigm_constraints(blk: Any, low: np.ndarray, up: np.ndarray) -> None:
+def bigm_constraints(blk: Any, low: np.ndarray, up: np.ndarray) -> None:
+    r"""The big-M rows of the unstable neurons ``blk.unstable`` of a hidden layer block.
+
+    .. math::
+
+        z \ge \hat z\ (\texttt{relu\_lower}),\qquad
+        z \le \hat z - l(1 - \sigma)\ (\texttt{relu\_upper}),\qquad
+        z \le u\sigma\ (\texttt{relu\_upper\_sigma})
+    """
     blk.relu_lower = pyo.Constraint(blk.unstable, rule=lambda bb, j: bb.z[j] >= bb.zhat[j])
     blk.relu_upper = pyo.Constraint(
         blk.unstable,
@@ -446,10 +346,15 @@ def _bigm_constraints(blk: Any, low: np.ndarray, up: np.ndarray) -> None:
 
 
 __all__ = [
+    "SPOT_CHECK_RTOL",
+    "SPOT_CHECK_SAMPLES",
     "BoundedReluBigMFormulation",
+    "HiddenLayer",
+    "bigm_constraints",
     "chain_fingerprint",
     "check_bounds",
     "interval_affine",
     "network_chain",
     "network_input_box",
+    "scaled_inputs_outputs",
 ]

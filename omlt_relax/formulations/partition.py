@@ -56,8 +56,13 @@ import numpy as np
 import pyomo.environ as pyo
 from omlt.neuralnet.network_definition import NetworkDefinition
 
-from omlt_relax.bounds import SOUND_WIDEN
-from omlt_relax.formulations.bigm import BoundedReluBigMFormulation, _bigm_constraints
+from omlt_relax.bounds.interval import sound_interval_layer
+from omlt_relax.bounds.rounding import SOUND_WIDEN, widen_outward
+from omlt_relax.formulations.bigm import (
+    BoundedReluBigMFormulation,
+    HiddenLayer,
+    bigm_constraints,
+)
 from omlt_relax.neuron_bounds import NeuronBounds
 
 SplitFunc = Callable[[np.ndarray, int], Sequence[Sequence[int]]]
@@ -130,19 +135,7 @@ class BoundedReluPartitionFormulation(BoundedReluBigMFormulation):
         key = w_row[live] * span[live]
         return [live[g] for g in split_inputs(key, self.n_partitions, self.split)]
 
-    def _unstable_neurons(
-        self,
-        blk: Any,
-        k: int,
-        w: np.ndarray,
-        b: np.ndarray,
-        low: np.ndarray,
-        up: np.ndarray,
-        prev: Any,
-        live: np.ndarray,
-        prev_lo: np.ndarray,
-        prev_hi: np.ndarray,
-    ) -> None:
+    def _unstable_neurons(self, blk: Any, layer: HiddenLayer) -> None:
         r"""Big-M and partition constraints of the unstable neurons of hidden layer ``k``.
 
         .. math::
@@ -151,9 +144,10 @@ class BoundedReluPartitionFormulation(BoundedReluBigMFormulation):
             z = \sum_n p_n + \sigma b,\\
             \sigma L_n \le p_n \le \sigma U_n,\quad (1-\sigma) L_n \le v_n - p_n \le (1-\sigma) U_n
         """
-        _bigm_constraints(blk, low, up)
+        bigm_constraints(blk, layer.low, layer.up)
         if self.n_partitions == 1:
             return
+        w, live, prev_lo, prev_hi = layer.w, layer.live, layer.prev_lo, layer.prev_hi
         span = prev_hi - prev_lo
         groups = {}
         for j in blk.unstable:
@@ -162,8 +156,8 @@ class BoundedReluPartitionFormulation(BoundedReluBigMFormulation):
         blk.neuron = pyo.Block(blk.unstable)
         for j in blk.unstable:
             _partition_neuron(
-                blk.neuron[j], blk.z[j], blk.sigma[j], w[j], float(b[j]),
-                float(low[j]), float(up[j]), prev, prev_lo, prev_hi, groups[j],
+                blk.neuron[j], blk.z[j], blk.sigma[j], w[j], float(layer.b[j]),
+                float(layer.low[j]), float(layer.up[j]), layer.prev, prev_lo, prev_hi, groups[j],
             )
 
 
@@ -176,20 +170,23 @@ def group_bounds(
     prev_hi: np.ndarray,
     groups: Sequence[np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Bounds ``L_n <= v_n <= U_n`` of the group sums, tightened with the neuron's ``[l, u]``."""
-    lg = np.empty(len(groups))
-    ug = np.empty(len(groups))
+    """Bounds ``L_n <= v_n <= U_n`` of the group sums, tightened with the neuron's ``[l, u]``.
+
+    Interval bounds of every group sum at once (the groups as rows of one matrix, no bias), and the
+    tightening of the module docstring, each widened outward by the one rounding rule
+    (:func:`~omlt_relax.bounds.rounding.widen_outward`, ``SOUND_WIDEN``).
+    """
+    rows = np.zeros((len(groups), w_row.size))
     for n, g in enumerate(groups):
-        wg = w_row[g]
-        lo_t = np.where(wg > 0, wg * prev_lo[g], wg * prev_hi[g])
-        hi_t = np.where(wg > 0, wg * prev_hi[g], wg * prev_lo[g])
-        pad = SOUND_WIDEN * (1.0 + np.abs(wg) @ np.maximum(np.abs(prev_lo[g]), np.abs(prev_hi[g])))
-        lg[n] = lo_t.sum() - pad
-        ug[n] = hi_t.sum() + pad
+        rows[n, g] = w_row[g]
+    lg, ug = sound_interval_layer(rows, 0.0, prev_lo, prev_hi, SOUND_WIDEN)
     sum_l, sum_u = lg.sum(), ug.sum()
-    pad = SOUND_WIDEN * (1.0 + abs(low) + abs(up) + abs(bias) + np.abs(lg).sum() + np.abs(ug).sum())
-    ug_t = np.minimum(ug, (up - bias) - (sum_l - lg) + pad)
-    lg_t = np.maximum(lg, (low - bias) - (sum_u - ug) - pad)
+    mag = abs(low) + abs(up) + abs(bias) + np.abs(lg).sum() + np.abs(ug).sum()
+    cand_lo, cand_up = widen_outward(
+        (low - bias) - (sum_u - ug), (up - bias) - (sum_l - lg), mag, SOUND_WIDEN
+    )
+    ug_t = np.minimum(ug, cand_up)
+    lg_t = np.maximum(lg, cand_lo)
     return np.minimum(lg_t, ug_t), np.maximum(lg_t, ug_t)
 
 

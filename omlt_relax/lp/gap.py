@@ -105,17 +105,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from omlt_relax.bounds.crown import crown_chain
-from omlt_relax.bounds.interval import interval_chain
-from omlt_relax.lp.relaxation import BigMRelaxationLP
-from omlt_relax.network import ParsedNetwork, affine_chain, as_box, forward_chain, parse_network
+from omlt_relax.bounds import affine_chain
+from omlt_relax.bounds.methods import BOUND_METHODS, propagate
+from omlt_relax.bounds.rounding import widen_outward
+from omlt_relax.chain import forward_chain
+from omlt_relax.lp.relaxation import BigMRelaxationLP, greedy_tour
+from omlt_relax.network import ParsedNetwork, as_box, parse_network
 from omlt_relax.neuron_bounds import NeuronBounds
+from omlt_relax.penalties import Penalty, method_mismatch
 
 Tensor = torch.Tensor
 
 SENSES = ("max", "min", "both")
 DERIVATIVES = ("total", "direct")
-BOUND_METHODS = {"ibp": interval_chain, "crown": crown_chain}
 
 #: Relative slack (times :math:`1 + |bound|`) by which :math:`\hat z_1(x)` may leave
 #: :math:`[l_1, u_1]` before the sample's LP counts as infeasible (HiGHS's primal tolerance).
@@ -188,29 +190,6 @@ def _tensor(a: Any) -> Tensor:
     return torch.as_tensor(np.asarray(a, dtype=np.float64))
 
 
-def greedy_tour(points: np.ndarray, start: int = 0) -> np.ndarray:
-    """Visiting order of the rows of ``points`` ``(B, d)``: nearest unvisited neighbour first.
-
-    Consecutive per-sample LPs then differ little, so the warm-started dual simplex needs few
-    iterations (measured on a 2x50 net: ~15-20 pivots per LP in random order, ~3 in tour order).
-    """
-    n = points.shape[0]
-    if n <= 2:
-        return np.roll(np.arange(n), -start) if n else np.zeros(0, dtype=int)
-    sq = (points**2).sum(1)
-    dist = sq[:, None] + sq[None, :] - 2.0 * points @ points.T
-    order = np.empty(n, dtype=int)
-    visited = np.zeros(n, dtype=bool)
-    cur = start
-    for t in range(n):
-        order[t] = cur
-        visited[cur] = True
-        if t + 1 < n:
-            row = np.where(visited, np.inf, dist[cur])
-            cur = int(np.argmin(row))
-    return order
-
-
 @dataclass
 class _SenseSolve:
     """Per-sample results of one sense: values, success mask, primal, row and column duals."""
@@ -254,7 +233,7 @@ class _GapEngine:
         self.lps: dict[str, BigMRelaxationLP] = {}
         self.solved = 0
         self.skipped = 0
-        self._last_ok = np.zeros(0, dtype=bool)
+        self.last_ok = np.zeros(0, dtype=bool)
         self._last_x: np.ndarray | None = None
 
     # -- bounds ----------------------------------------------------------------------------
@@ -272,7 +251,7 @@ class _GapEngine:
             lo, hi = (
                 torch.as_tensor(a, dtype=w0.dtype, device=w0.device) for a in self.input_bounds
             )
-            lowers, uppers = BOUND_METHODS[str(self.bounds)](chain, lo, hi)
+            lowers, uppers = propagate(str(self.bounds))(chain, lo, hi)
         else:
             self._check_given(given)
             lowers = [_tensor(a) for a in given.lower]
@@ -283,10 +262,11 @@ class _GapEngine:
             lo64 = lo_k.reshape(-1).to(device="cpu", dtype=_F64)
             up64 = up_k.reshape(-1).to(device="cpu", dtype=_F64)
             if lo_k.dtype.is_floating_point and torch.finfo(lo_k.dtype).eps > torch.finfo(_F64).eps:
-                delta = (WIDEN_EPS * torch.finfo(lo_k.dtype).eps) * (
-                    1.0 + lo64.detach().abs() + up64.detach().abs()
+                # the one rounding rule; magnitude min(|l|, |u|) makes delta rel * (1 + |l| + |u|)
+                mag = torch.minimum(lo64.detach().abs(), up64.detach().abs())
+                lo64, up64 = widen_outward(
+                    lo64, up64, mag, WIDEN_EPS * torch.finfo(lo_k.dtype).eps
                 )
-                lo64, up64 = lo64 - delta, up64 + delta
             if self.derivative == "direct":
                 lo64, up64 = lo64.detach(), up64.detach()
             out_l.append(lo64)
@@ -406,13 +386,13 @@ class _GapEngine:
         cf = forward_chain(chain, x64) @ cvec
         n = x64.shape[0]
         if len(chain) == 1:  # no hidden layer: the LP is exact
-            self._last_ok = np.ones(n, dtype=bool)
+            self.last_ok = np.ones(n, dtype=bool)
             return (0.0 * cf).to(device=device, dtype=dtype)
         lowers, uppers = self._bounds(chain_m, bounds)
         senses = ("max", "min") if self.sense == "both" else (self.sense,)
         if not all(bool(torch.isfinite(t).all()) for t in lowers + uppers):
             self.skipped += n * len(senses)
-            self._last_ok = np.zeros(n, dtype=bool)
+            self.last_ok = np.zeros(n, dtype=bool)
             msg = (
                 f"lp_gap: the neuron bounds contain NaN or infinite values; all {n} per-sample "
                 "LPs were skipped and count as gap 0"
@@ -465,7 +445,7 @@ class _GapEngine:
                     f"optimality ({'; '.join(sorted(res.statuses))}); those samples count as gap 0"
                 )
                 warnings.warn(msg, RuntimeWarning, stacklevel=3)
-        self._last_ok = all_ok
+        self.last_ok = all_ok
         return gap.to(device=device, dtype=dtype)
 
 
@@ -502,7 +482,7 @@ def lp_gap(
     return _GapEngine(model, input_bounds, sense, bounds, derivative, c).gaps(x)
 
 
-class LPGapPenalty:
+class LPGapPenalty(Penalty):
     """``weight`` times the mean LP gap over a random subsample of the batch.
 
     .. math::
@@ -511,7 +491,9 @@ class LPGapPenalty:
         I \\subseteq \\{1..B\\},\\ |I| = \\min(B, \\text{subsample}),
 
     :math:`I` drawn by a generator seeded with ``seed``. One LP per sense is kept and reloaded
-    with the current weights at every call (warm start from the last basis).
+    with the current weights at every call (warm start from the last basis). A
+    :class:`~omlt_relax.penalties.Penalty`: ``value(bounds, x)`` is the unweighted mean gap, whose
+    autograd gives the dual (envelope) gradient.
 
     Args:
         model, input_bounds, sense, bounds, derivative, c: as in :func:`lp_gap`.
@@ -522,6 +504,9 @@ class LPGapPenalty:
     A :class:`NeuronBounds` given as ``bounds`` is held fixed (constants, so ``"direct"`` and
     ``"total"`` coincide); differentiable bounds of the current weights can be passed per call.
     """
+
+    name = "lp_gap"
+    needs_x = True
 
     def __init__(
         self,
@@ -535,9 +520,6 @@ class LPGapPenalty:
         seed: int = 0,
         c: Any = None,
     ) -> None:
-        if not (isinstance(weight, int | float) and math.isfinite(weight) and weight >= 0):
-            msg = f"weight must be a finite number >= 0, got {weight!r}"
-            raise ValueError(msg)
         if subsample is not None and (
             isinstance(subsample, bool) or int(subsample) != subsample or subsample < 1
         ):
@@ -545,25 +527,13 @@ class LPGapPenalty:
             raise ValueError(msg)
         if isinstance(bounds, NeuronBounds):  # fixed bounds are constants across calls
             bounds = bounds.numpy()
+        method = _check_bounds_spec(bounds)
+        super().__init__(model, input_bounds, weight, method if isinstance(method, str) else None)
         self.engine = _GapEngine(model, input_bounds, sense, bounds, derivative, c)
-        self.weight = float(weight)
         self.subsample = None if subsample is None else int(subsample)
         self.generator = torch.Generator().manual_seed(int(seed))
         self._mean_gap = math.nan
         self._calls = 0
-
-    @property
-    def model(self) -> nn.Module:
-        return self.engine.model
-
-    @property
-    def input_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.engine.input_bounds
-
-    @property
-    def bounds_method(self) -> str | None:
-        """``"ibp"``/``"crown"``, or ``None`` for fixed :class:`NeuronBounds`."""
-        return self.engine.bounds if isinstance(self.engine.bounds, str) else None
 
     @property
     def sense(self) -> str:
@@ -573,34 +543,42 @@ class LPGapPenalty:
     def derivative(self) -> str:
         return self.engine.derivative
 
-    def __call__(self, x: Tensor, bounds: NeuronBounds | None = None) -> Tensor:
-        """The penalty for batch ``x`` ``(B, n_0)``, a 0-d tensor in the model's dtype.
+    def check_bounds(self, bounds: NeuronBounds) -> None:
+        """Given bounds must be a :class:`NeuronBounds`; if they come from ``"ibp"``/``"crown"``,
+        from this penalty's method (tightened bounds of any other method are accepted)."""
+        if not isinstance(bounds, NeuronBounds):
+            msg = f"bounds must be a NeuronBounds or None, got {type(bounds).__name__}"
+            raise TypeError(msg)
+        method = self.bounds_method
+        if method is not None and bounds.method in BOUND_METHODS and bounds.method != method:
+            raise ValueError(method_mismatch(self, bounds))
 
-        ``bounds``: precomputed differentiable bounds of this penalty's method (e.g. shared with
-        other penalties in the same step); computed here when ``None``.
-        """
+    def value(self, bounds: NeuronBounds | None = None, x: Tensor | None = None) -> Tensor:
+        """The mean gap over a subsample of the batch ``x`` ``(B, n_0)``, unweighted, a 0-d
+        tensor in the model's dtype. ``bounds``: precomputed differentiable bounds of this
+        penalty's method (e.g. shared with other penalties in the same step); computed here when
+        ``None``."""
+        if x is None:
+            msg = "the LP-gap penalty needs the training batch x of shape (B, n)"
+            raise ValueError(msg)
         x64 = _as_batch(x, self.engine.parsed.n_inputs)
-        if bounds is not None:
-            if not isinstance(bounds, NeuronBounds):
-                msg = f"bounds must be a NeuronBounds or None, got {type(bounds).__name__}"
-                raise TypeError(msg)
-            method = self.bounds_method
-            if method is not None and bounds.method in BOUND_METHODS and bounds.method != method:
-                msg = (
-                    f"bounds were computed with {bounds.method!r} but this penalty uses "
-                    f"{method!r}; pass bounds of the same method (or None)"
-                )
-                raise ValueError(msg)
         n = x64.shape[0]
         if self.subsample is not None and n > self.subsample:
             idx = torch.randperm(n, generator=self.generator)[: self.subsample]
             x64 = x64[idx]
         g = self.engine.gaps(x64, bounds)
         self._calls += 1
-        ok = torch.as_tensor(self.engine._last_ok)
+        ok = torch.as_tensor(self.engine.last_ok)
         vals = g.detach().to(_F64)
         self._mean_gap = float(vals[ok].mean()) if bool(ok.any()) else math.nan
-        return self.weight * (g.mean() if n else g.sum())
+        return g.mean() if n else g.sum()
+
+    def __call__(self, x: Tensor | None = None, bounds: NeuronBounds | None = None) -> Tensor:
+        """``weight`` times :meth:`value` for batch ``x`` ``(B, n_0)``, a 0-d tensor in the
+        model's dtype (see :meth:`value` for ``bounds``)."""
+        if x is not None:
+            _as_batch(x, self.engine.parsed.n_inputs)  # a bad batch is reported before bounds
+        return super().__call__(x, bounds)
 
     def metrics(self) -> dict[str, float]:
         """``mean_gap`` (last call, over samples whose LPs solved; NaN before the first call),

@@ -52,6 +52,8 @@ import numpy as np
 import scipy.sparse as sp
 
 INF = highspy.kHighsInf
+Chain = list[tuple[np.ndarray, np.ndarray]]
+Layers = list[np.ndarray]
 
 
 @dataclass
@@ -102,14 +104,8 @@ class BigMRelaxationLP:
     """
 
     def __init__(
-        self,
-        chain: list[tuple[np.ndarray, np.ndarray]],
-        lower: list[np.ndarray],
-        upper: list[np.ndarray],
-        input_lower: np.ndarray,
-        input_upper: np.ndarray,
-        threads: int = 1,
-        formulation: str = "bigm",
+        self, chain: Chain, lower: Layers, upper: Layers, input_lower: np.ndarray,
+        input_upper: np.ndarray, threads: int = 1, formulation: str = "bigm",
     ) -> None:
         if formulation not in ("bigm", "triangle"):
             msg = f"formulation must be 'bigm' or 'triangle'; got {formulation!r}"
@@ -123,13 +119,8 @@ class BigMRelaxationLP:
 
     # -- building ------------------------------------------------------------------------
     def load(
-        self,
-        chain: list[tuple[np.ndarray, np.ndarray]],
-        lower: list[np.ndarray],
-        upper: list[np.ndarray],
-        input_lower: np.ndarray,
-        input_upper: np.ndarray,
-        warm_start: bool = False,
+        self, chain: Chain, lower: Layers, upper: Layers, input_lower: np.ndarray,
+        input_upper: np.ndarray, warm_start: bool = False,
     ) -> None:
         """(Re)build the LP for new weights or bounds, reusing the HiGHS object.
 
@@ -400,3 +391,30 @@ class BigMRelaxationLP:
     def current_bounds(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """The hidden-layer bounds the LP holds now."""
         return [li.lower.copy() for li in self.layers], [li.upper.copy() for li in self.layers]
+
+
+def greedy_tour(points: np.ndarray, start: int = 0) -> np.ndarray:
+    """Visiting order of the rows of ``points`` ``(B, d)``: nearest unvisited neighbour first.
+
+    The one ordering of a sequence of similar LPs solved on one warm-started
+    :class:`BigMRelaxationLP`: consecutive LPs then differ little, so the simplex restarts close to
+    the previous optimal basis. Used for the samples of the LP gap (points :math:`\\hat z_1(x_i)`;
+    measured on a 2x50 net: ~15-20 pivots per LP in random order, ~3 in tour order) and for the
+    neurons of OBBT (unit-normalized weight rows, i.e. by cosine similarity; ~10-15% fewer
+    iterations).
+    """
+    n = points.shape[0]
+    if n <= 2:
+        return np.roll(np.arange(n), -start) if n else np.zeros(0, dtype=int)
+    sq = (points**2).sum(1)
+    dist = sq[:, None] + sq[None, :] - 2.0 * points @ points.T
+    order = np.empty(n, dtype=int)
+    visited = np.zeros(n, dtype=bool)
+    cur = start
+    for t in range(n):
+        order[t] = cur
+        visited[cur] = True
+        if t + 1 < n:
+            row = np.where(visited, np.inf, dist[cur])
+            cur = int(np.argmin(row))
+    return order

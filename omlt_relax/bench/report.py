@@ -1,0 +1,189 @@
+"""Reporting: the one table formatter (text and markdown) and the suite's markdown report.
+
+:func:`format_table` lays out rows of cells either as aligned text columns (the command line) or
+as a markdown table (``results.md``); :func:`fmt` writes one number, a dash for a missing one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from omlt_relax.bench.functions import FUNCTIONS, get_function
+from omlt_relax.bench.results import BASELINE, entry_key
+from omlt_relax.bench.stats import speedup, summarize
+
+
+def fmt(x: Any, spec: str = ".3g", missing: str = "–") -> str:
+    """``format(x, spec)``, or ``missing`` for ``None``, NaN and infinities."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return missing
+    return format(x, spec)
+
+
+def format_table(head: Sequence[str], rows: Sequence[Sequence[Any]], markdown: bool = False) -> str:
+    """A table of ``rows`` under ``head``: right-aligned text columns separated by two spaces and a
+    dashed rule, or (``markdown=True``) a markdown table ``| a | b |`` with a ``|---|`` rule."""
+    if markdown:
+        def line(r: Sequence[Any]) -> str:
+            return "| " + " | ".join(str(c) for c in r) + " |"
+
+        return "\n".join([line(head), "|" + "---|" * len(head), *map(line, rows)])
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
+
+    def aligned(r: Sequence[Any]) -> str:
+        return "  ".join(str(c).rjust(w) for c, w in zip(r, widths))
+
+    return "\n".join([aligned(head), "  ".join("-" * w for w in widths), *map(aligned, rows)])
+
+
+def milp_cell(m: dict[str, Any], text: bool = False) -> str:
+    """One MILP solve (a :class:`~omlt_relax.optimize.MilpResult` dict) in a table cell.
+
+    Markdown: ``t`` or ``t (limit, gap g%)``; text (``text=True``, the command line): ``t s`` or
+    ``≥t s (limit, gap g%)``.
+    """
+    if text:
+        if m["status"] == "optimal":
+            return f"{m['time']:.3g} s"
+        gap = m.get("gap")
+        g = f"{100 * gap:.3g}%" if gap is not None else "-"
+        return f"≥{m['time']:.3g} s (limit, gap {g})"
+    t = fmt(m["time"], ".3g")
+    if m["status"] != "optimal":
+        gap = m.get("gap")
+        return f"{t} (limit, gap {fmt(100 * gap, '.3g') if gap is not None else '–'}%)"
+    return t
+
+
+def one_line(e: dict[str, Any], base: dict[str, Any] | None) -> str:
+    """One line of progress for a finished entry."""
+    ratio = e["test_rmse"] / base["test_rmse"] if base else 1.0
+    s = ""
+    if base is not None:
+        sp, flag = speedup(e, base)
+        s = f", speed-up {flag}{sp:.3g}×"
+    return (f"{e['function']}/{e['variant']}: scale {e['scale']:.3g}, RMSE ratio {ratio:.3f}, "
+            f"unstable {e['unstable_obbt']}, MILP {e['time_total']:.3g} s{s}")
+
+
+def header(results: dict[str, Any]) -> list[str]:
+    """The setup section of the markdown report."""
+    meta = results.get("meta", {})
+    env = meta.get("environment", {})
+    cfg = meta.get("config", {})
+    tr = cfg.get("train", {})
+    lines = ["## Setup", ""]
+    if env:
+        lines.append(
+            f"Machine: {env.get('processor')} ({env.get('cpus')} CPUs), {env.get('platform')}; "
+            f"Python {env.get('python')}, torch {env.get('torch')} ({env.get('torch_threads')} "
+            f"thread), HiGHS {env.get('highs')}, Pyomo {env.get('pyomo')}, OMLT {env.get('omlt')}."
+        )
+    if cfg:
+        lines.append(
+            f"Networks: hidden layers {tr.get('hidden')}, {tr.get('epochs')} epochs, Adam "
+            f"(lr {tr.get('lr')}, cosine decay), batch {tr.get('batch_size')}, seed "
+            f"{tr.get('seed')}. Data: {cfg.get('n_train')}/{cfg.get('n_val')}/{cfg.get('n_test')} "
+            f"train/validation/test samples (5-D: ×{cfg.get('samples_5d_factor')} train and "
+            f"validation), seed {cfg.get('data_seed')}. Weight rule: largest grid weight with "
+            f"validation RMSE ≤ {cfg.get('tolerance')}× the baseline's. MILP: LP-OBBT bounds, "
+            f"BoundedReluBigMFormulation, HiGHS one thread, time limit {cfg.get('time_limit')} s "
+            "per solve (min and max)."
+        )
+    if "last_run_seconds" in meta:
+        lines.append(f"Wall time of the last run: {meta['last_run_seconds'] / 60:.1f} min.")
+    lines.append("")
+    return lines
+
+
+def functions_present(entries: dict[str, Any]) -> list[str]:
+    """The functions present, in the order of :data:`~omlt_relax.bench.functions.FUNCTIONS`."""
+    present = {e["function"] for e in entries.values()}
+    return [f for f in FUNCTIONS if f in present]
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """The results as markdown: setup, one table per function, then the per-variant summary."""
+    entries = results["entries"]
+    summ = results.get("summary") or summarize(results)
+    per = summ["per_entry"]
+    lines: list[str] = header(results)
+    funcs = functions_present(entries)
+    head = [
+        "variant", "scale", "test RMSE", "ratio", "unstable IBP/CROWN/OBBT", "mean big-M",
+        "root gap min/max", "MILP min s", "MILP max s", "nodes", "speed-up", "f(x*)−f_min",
+        "f_max−f(x*)",
+    ]
+    for f in funcs:
+        fn = get_function(f)
+        base = entries.get(entry_key(f, BASELINE))
+        fit = ""
+        if base is not None and base.get("test_std"):
+            fit = f"; baseline test RMSE / std(f) = {base['test_rmse'] / base['test_std']:.3f}"
+        lines += [f"### {f} ({fn.dim}-D, box [{fn.lower[0]}, {fn.upper[0]}]^{fn.dim}, "
+                  f"true min {fn.f_min:.4g}, max {fn.f_max:.4g}{fit})", ""]
+        rows = []
+        for key, e in entries.items():
+            if e["function"] != f:
+                continue
+            p = per.get(key, {})
+            mm, mx = e["milp"].get("min"), e["milp"].get("max")
+            rg = e.get("root_gap", {})
+            tru = e.get("true_opt") or {}
+            tmin = tru.get("min") or {}
+            tmax = tru.get("max") or {}
+            sp = f"{p.get('speedup_flag', '')}{fmt(p.get('speedup'), '.3g')}×" if p else "–"
+            ratio = fmt(p.get("rmse_ratio"), ".3f")
+            if not e.get("within_tolerance", True):
+                ratio += "†"
+            rows.append([
+                e["variant"], fmt(e["scale"], ".3g"), fmt(e["test_rmse"], ".4g"), ratio,
+                f"{e['unstable_ibp']}/{e['unstable_crown']}/{e['unstable_obbt']}",
+                fmt(e["mean_bigm_obbt"], ".3g"),
+                f"{fmt(rg.get('min'), '.2g')}/{fmt(rg.get('max'), '.2g')}",
+                milp_cell(mm) if mm else "–", milp_cell(mx) if mx else "–",
+                e["nodes_total"], sp, fmt(tmin.get("error"), ".3g"), fmt(tmax.get("error"), ".3g"),
+            ])
+        lines += [format_table(head, rows, markdown=True), ""]
+    lines += ["### Summary over the 2-D functions", ""]
+    rows = [
+        [v, f"{fmt(g['geomean_speedup_2d'], '.3g')}×", f"{g['n_within_target']}/{g['n_functions']}"]
+        for v, g in summ["per_variant"].items()
+    ]
+    lines.append(format_table(
+        ["variant", "geometric-mean speed-up", "functions within 1.25× RMSE"], rows, markdown=True
+    ))
+    if summ.get("best_ours"):
+        lines += ["", "Fastest of our variants within 1.25× baseline test RMSE, per function:", ""]
+        rows = [
+            [f, b["variant"], f"{b['speedup_flag']}{fmt(b['speedup'], '.3g')}×",
+             f"{b['rmse_ratio']:.3f}"]
+            for f, b in summ["best_ours"].items()
+        ]
+        lines.append(format_table(
+            ["function", "variant", "speed-up", "RMSE ratio"], rows, markdown=True
+        ))
+        g = summ.get("best_ours_geomean_2d")
+        lines.append("")
+        lines.append(f"Geometric mean over {summ['best_ours_2d_functions']} 2-D functions: "
+                     f"{fmt(g, '.3g')}×")
+    lines += ["",
+              "Times are HiGHS solve times in seconds (one thread). `(limit, gap g%)`: stopped by "
+              "the time limit with relative gap g. Speed-up = baseline (min + max) time / variant "
+              "time; `≥`: the baseline hit the limit, `≤`: the variant did. Root gap: |root LP − "
+              "MILP optimum| / network range. f(x*): true function at the MILP's solution. "
+              "†: no weight on the grid met the validation tolerance (smallest kept).", ""]
+    return "\n".join(lines)
+
+
+__all__ = [
+    "fmt",
+    "format_table",
+    "functions_present",
+    "header",
+    "markdown_table",
+    "milp_cell",
+    "one_line",
+]

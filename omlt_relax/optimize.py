@@ -1,0 +1,171 @@
+"""Optimize one output of a trained network over its input box: build and solve the MILP.
+
+What ``omlt-relax solve`` and the benchmark do with a network loaded by
+:func:`~omlt_relax.load_onnx`: an ``OmltBlock`` with
+:class:`~omlt_relax.BoundedReluBigMFormulation` (stored bounds, no binary on stable neurons) -- or
+stock OMLT's ``ReluBigMFormulation`` for comparison -- and the objective
+:math:`\\min` or :math:`\\max` of output ``k`` over the box, solved with
+:func:`~omlt_relax.solve` (HiGHS by default). :class:`MilpResult` reports status, objective, best
+bound, gap, times, nodes, binaries and the incumbent input.
+
+Times: ``time`` is the solver's own run time when :class:`~omlt_relax.SolveResult` reports it
+(``solver_time``), else the wall time of the call.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pyomo.environ as pyo
+from omlt import OmltBlock
+from omlt.neuralnet import ReluBigMFormulation
+
+from omlt_relax.formulations import BoundedReluBigMFormulation
+from omlt_relax.neuron_bounds import NeuronBounds
+from omlt_relax.solve import solve
+
+SENSES = ("min", "max")
+#: Formulations :func:`build_milp` builds.
+FORMULATIONS = ("bounded", "omlt")
+
+
+@dataclass
+class MilpResult:
+    """One MILP solve of min or max of one network output over the box.
+
+    Attributes:
+        sense: ``"min"`` or ``"max"``.
+        status: as :class:`~omlt_relax.solve.SolveResult` (``"optimal"``, ``"feasible"``, ...).
+        objective, bound: incumbent value and best bound (``None`` if absent).
+        gap: relative gap at the end (0 when solved).
+        time: solver time in seconds (see module docstring); ``wall_time``: the whole call.
+        build_time: seconds to build the Pyomo model.
+        nodes: branch-and-bound nodes (``None`` if not reported).
+        n_binaries: binaries in the formulation (``None`` if not reported).
+        x: the incumbent input, or ``None``.
+        time_limit: the limit the solve ran under.
+    """
+
+    sense: str
+    status: str
+    objective: float | None
+    bound: float | None
+    gap: float | None
+    time: float
+    wall_time: float
+    build_time: float
+    nodes: int | None
+    n_binaries: int | None
+    x: list[float] | None
+    time_limit: float | None
+
+    @property
+    def solved(self) -> bool:
+        return self.status == "optimal"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_milp(
+    net: Any,
+    bounds: NeuronBounds | None,
+    sense: str,
+    output: int = 0,
+    formulation: str = "bounded",
+) -> tuple[Any, Any]:
+    """A Pyomo model optimizing output ``output`` of an OMLT network over its input box.
+
+    Args:
+        net: OMLT ``NetworkDefinition`` with input bounds (from
+            :func:`~omlt_relax.export.load_onnx`).
+        bounds: the stored per-neuron bounds (``None`` only with ``formulation="omlt"``).
+        sense: ``"min"`` or ``"max"``.
+        output: index of the output to optimize.
+        formulation: ``"bounded"`` (:class:`~omlt_relax.formulations.BoundedReluBigMFormulation`)
+            or ``"omlt"`` (stock OMLT ``ReluBigMFormulation``: its own float32 interval bounds, a
+            binary for every neuron).
+
+    Returns ``(model, formulation_object)``; the network block is ``model.nn``.
+    """
+    if sense not in SENSES:
+        msg = f"sense must be 'min' or 'max', got {sense!r}"
+        raise ValueError(msg)
+    if formulation == "bounded":
+        if bounds is None:
+            msg = "the bounded formulation needs the network's NeuronBounds"
+            raise ValueError(msg)
+        form = BoundedReluBigMFormulation(net, bounds)
+    elif formulation == "omlt":
+        form = ReluBigMFormulation(net)
+    else:
+        msg = f"unknown formulation {formulation!r}; use 'bounded' or 'omlt'"
+        raise ValueError(msg)
+    m = pyo.ConcreteModel()
+    m.nn = OmltBlock()
+    m.nn.build_formulation(form)
+    outs = list(m.nn.outputs.keys())
+    if not 0 <= output < len(outs):
+        msg = f"output {output} does not exist; the network has {len(outs)} output(s)"
+        raise ValueError(msg)
+    m.obj = pyo.Objective(
+        expr=m.nn.outputs[outs[output]], sense=pyo.minimize if sense == "min" else pyo.maximize
+    )
+    return m, form
+
+
+def count_binaries(model: Any) -> int:
+    """Number of binary (or integer) variables in a Pyomo model."""
+    return sum(
+        1
+        for v in model.component_data_objects(pyo.Var, active=True)
+        if v.is_binary() or v.is_integer()
+    )
+
+
+def solve_milp(
+    net: Any,
+    bounds: NeuronBounds | None,
+    sense: str,
+    time_limit: float | None = 60.0,
+    output: int = 0,
+    formulation: str = "bounded",
+    solver: str = "highs",
+    threads: int = 1,
+) -> MilpResult:
+    """Build (:func:`build_milp`) and solve one MILP; the incumbent input is read back.
+
+    Args:
+        net, bounds, sense, output, formulation: as for :func:`build_milp`.
+        time_limit: seconds (``None``: no limit).
+        solver: ``"highs"`` (default), ``"gurobi"`` or ``"scip"`` (:func:`~omlt_relax.solve`).
+        threads: solver threads.
+    """
+    t0 = time.perf_counter()
+    m, _form = build_milp(net, bounds, sense, output, formulation)
+    build = time.perf_counter() - t0
+    n_bin = count_binaries(m)
+    res = solve(m, solver=solver, time_limit=time_limit, threads=threads)
+    x = None
+    if res.objective is not None:
+        x = [float(pyo.value(v)) for v in m.nn.inputs.values()]
+    solver_time = getattr(res, "solver_time", None)
+    return MilpResult(
+        sense=sense,
+        status=res.status,
+        objective=res.objective,
+        bound=res.bound,
+        gap=res.gap,
+        time=float(solver_time) if solver_time is not None else float(res.wall_time),
+        wall_time=float(res.wall_time),
+        build_time=build,
+        nodes=res.nodes,
+        n_binaries=n_bin,
+        x=x,
+        time_limit=time_limit,
+    )
+
+
+__all__ = ["FORMULATIONS", "SENSES", "MilpResult", "build_milp", "count_binaries", "solve_milp"]

@@ -1,0 +1,518 @@
+"""The training loop: one routine (:func:`fit`) for every variant, and the rule that picks a weight.
+
+Used by ``omlt-relax train`` and ``demo``, the examples and the benchmark suite alike (the suite
+imports it through :mod:`omlt_relax.bench.train`). Torch's thread count is left to the caller
+(the command line and scripts call ``torch.set_num_threads(1)``).
+
+Every variant trains the same architecture (``hidden`` ReLU layers), on the same standardized data,
+from the same seeded initialization, for the same number of epochs, with the same optimizer (Adam,
+cosine learning-rate decay, batch size fixed). They differ only in the term added to the MSE loss:
+
+========================  ==========================================================================
+variant                   loss = MSE + ...
+========================  ==========================================================================
+``unregularized``         nothing
+``l1``                    :math:`\\lambda\\,\\overline{|W|}` (mean absolute weight, all layers)
+``pruning``               nothing; then magnitude pruning of a fraction :math:`\\lambda` of each
+                          hidden layer's weights and fine-tuning with the mask fixed (extra epochs)
+``rs_xiao``               Xiao et al.'s RS loss :math:`\\lambda \\sum -\\tanh(1 + l u)`, IBP bounds
+``bigm``                  our big-M penalty, :math:`\\lambda` × mean :math:`(u - l)`
+``stability``             our stability penalty, :math:`\\lambda` × triangle height (CROWN)
+``lp_direct``             LP-gap penalty, envelope-theorem ("direct") derivative
+``lp_total``              LP-gap penalty, total derivative (through the big-M constants)
+``bigm+stability``        both bound penalties
+``relax``                 big-M + stability + LP gap (total)
+========================  ==========================================================================
+
+(:data:`VARIANTS` holds the exact settings.) The regularization terms are switched on after a
+warm-up of ``warmup_fraction`` of the steps (10%; half of the steps for the variants with an LP-gap
+term, whose per-sample LPs dominate their cost), so every variant first fits the data the same way.
+Pruning starts from the trained unregularized network and fine-tunes for ``finetune_fraction`` more
+epochs at the learning rate the baseline ended with (it gets more epochs than the others).
+
+**Weight selection rule** (:func:`select_weight`): each variant has a fixed grid of scales
+:math:`\\lambda`, multiplying all of its terms. The largest :math:`\\lambda` on the grid whose
+validation RMSE is at most ``tolerance`` times the unregularized network's validation RMSE is
+chosen (found by bisection over the grid, assuming the RMSE grows with :math:`\\lambda`; a linear
+search from the largest scale down is available). If none qualifies, the smallest is kept and the
+result is marked ``within_tolerance=False``. The test split is never used for selection.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from omlt_relax.data import Dataset, fold_standardization, predict, rmse
+from omlt_relax.lp.gap import LPGapPenalty
+from omlt_relax.penalties import BigMPenalty, StabilityPenalty
+from omlt_relax.regularizer import RelaxationRegularizer
+
+#: Default tolerance of the weight-selection rule: validation RMSE ≤ 1.2 × the baseline's.
+DEFAULT_TOLERANCE = 1.2
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings shared by every variant of one training (or benchmark).
+
+    Attributes:
+        hidden: widths of the hidden ReLU layers.
+        epochs: passes over the training split.
+        batch_size: minibatch size.
+        lr: Adam's initial learning rate (cosine decay to ``lr * final_lr_fraction``).
+        final_lr_fraction: learning rate at the last epoch, relative to ``lr``.
+        warmup_fraction: fraction of the steps before the relaxation terms switch on.
+        lp_subsample: samples per step whose LP gap is solved (LP-gap variants).
+        finetune_fraction: pruning's fine-tuning epochs, relative to ``epochs``.
+        seed: initialization and batch order.
+    """
+
+    hidden: tuple[int, ...] = (50, 50)
+    epochs: int = 300
+    batch_size: int = 256
+    lr: float = 1e-2
+    final_lr_fraction: float = 0.05
+    warmup_fraction: float = 0.1
+    lp_subsample: int = 4
+    finetune_fraction: float = 0.3
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of training: base weights of each term, all multiplied by the selected scale.
+
+    Attributes:
+        name: key in :data:`VARIANTS`.
+        description: one line for tables.
+        l1: weight of the mean absolute weight.
+        bigm, bigm_variant, bigm_bounds: :class:`~omlt_relax.BigMPenalty` weight and options.
+        stability, stability_variant, stability_bounds, stability_c: the same for
+            :class:`~omlt_relax.StabilityPenalty`.
+        lp_gap, lp_derivative, lp_sense, lp_bounds: the same for
+            :class:`~omlt_relax.lp.gap.LPGapPenalty`.
+        prune: if True the scale is the fraction of hidden weights pruned (then fine-tuned).
+        grid: scales tried by :func:`select_weight`, any order (sorted largest first).
+        warmup_fraction: overrides :attr:`TrainConfig.warmup_fraction` (``None``: keep it).
+    """
+
+    name: str
+    description: str = ""
+    l1: float = 0.0
+    bigm: float = 0.0
+    bigm_variant: str = "range"
+    bigm_bounds: str = "ibp"
+    stability: float = 0.0
+    stability_variant: str = "triangle"
+    stability_bounds: str = "crown"
+    stability_c: float = 1.0
+    lp_gap: float = 0.0
+    lp_derivative: str = "direct"
+    lp_sense: str = "both"
+    lp_bounds: str = "ibp"
+    prune: bool = False
+    grid: tuple[float, ...] = (1.0,)
+    warmup_fraction: float | None = None
+
+    @property
+    def regularized(self) -> bool:
+        return bool(self.l1 or self.bigm or self.stability or self.lp_gap or self.prune)
+
+    @property
+    def uses_lp(self) -> bool:
+        return self.lp_gap > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["grid"] = list(self.grid)
+        return d
+
+
+#: Weight grids (the scale multiplies the variant's base weights). Penalties are in standardized
+#: units, where a well-fitted network has an MSE of about 1e-3; the grids span the range from
+#: clearly too strong to negligible on the benchmark functions, so that the rule decides.
+GRID_BOUND = (3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4)
+GRID_L1 = (3e-1, 1e-1, 3e-2, 1e-2, 3e-3, 1e-3)
+GRID_LP = (3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
+GRID_PRUNE = (0.95, 0.9, 0.8, 0.7, 0.5, 0.3, 0.2, 0.1)
+#: Variants with an LP-gap term switch their terms on after half of the steps: the per-sample LPs
+#: are most of their cost, and the bound terms alone behave the same either way.
+LP_WARMUP = 0.5
+
+#: The benchmark variants (see the module docstring).
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("unregularized", "plain MSE training"),
+        Variant("l1", "L1 weight penalty", l1=1.0, grid=GRID_L1),
+        Variant("pruning", "magnitude pruning + fine-tuning", prune=True, grid=GRID_PRUNE),
+        Variant(
+            "rs_xiao", "Xiao et al. RS loss (IBP)", stability=0.1, stability_variant="xiao",
+            stability_bounds="ibp", grid=GRID_BOUND,
+        ),
+        Variant("bigm", "big-M penalty (IBP, u-l)", bigm=1.0, grid=GRID_BOUND),
+        Variant(
+            "stability", "stability penalty (CROWN, triangle)", stability=0.3, grid=GRID_BOUND
+        ),
+        Variant(
+            "lp_direct", "LP-gap penalty, direct derivative", lp_gap=1.0,
+            lp_derivative="direct", grid=GRID_LP, warmup_fraction=LP_WARMUP,
+        ),
+        Variant(
+            "lp_total", "LP-gap penalty, total derivative", lp_gap=1.0, lp_derivative="total",
+            grid=GRID_LP, warmup_fraction=LP_WARMUP,
+        ),
+        Variant(
+            "bigm+stability", "big-M + stability penalties", bigm=1.0, stability=0.3,
+            grid=GRID_BOUND,
+        ),
+        Variant(
+            "relax", "big-M + stability + LP gap (total)", bigm=1.0, stability=0.3, lp_gap=0.3,
+            lp_derivative="total", grid=GRID_BOUND, warmup_fraction=LP_WARMUP,
+        ),
+    )
+}
+
+
+def get_variant(name: str) -> Variant:
+    """The variant called ``name`` (``ValueError`` listing the known names)."""
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        msg = f"unknown variant {name!r}; known: {', '.join(VARIANTS)}"
+        raise ValueError(msg) from None
+
+
+@dataclass
+class TrainResult:
+    """A trained network and how it was obtained.
+
+    Attributes:
+        model: float64 ``nn.Sequential`` in original units (standardization folded in).
+        variant: the variant's name.
+        scale: the weight scale (pruning: the pruned fraction); 0 for the baseline.
+        val_rmse, train_rmse: in original units.
+        train_time: seconds of training (fine-tuning included).
+        history: per-epoch records (loss, MSE, regularizer metrics at epoch end).
+        std_model: the trained network before folding, float32 in standardized units (what
+            :func:`fit` takes as ``baseline`` for pruning); ``None`` if not kept.
+    """
+
+    model: nn.Sequential
+    variant: str
+    scale: float
+    val_rmse: float
+    train_rmse: float
+    train_time: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    std_model: nn.Sequential | None = None
+
+
+def build_model(n_in: int, hidden: Sequence[int], n_out: int, seed: int) -> nn.Sequential:
+    """A float32 ``Linear``/``ReLU`` network with torch's default initialization under ``seed``."""
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    prev = n_in
+    for w in hidden:
+        layers += [nn.Linear(prev, int(w)), nn.ReLU()]
+        prev = int(w)
+    layers.append(nn.Linear(prev, n_out))
+    return nn.Sequential(*layers)
+
+
+def _regularizer(model: nn.Sequential, box: tuple[np.ndarray, np.ndarray], v: Variant,
+                 scale: float, cfg: TrainConfig, warmup: int) -> Any:
+    """The :class:`~omlt_relax.RelaxationRegularizer` of a variant at a scale (None if none)."""
+    if not (v.bigm or v.stability or v.lp_gap):
+        return None
+    bigm = stab = gap = None
+    if v.bigm:
+        bigm = BigMPenalty(model, box, weight=v.bigm * scale, bounds=v.bigm_bounds,
+                           variant=v.bigm_variant)
+    if v.stability:
+        stab = StabilityPenalty(model, box, weight=v.stability * scale, bounds=v.stability_bounds,
+                                variant=v.stability_variant, c=v.stability_c)
+    if v.lp_gap:
+        gap = LPGapPenalty(model, box, weight=v.lp_gap * scale, sense=v.lp_sense,
+                           bounds=v.lp_bounds, derivative=v.lp_derivative,
+                           subsample=cfg.lp_subsample)
+    return RelaxationRegularizer(model, box, bigm=bigm, stability=stab, lp_gap=gap,
+                                 warmup=warmup)
+
+
+def _l1(model: nn.Sequential) -> torch.Tensor:
+    ws = [m.weight for m in model if isinstance(m, nn.Linear)]
+    return torch.cat([w.abs().reshape(-1) for w in ws]).mean()
+
+
+def _train_loop(
+    model: nn.Sequential,
+    data: Dataset,
+    cfg: TrainConfig,
+    epochs: int,
+    lr: float,
+    loss_extra: Callable[[torch.Tensor], torch.Tensor] | None,
+    reg: Any,
+    masks: list[torch.Tensor] | None,
+    progress: Callable[[int], None] | None,
+) -> list[dict[str, float]]:
+    """Adam with cosine decay over ``epochs``; optional extra loss, regularizer and weight masks."""
+    x, y = data.tensors("train")
+    n = x.shape[0]
+    bs = min(cfg.batch_size, n)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    steps_per_epoch = math.ceil(n / bs)
+    total = max(1, epochs * steps_per_epoch)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt,
+        lambda s: cfg.final_lr_fraction
+        + (1 - cfg.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)),
+    )
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    history: list[dict[str, float]] = []
+    for epoch in range(epochs):
+        perm = torch.randperm(n, generator=gen)
+        tot_loss = tot_mse = 0.0
+        for s in range(steps_per_epoch):
+            idx = perm[s * bs : (s + 1) * bs]
+            xb, yb = x[idx], y[idx]
+            mse = torch.mean((model(xb) - yb) ** 2)
+            loss = mse
+            if loss_extra is not None:
+                loss = loss + loss_extra(xb)
+            if reg is not None:
+                loss = loss + reg(xb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            if masks is not None:
+                with torch.no_grad():
+                    for lin, m in zip(linears, masks):
+                        lin.weight.mul_(m)
+            tot_loss += float(loss.detach())
+            tot_mse += float(mse.detach())
+        rec = {"epoch": float(epoch), "loss": tot_loss / steps_per_epoch,
+               "mse": tot_mse / steps_per_epoch}
+        if reg is not None and (epoch == epochs - 1 or epoch % 10 == 0):
+            rec.update({f"reg_{k}": float(v) for k, v in reg.metrics().items()})
+        history.append(rec)
+        if progress is not None:
+            progress(1)
+    return history
+
+
+def prune_masks(model: nn.Sequential, fraction: float) -> list[torch.Tensor]:
+    """Masks keeping the largest-magnitude ``1 - fraction`` of each hidden layer's weights.
+
+    The output layer is not pruned (mask of ones).
+    """
+    if not 0 <= fraction < 1:
+        msg = f"pruning fraction must be in [0, 1), got {fraction}"
+        raise ValueError(msg)
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    masks = []
+    for i, lin in enumerate(linears):
+        w = lin.weight.detach()
+        if i == len(linears) - 1 or fraction == 0:
+            masks.append(torch.ones_like(w))
+            continue
+        k = round(fraction * w.numel())
+        if k == 0:
+            masks.append(torch.ones_like(w))
+            continue
+        thresh = w.abs().reshape(-1).kthvalue(k).values
+        masks.append((w.abs() > thresh).to(w.dtype))
+    return masks
+
+
+def fit(
+    data: Dataset,
+    variant: Variant | str = "unregularized",
+    scale: float = 1.0,
+    config: TrainConfig | None = None,
+    baseline: nn.Sequential | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Train one variant at one scale and return the network in original units.
+
+    Args:
+        data: the splits (:func:`~omlt_relax.data.split_arrays`); training uses the standardized
+            training split and box.
+        variant: a :class:`Variant` or a name in :data:`VARIANTS`.
+        scale: multiplies every term of the variant (pruning: the fraction pruned); ignored by
+            the unregularized variant.
+        config: :class:`TrainConfig` (defaults if ``None``).
+        baseline: the ``std_model`` of a :class:`TrainResult` of the unregularized variant (a
+            float32 network in standardized units), from the same data and config: pruning
+            starts from it instead of training the baseline again.
+        progress: called as ``progress(n)`` after each epoch.
+    """
+    cfg = config or TrainConfig()
+    v = get_variant(variant) if isinstance(variant, str) else variant
+    if scale < 0 or not math.isfinite(scale):
+        msg = f"weight scale must be a finite number >= 0, got {scale}"
+        raise ValueError(msg)
+    t0 = time.perf_counter()
+    box = data.std_box
+    steps_per_epoch = math.ceil(data.x_train.shape[0] / min(cfg.batch_size, data.x_train.shape[0]))
+    warm = cfg.warmup_fraction if v.warmup_fraction is None else v.warmup_fraction
+    warmup = int(warm * cfg.epochs * steps_per_epoch)
+    if v.prune:
+        if baseline is not None:
+            model = copy.deepcopy(baseline)
+            history: list[dict[str, float]] = []
+            if progress is not None:
+                progress(cfg.epochs)
+        else:
+            model = build_model(data.n_inputs, cfg.hidden, data.n_outputs, cfg.seed)
+            history = _train_loop(model, data, cfg, cfg.epochs, cfg.lr, None, None, None, progress)
+        masks = prune_masks(model, scale)
+        with torch.no_grad():
+            for lin, m in zip([m for m in model if isinstance(m, nn.Linear)], masks):
+                lin.weight.mul_(m)
+        ft = max(1, round(cfg.finetune_fraction * cfg.epochs))
+        # fine-tune from where the baseline ended: a small learning rate, decaying further
+        ft_lr = 2 * cfg.lr * cfg.final_lr_fraction
+        history += _train_loop(model, data, cfg, ft, ft_lr, None, None, masks, None)
+    else:
+        model = build_model(data.n_inputs, cfg.hidden, data.n_outputs, cfg.seed)
+        extra = None
+        if v.l1:
+            w_l1 = v.l1 * scale
+            ramp = [0]
+
+            def extra(_xb: torch.Tensor) -> torch.Tensor:
+                ramp[0] += 1
+                if ramp[0] <= warmup:
+                    return torch.zeros(())
+                return w_l1 * _l1(model)
+
+        reg = _regularizer(model, box, v, scale, cfg, warmup)
+        history = _train_loop(model, data, cfg, cfg.epochs, cfg.lr, extra, reg, None, progress)
+    folded = fold_standardization(model, data.scaler)
+    res = TrainResult(
+        folded,
+        v.name,
+        float(scale) if v.regularized else 0.0,
+        rmse(predict(folded, data.x_val), data.y_val),
+        rmse(predict(folded, data.x_train), data.y_train),
+        time.perf_counter() - t0,
+        history,
+        model,
+    )
+    return res
+
+
+#: The name the benchmark suite has always used for :func:`fit`.
+train_variant = fit
+
+
+@dataclass
+class Selection:
+    """Outcome of :func:`select_weight`: the chosen network and every scale tried."""
+
+    result: TrainResult
+    within_tolerance: bool
+    tried: list[dict[str, float]]
+
+
+def select_weight(
+    data: Dataset,
+    variant: Variant | str,
+    baseline_val_rmse: float,
+    config: TrainConfig | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    baseline: nn.Sequential | None = None,
+    progress: Callable[[int], None] | None = None,
+    search: str = "bisect",
+) -> Selection:
+    r"""Apply the weight-selection rule of the module docstring to one variant.
+
+    Finds the largest scale on the variant's grid whose validation RMSE is
+    ``<= tolerance * baseline_val_rmse``. ``search="linear"`` trains the scales from the largest
+    down and stops at the first that qualifies; ``"bisect"`` (default) assumes the validation
+    RMSE grows with the scale and finds the same scale by bisection over the grid, with about
+    :math:`\log_2` of the grid's length trainings.
+    """
+    if search not in ("bisect", "linear"):
+        msg = f"unknown search {search!r}; use 'bisect' or 'linear'"
+        raise ValueError(msg)
+    v = get_variant(variant) if isinstance(variant, str) else variant
+    if not v.regularized:
+        res = fit(data, v, 0.0, config, progress=progress)
+        return Selection(res, True, [{"scale": 0.0, "val_rmse": res.val_rmse}])
+    if v.prune and baseline is None:
+        baseline = fit(data, "unregularized", 0.0, config).std_model
+    grid = sorted(set(v.grid), reverse=True)
+    tried: list[dict[str, float]] = []
+    done: dict[int, TrainResult] = {}
+
+    def ok(i: int) -> bool:
+        if i not in done:
+            done[i] = fit(data, v, grid[i], config,
+                                    baseline=baseline if v.prune else None, progress=progress)
+            r = done[i].val_rmse
+            tried.append({"scale": grid[i], "val_rmse": r, "ratio": r / baseline_val_rmse})
+        return done[i].val_rmse <= tolerance * baseline_val_rmse
+
+    if search == "linear":
+        for i in range(len(grid)):
+            if ok(i):
+                return Selection(done[i], True, tried)
+        return Selection(done[len(grid) - 1], False, tried)
+    # bisection over indices 0..n, n meaning "no scale qualifies"
+    lo, hi = 0, len(grid)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    if lo == len(grid):
+        last = len(grid) - 1
+        ok(last)
+        return Selection(done[last], False, tried)
+    return Selection(done[lo], True, tried)
+
+
+def with_overrides(config: TrainConfig, **kw: Any) -> TrainConfig:
+    """``config`` with some fields replaced (``None`` values ignored)."""
+    return replace(config, **{k: v for k, v in kw.items() if v is not None})
+
+
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "GRID_BOUND",
+    "GRID_L1",
+    "GRID_LP",
+    "GRID_PRUNE",
+    "LP_WARMUP",
+    "VARIANTS",
+    "Selection",
+    "TrainConfig",
+    "TrainResult",
+    "Variant",
+    "build_model",
+    "fit",
+    "get_variant",
+    "prune_masks",
+    "select_weight",
+    "train_variant",
+    "with_overrides",
+]
