@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from omlt_relax.bench.results import write_json
 from omlt_relax.stochastic.data import Sampling, generate_data
 from omlt_relax.stochastic.evaluate import EVAL_SEED, evaluate_decision, saa_table, score
 from omlt_relax.stochastic.first_stage import RiskObjective, solve_first_stage
@@ -99,18 +100,7 @@ class _Results:
     data: dict[str, Any] = field(default_factory=dict)
 
     def save(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, default=_json_default))
-        os.replace(tmp, self.path)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    msg = f"not JSON serializable: {type(o)}"
-    raise TypeError(msg)
+        write_json(self.path, self.data)
 
 
 def _train_cached(

@@ -26,14 +26,23 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyomo.environ as pyo
+from omlt import OmltBlock
+from omlt.neuralnet import ReluBigMFormulation
 from torch import nn
 
+from omlt_relax.export import export_onnx, load_onnx
+from omlt_relax.formulations import BoundedReluBigMFormulation, BoundedReluPartitionFormulation
+from omlt_relax.optimize import count_binaries
+from omlt_relax.solve import solve
 from omlt_relax.stochastic.instance import CFLPInstance
+from omlt_relax.stochastic.quantile_net import predict_quantiles
 
 #: Relative agreement required between the MILP objective and the forward pass at its solution
 #: (the MILP's own feasibility tolerances allow a little slack).
@@ -74,8 +83,6 @@ def surrogate_objective(
 ) -> np.ndarray:
     """The first-stage objective of decisions ``x`` ``(N, n)`` by a float64 forward pass →
     ``(N,)``."""
-    from omlt_relax.stochastic.quantile_net import predict_quantiles
-
     x = np.atleast_2d(instance.check_decision(x))
     return risk.of_quantiles(x @ instance.f, predict_quantiles(model, x))
 
@@ -105,13 +112,6 @@ def build_first_stage(
     (:class:`~omlt_relax.BoundedReluPartitionFormulation`) or ``"omlt"`` (stock OMLT
     ``ReluBigMFormulation``, a binary on every ReLU: the baseline users have without us).
     """
-    from omlt import OmltBlock
-
-    from omlt_relax.formulations import (
-        BoundedReluBigMFormulation,
-        BoundedReluPartitionFormulation,
-    )
-
     n = instance.n_facilities
     n_in = len(next(iter(net.input_layers)).output_indexes)
     n_q = len(next(iter(net.output_layers)).output_indexes)
@@ -124,8 +124,6 @@ def build_first_stage(
     elif formulation == "partition":
         form = BoundedReluPartitionFormulation(net, bounds, n_partitions=n_partitions)
     elif formulation == "omlt":
-        from omlt.neuralnet import ReluBigMFormulation
-
         form = ReluBigMFormulation(net)
     else:
         msg = f"unknown formulation {formulation!r}; use 'bigm', 'partition' or 'omlt'"
@@ -145,11 +143,6 @@ def build_first_stage(
         sense=pyo.minimize,
     )
     return m
-
-
-def count_binaries(block: Any) -> int:
-    """Binary variables in ``block`` and its sub-blocks."""
-    return sum(1 for v in block.component_data_objects(pyo.Var, descend_into=True) if v.is_binary())
 
 
 @dataclass
@@ -197,11 +190,6 @@ def solve_first_stage(
     export's bounds method (``"lp"``: LP-OBBT). With ``check`` a solved MILP must agree with the
     forward pass at its ``x`` (``RuntimeError`` otherwise).
     """
-    import tempfile
-    from pathlib import Path
-
-    from omlt_relax import export_onnx, load_onnx, solve
-
     risk = risk or RiskObjective()
     if model is None and onnx_path is None:
         msg = "solve_first_stage needs a model or the path of an exported network"
@@ -251,7 +239,6 @@ __all__ = [
     "FirstStageResult",
     "RiskObjective",
     "build_first_stage",
-    "count_binaries",
     "onnx_quantiles",
     "solve_first_stage",
     "surrogate_objective",

@@ -40,7 +40,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from omlt_relax.lp.gap import LPGapPenalty
+from omlt_relax.penalties import BigMPenalty, StabilityPenalty
 from omlt_relax.quantile import IncrementalQuantileHead
+from omlt_relax.regularizer import RelaxationRegularizer
 from omlt_relax.stochastic.instance import check_whole
 
 #: Quantile levels of the Quantile2SP networks: linspace(0.01, 0.99, 50).
@@ -167,8 +170,6 @@ class Penalties:
         """The :class:`~omlt_relax.RelaxationRegularizer` of these weights (``None`` if all 0)."""
         if not self.active:
             return None
-        from omlt_relax import BigMPenalty, LPGapPenalty, RelaxationRegularizer, StabilityPenalty
-
         bigm = BigMPenalty(model, box, weight=self.bigm) if self.bigm else None
         stab = (
             StabilityPenalty(model, box, weight=self.stability, bounds=self.stability_bounds,
