@@ -42,6 +42,7 @@ from omlt_relax.stochastic import (
     solve_first_stage,
     surrogate_objective,
 )
+from omlt_relax.stochastic.evaluate import recourse_lower_bound, saa_optimum
 from omlt_relax.stochastic.first_stage import onnx_quantiles
 
 torch.set_num_threads(1)
@@ -161,6 +162,24 @@ def test_saa_objective_of_a_fixed_decision_matches_direct_computation(tmp_path: 
     assert best == pytest.approx(min(direct))
     assert table.gap(best_x, risk) == 0.0
     assert table.gap(x, risk) == pytest.approx((ev.risk_objective - best) / abs(best))
+
+
+@pytest.mark.parametrize(("n", "m", "seed"), [(4, 4, 1), (5, 3, 2)])
+def test_pruned_saa_optimum_equals_full_enumeration(tmp_path: Path, n: int, m: int,
+                                                    seed: int) -> None:
+    inst = make_instance(n, m, seed)
+    scen = inst.scenarios(6, 5)
+    table = saa_table(inst, scen, tmp_path / "t", workers=1, progress=False)
+    lb = recourse_lower_bound(inst, table.decisions, scen)
+    assert np.all(lb <= table.q + 1e-6)  # a valid bound on every exact Q
+    for risk in (RiskObjective(0.5, 15), RiskObjective(0.0, 15), RiskObjective(2.0, 5)):
+        opt = saa_optimum(inst, scen, risk, tmp_path / f"o{risk.lam}", workers=1,
+                          progress=False, chunk=2)
+        best, best_x = table.optimum(risk)
+        assert opt.objective == pytest.approx(best, rel=1e-12)
+        assert opt.x == best_x
+        assert opt.evaluation.risk_objective == pytest.approx(best, rel=1e-12)
+        assert opt.solved <= opt.total == 2**n
 
 
 # -- quantile networks ---------------------------------------------------------------------------

@@ -108,6 +108,19 @@ class ChunkCache:
         parts = [self.load(i) for i in range(self.n_chunks)]
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
+    def get(
+        self,
+        indices: Iterable[int],
+        compute: Callable[[Iterable[int]], Iterator[tuple[int, dict[str, np.ndarray]]]],
+    ) -> dict[int, dict[str, np.ndarray]]:
+        """Chunks ``indices`` by index, computing (and saving) the missing ones first."""
+        indices = list(indices)
+        todo = [i for i in indices if not self.path(i).is_file()]
+        if todo:
+            for i, arrays in compute(todo):
+                self.save(i, arrays)
+        return {i: self.load(i) for i in indices}
+
     def fill(
         self,
         compute: Callable[[Iterable[int]], Iterator[tuple[int, dict[str, np.ndarray]]]],

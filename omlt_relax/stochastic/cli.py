@@ -150,8 +150,8 @@ def cmd_solve(a: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
-    from omlt_relax.stochastic import RiskObjective, evaluate_decision, saa_table
-    from omlt_relax.stochastic.evaluate import score
+    from omlt_relax.stochastic import RiskObjective, evaluate_decision
+    from omlt_relax.stochastic.evaluate import saa_optimum
 
     inst = _instance_of(_read_sidecar(a.onnx))
     if (a.x is None) == (a.solution is None):
@@ -167,21 +167,17 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         x = _decision(a.x, inst.n_facilities)
     risk = RiskObjective(a.lam, a.tail)
     scen = inst.scenarios(a.scenarios, a.eval_seed)
-    if a.saa:
-        table = saa_table(inst, scen, a.cache, workers=a.workers, progress=not a.quiet)
-        ev = table.evaluation(x, risk)
-    else:
-        ev = evaluate_decision(inst, x, scen, risk, workers=a.workers, progress=not a.quiet)
+    ev = evaluate_decision(inst, x, scen, risk, workers=a.workers, progress=not a.quiet)
     print(f"{inst.name}, x = {','.join(str(v) for v in ev.x)}, {ev.n_scenarios} held-out "
           f"scenarios (seed {a.eval_seed}):")
     print(f"  expected cost f'x + E[Q]     {ev.expected_cost:12.2f}")
     print(f"  CVaR_{ev.alpha:.2f}(Q)              {ev.cvar:12.2f}")
     print(f"  risk objective (lam={a.lam:g})     {ev.risk_objective:12.2f}")
     if a.saa:
-        best, best_x = table.optimum(risk)
-        ev_best = score(inst, np.array(best_x, float), table.q[table.index(best_x)], risk)
-        print(f"  exact SAA optimum {best:.2f} at x = {','.join(map(str, best_x))} "
-              f"(expected cost {ev_best.expected_cost:.2f}); gap {table.gap(x, risk):.3%}")
+        opt = saa_optimum(inst, scen, risk, a.cache, workers=a.workers, progress=not a.quiet)
+        print(f"  exact SAA optimum {opt.objective:.2f} at x = {','.join(map(str, opt.x))} "
+              f"(expected cost {opt.evaluation.expected_cost:.2f}; {opt.solved} of {opt.total} "
+              f"decisions solved, the others bounded); gap {opt.gap(ev.risk_objective):.3%}")
     return 0
 
 
@@ -295,7 +291,7 @@ def add_cflp_parser(sub: Any) -> None:
             s.add_argument("--scenarios", type=int, default=100, help="held-out scenarios")
             s.add_argument("--eval-seed", type=int, default=1_000_003)
             s.add_argument("--saa", action="store_true",
-                           help="also enumerate all 2^n decisions for the exact SAA optimum")
+                           help="also the exact SAA optimum over all 2^n decisions (n <= 16)")
             s.add_argument("--cache", default="cflp_saa_cache", help="SAA table directory")
             s.add_argument("--workers", type=int, default=None)
             s.add_argument("--quiet", action="store_true")

@@ -117,12 +117,67 @@ def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+class RecoursePool:
+    """A pool of ``workers`` processes solving second stages (one ``Highs``, one thread each).
+
+    Use as a context manager; :meth:`run` yields ``(tag, q)`` for tasks ``(tag, x, xi)`` as they
+    finish. ``workers=1`` solves in this process (no pool).
+    """
+
+    def __init__(self, instance: CFLPInstance, workers: int | None = None) -> None:
+        self.instance = instance
+        self.workers = default_workers() if workers is None else int(workers)
+        if self.workers < 1:
+            msg = f"workers must be >= 1, got {self.workers}"
+            raise ValueError(msg)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> RecoursePool:
+        args = (self.instance.n_facilities, self.instance.n_customers, self.instance.seed)
+        if self.workers == 1:
+            _init_worker(*args)
+        else:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=args,
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def run(
+        self,
+        tasks: Iterable[tuple[Any, np.ndarray, np.ndarray]],
+        desc: str = "second stage",
+        progress: bool = True,
+    ) -> Iterator[tuple[Any, np.ndarray]]:
+        from tqdm.auto import tqdm
+
+        tasks = list(tasks)
+        with tqdm(total=len(tasks), desc=desc, disable=not progress, unit="task") as bar:
+            if self._pool is None:
+                _init_worker(self.instance.n_facilities, self.instance.n_customers,
+                             self.instance.seed)
+                for tag, x, xi in tasks:
+                    yield _solve_rows(tag, x, xi)
+                    bar.update(1)
+                return
+            futures = [self._pool.submit(_solve_rows, tag, x, xi) for tag, x, xi in tasks]
+            for fut in as_completed(futures):
+                yield fut.result()
+                bar.update(1)
+
+
 def solve_parallel(
     instance: CFLPInstance,
     tasks: Iterable[tuple[Any, np.ndarray, np.ndarray]],
     workers: int | None = None,
     desc: str = "second stage",
-    total: int | None = None,
     progress: bool = True,
 ) -> Iterator[tuple[Any, np.ndarray]]:
     """Exact :math:`Q` for tasks ``(tag, x (k, n), xi (k, m))``, yielding ``(tag, q (k,))`` as done.
@@ -130,34 +185,8 @@ def solve_parallel(
     A pool of ``workers`` processes (default: all cores), one ``Highs`` with one thread each;
     ``workers=1`` solves in this process. Order of results is completion order.
     """
-    from tqdm.auto import tqdm
-
-    workers = default_workers() if workers is None else int(workers)
-    if workers < 1:
-        msg = f"workers must be >= 1, got {workers}"
-        raise ValueError(msg)
-    tasks = list(tasks)
-    bar = tqdm(total=total or len(tasks), desc=desc, disable=not progress, unit="task")
-    try:
-        if workers == 1:
-            _init_worker(instance.n_facilities, instance.n_customers, instance.seed)
-            for tag, x, xi in tasks:
-                yield _solve_rows(tag, x, xi)
-                bar.update(1)
-            return
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=ctx,
-            initializer=_init_worker,
-            initargs=(instance.n_facilities, instance.n_customers, instance.seed),
-        ) as pool:
-            futures = [pool.submit(_solve_rows, tag, x, xi) for tag, x, xi in tasks]
-            for fut in as_completed(futures):
-                yield fut.result()
-                bar.update(1)
-    finally:
-        bar.close()
+    with RecoursePool(instance, workers) as pool:
+        yield from pool.run(tasks, desc, progress)
 
 
 def dataset_key(instance: CFLPInstance, sampling: Sampling) -> dict[str, Any]:
@@ -218,6 +247,7 @@ def load_data(
 
 __all__ = [
     "CFLPData",
+    "RecoursePool",
     "Sampling",
     "dataset_key",
     "default_workers",

@@ -13,7 +13,9 @@ used), with :math:`Q_s = Q(x, \\xi_s)` solved exactly:
   :math:`(1 + \\lambda) f^\\top x + \\frac{1}{S}\\sum_s Q_s + \\lambda\\,\\text{CVaR}_\\alpha(Q)`,
   what the first stage (:mod:`omlt_relax.stochastic.first_stage`) estimates.
 
-:func:`saa_table` enumerates all :math:`2^n` decisions (small :math:`n` only) on the same
+:func:`saa_optimum` finds the exact SAA optimum over all :math:`2^n` decisions, solving exactly
+only those whose valid lower bound (:func:`recourse_lower_bound`) can still beat the best found so
+far; :func:`saa_table` enumerates all :math:`2^n` decisions (small :math:`n` only) on the same
 scenarios,
 solving the :math:`2^n S` second stages in parallel and caching them (resumable), and gives the
 exact SAA optimum against which a decision's relative gap is measured.
@@ -30,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from omlt_relax.stochastic.cache import ChunkCache
-from omlt_relax.stochastic.data import solve_parallel
+from omlt_relax.stochastic.data import RecoursePool, solve_parallel
 from omlt_relax.stochastic.first_stage import RiskObjective
 from omlt_relax.stochastic.instance import CFLPInstance
 
@@ -148,10 +150,7 @@ class SAATable:
 
     def objectives(self, risk: RiskObjective, n_quantiles: int = 50) -> np.ndarray:
         """The risk objective of every decision ``(2^n,)``."""
-        alpha = tail_alpha(risk, n_quantiles)
-        fx = self.decisions @ self.instance.f
-        cv = np.array([cvar(row, alpha) for row in self.q])
-        return (1.0 + risk.lam) * fx + self.q.mean(axis=1) + risk.lam * cv
+        return score_rows(self.instance, self.decisions, self.q, risk, n_quantiles)
 
     def index(self, x: Any) -> int:
         x = self.instance.check_decision(x)
@@ -212,6 +211,142 @@ def saa_table(
     return SAATable(instance, xs, q)
 
 
+def recourse_lower_bound(instance: CFLPInstance, xs: Any, scenarios: Any) -> np.ndarray:
+    """A valid lower bound ``(D, S)`` on :math:`Q(x_d, \\xi_s)`, without solving.
+
+    With :math:`\\underline c_j = \\min(P, \\min_{i: x_i = 1} c_{ij})` and the total open capacity
+    :math:`U = \\sum_i u_i x_i`, at most :math:`k_s` customers can be served, :math:`k_s` the
+    largest number of demands :math:`\\xi_{sj}` (smallest first) that fit in :math:`U`; so at least
+    :math:`r_s = m - k_s` pay :math:`P` and
+
+    .. math::
+
+        Q(x, \\xi_s) \\ge \\sum_j \\underline c_j + \\text{(sum of the } r_s
+        \\text{ smallest } P - \\underline c_j).
+    """
+    xs = np.atleast_2d(instance.check_decision(xs))
+    scen = np.atleast_2d(np.asarray(scenarios, np.float64))
+    pen = instance.penalty
+    big = np.where(xs[:, :, None] > 0.5, instance.c[None], np.inf)  # (D, n, m)
+    cmin = np.minimum(pen, big.min(axis=1))  # (D, m)
+    slack = np.sort(pen - cmin, axis=1)
+    slack_cum = np.concatenate([np.zeros((len(xs), 1)), np.cumsum(slack, axis=1)], axis=1)
+    cap = xs @ instance.u.astype(np.float64)  # (D,)
+    demand_cum = np.cumsum(np.sort(scen, axis=1), axis=1)  # (S, m)
+    served = np.stack([np.searchsorted(row, cap + 1e-9, side="right") for row in demand_cum], 1)
+    r = instance.n_customers - served  # (D, S)
+    return cmin.sum(axis=1)[:, None] + np.take_along_axis(slack_cum, r, axis=1)
+
+
+@dataclass
+class SAAOptimum:
+    """The exact SAA optimum (``objective`` at ``x``) and how much had to be solved for it.
+
+    ``solved``: decisions whose :math:`S` second stages were solved exactly (the others were
+    skipped because their lower bound was no better than the optimum); ``total`` = :math:`2^n`.
+    """
+
+    objective: float
+    x: tuple[int, ...]
+    solved: int
+    total: int
+    evaluation: Evaluation
+
+    def gap(self, value: float) -> float:
+        """Relative gap :math:`(F(x) - F^*)/|F^*|` of a decision with SAA objective ``value``."""
+        return float((value - self.objective) / abs(self.objective))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"objective": self.objective, "x": list(self.x), "solved": self.solved,
+                "total": self.total, "evaluation": self.evaluation.to_dict()}
+
+
+def saa_optimum(
+    instance: CFLPInstance,
+    scenarios: np.ndarray,
+    risk: RiskObjective,
+    cache_dir: str | os.PathLike[str],
+    workers: int | None = None,
+    progress: bool = True,
+    chunk: int = 16,
+    n_quantiles: int = 50,
+) -> SAAOptimum:
+    """The exact SAA optimum :math:`\\min_x F(x)` over all :math:`2^n` decisions on ``scenarios``.
+
+    Decisions are taken in increasing order of the lower bound :math:`\\underline F(x)` (the risk
+    objective of :func:`recourse_lower_bound`, valid because the mean and CVaR are monotone), in
+    chunks solved in parallel and cached (resumable); enumeration stops when the next lower bound
+    is no better than the best exact :math:`F` found, which is then optimal.
+    """
+    xs = all_decisions(instance.n_facilities)
+    scenarios = np.atleast_2d(np.asarray(scenarios, np.float64))
+    alpha = tail_alpha(risk, n_quantiles)
+    fx = xs @ instance.f
+    lb = recourse_lower_bound(instance, xs, scenarios)
+    lb_obj = (1.0 + risk.lam) * fx + lb.mean(axis=1) + risk.lam * np.array(
+        [cvar(row, alpha) for row in lb]
+    )
+    order = np.argsort(lb_obj, kind="stable")
+    n_chunks = int(np.ceil(len(xs) / chunk))
+    key = {
+        "kind": "cflp-saa-optimum",
+        "instance": instance.key(),
+        "scenarios_sha256": _digest(scenarios),
+        "n_scenarios": len(scenarios),
+        "lam": float(risk.lam),
+        "tail": int(risk.tail),
+        "n_quantiles": n_quantiles,
+        "chunk": chunk,
+    }
+    cache = ChunkCache(Path(cache_dir), key, n_chunks)
+    S = len(scenarios)
+    best, best_i, solved = np.inf, -1, 0
+    with RecoursePool(instance, workers) as pool:
+
+        def compute(indices: Any) -> Any:
+            tasks = []
+            for c in indices:
+                block = xs[order[c * chunk : (c + 1) * chunk]]
+                tasks.append((c, np.repeat(block, S, axis=0), np.tile(scenarios, (len(block), 1))))
+            for c, q in pool.run(tasks, desc=f"SAA {instance.name}", progress=progress):
+                yield c, {"q": q.reshape(-1, S)}
+
+        c = 0
+        while c < n_chunks and lb_obj[order[c * chunk]] < best:
+            batch = [
+                k for k in range(c, min(n_chunks, c + pool.workers))
+                if lb_obj[order[k * chunk]] < best
+            ]
+            for k, arrays in cache.get(batch, compute).items():
+                idx = order[k * chunk : (k + 1) * chunk]
+                obj = score_rows(instance, xs[idx], arrays["q"], risk, n_quantiles)
+                solved += len(idx)
+                j = int(np.argmin(obj))
+                if obj[j] < best:
+                    best, best_i = float(obj[j]), int(idx[j])
+            c += len(batch) if batch else n_chunks
+    x_best = xs[best_i]
+    q_best = None
+    for k in range(n_chunks):
+        idx = order[k * chunk : (k + 1) * chunk]
+        if best_i in idx and cache.path(k).is_file():
+            q_best = cache.load(k)["q"][int(np.flatnonzero(idx == best_i)[0])]
+            break
+    return SAAOptimum(best, tuple(int(v) for v in x_best), solved, len(xs),
+                      score(instance, x_best, q_best, risk, n_quantiles))
+
+
+def score_rows(
+    instance: CFLPInstance, xs: np.ndarray, q: np.ndarray, risk: RiskObjective,
+    n_quantiles: int = 50,
+) -> np.ndarray:
+    """Risk objectives ``(D,)`` of decisions ``xs`` ``(D, n)`` from recourse costs ``q`` ``(D, S)``.
+    """
+    alpha = tail_alpha(risk, n_quantiles)
+    cv = np.array([cvar(row, alpha) for row in q])
+    return (1.0 + risk.lam) * (xs @ instance.f) + q.mean(axis=1) + risk.lam * cv
+
+
 def _digest(a: np.ndarray) -> str:
     import hashlib
 
@@ -222,11 +357,15 @@ __all__ = [
     "EVAL_SEED",
     "MAX_ENUMERATION",
     "Evaluation",
+    "SAAOptimum",
     "SAATable",
     "all_decisions",
     "cvar",
     "evaluate_decision",
+    "recourse_lower_bound",
+    "saa_optimum",
     "saa_table",
     "score",
+    "score_rows",
     "tail_alpha",
 ]
