@@ -7,14 +7,16 @@ The Lightning callback lives in :mod:`omlt_relax.lightning` (Lightning is an opt
 from omlt_relax.bounds import crown_bounds, interval_bounds, sound_bounds
 from omlt_relax.bounds.obbt import obbt_bounds
 from omlt_relax.export import export_onnx, load_onnx
+from omlt_relax.foreign import ForeignNetwork, from_network_definition, read_onnx
 from omlt_relax.formulations import BoundedReluBigMFormulation, BoundedReluPartitionFormulation
 from omlt_relax.lp.gap import LPGapPenalty, lp_gap
-from omlt_relax.network import UnsupportedNetworkError, parse_network
+from omlt_relax.network import UnsupportedNetworkError, chain_module, parse_network
 from omlt_relax.neuron_bounds import BoundsMismatchError, NeuronBounds
 from omlt_relax.penalties import BigMPenalty, StabilityPenalty
 from omlt_relax.quantile import IncrementalQuantileHead
 from omlt_relax.regularizer import RelaxationRegularizer
 from omlt_relax.solve import SolveResult, SolverUnavailableError, solve
+from omlt_relax.tighten import tighten_onnx
 
 __version__ = "0.1.0"
 
@@ -23,6 +25,7 @@ __all__ = [
     "BoundedReluBigMFormulation",
     "BoundedReluPartitionFormulation",
     "BoundsMismatchError",
+    "ForeignNetwork",
     "IncrementalQuantileHead",
     "LPGapPenalty",
     "NeuronBounds",
@@ -31,13 +34,17 @@ __all__ = [
     "SolverUnavailableError",
     "StabilityPenalty",
     "UnsupportedNetworkError",
+    "chain_module",
     "crown_bounds",
     "export_onnx",
+    "from_network_definition",
     "interval_bounds",
     "load_onnx",
     "lp_gap",
     "obbt_bounds",
     "parse_network",
+    "read_onnx",
     "solve",
     "sound_bounds",
+    "tighten_onnx",
 ]

@@ -5,6 +5,7 @@
     omlt-relax demo  [--out DIR]                       # peaks 2×50: plain vs relaxation-informed
     omlt-relax train data.csv --out net.onnx [--regularize relax]   # CSV -> ONNX with bounds
     omlt-relax solve net.onnx [--sense both] [--compare-omlt]       # ONNX -> MILP report
+    omlt-relax tighten in.onnx --out out.onnx [--bounds lp]         # any dense ReLU ONNX + bounds
     omlt-relax bench [--functions 2d] [--variants all] --out DIR    # the benchmark suite
     omlt-relax bench --suite cflp --out DIR                         # two-stage facility location
     omlt-relax cflp data|train|solve|evaluate ...                   # the two-stage workflow
@@ -362,8 +363,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 # -- solve --------------------------------------------------------------------------------------
 def cmd_solve(a: argparse.Namespace) -> int:
-    """ONNX (from ``export_onnx``) -> MILP min/max of one output -> report."""
-    from omlt_relax.export import load_onnx
+    """ONNX (ours, or any dense ReLU network: bounds on the fly) -> MILP min/max -> report."""
     from omlt_relax.optimize import solve_milp
 
     _positive(a.time_limit, "--time-limit")
@@ -372,9 +372,14 @@ def cmd_solve(a: argparse.Namespace) -> int:
         msg = f"no ONNX file at {p}"
         raise CliError(msg)
     from omlt_relax.neuron_bounds import BoundsMismatchError
+    from omlt_relax.tighten import load_network
 
+    box = _box_args(a)
     try:
-        net, nb = load_onnx(p)
+        t0 = time.perf_counter()
+        net, nb, computed = load_network(p, box, a.bounds, logits=a.logits, log=print)
+        if computed:
+            print(f"bounds ({nb.method}) in {time.perf_counter() - t0:.3g} s")
     except (ValueError, FileNotFoundError, BoundsMismatchError):
         raise
     except Exception as e:  # a file onnx/OMLT cannot parse at all
@@ -400,7 +405,8 @@ def cmd_solve(a: argparse.Namespace) -> int:
                 str(r.n_binaries), "[" + ", ".join(f"{v:.5g}" for v in r.x) + "]" if r.x else "-",
             ])
     print(f"{p}: {report['neurons']} hidden neurons, {report['unstable']} unstable under the "
-          f"stored {nb.method} bounds; output {a.output}; HiGHS, {a.threads} thread(s)")
+          f"{'computed' if computed else 'stored'} {nb.method} bounds; output {a.output}; "
+          f"HiGHS, {a.threads} thread(s)")
     print(format_table(["formulation", "sense", "status", "objective", "bound", "gap", "time s",
                         "nodes", "binaries", "x*"], rows))
     if a.json:
@@ -409,21 +415,58 @@ def cmd_solve(a: argparse.Namespace) -> int:
     return 0
 
 
-# -- bench --------------------------------------------------------------------------------------
-def cmd_bench(a: argparse.Namespace) -> int:
-    """The benchmark suite (see :mod:`omlt_relax.bench.suite`; ``--suite cflp``:
-    :mod:`omlt_relax.stochastic.bench`)."""
+# -- tighten ------------------------------------------------------------------------------------
+def _box_args(a: argparse.Namespace) -> tuple[list[float], list[float]] | None:
+    """``(lb, ub)`` from ``--lb``/``--ub`` (both or neither), else ``None`` (use the sidecar)."""
+    lb, ub = _floats(a.lb, "--lb"), _floats(a.ub, "--ub")
+    if (lb is None) != (ub is None):
+        msg = "give both --lb and --ub (or neither, to use the <file>.bounds.json sidecar)"
+        raise CliError(msg)
+    return None if lb is None or ub is None else (lb, ub)
+
+
+def cmd_tighten(a: argparse.Namespace) -> int:
+    """Any dense ReLU ONNX -> a copy with our per-neuron bounds and OMLT's sidecar."""
     import torch
 
+    from omlt_relax.tighten import METHOD_NAMES, tighten_onnx
+
+    torch.set_num_threads(1)
+    _positive(a.time_limit, "--time-limit")
+    out = Path(a.out)
+    if out.parent and not out.parent.exists():
+        msg = f"the directory of --out ({out.parent}) does not exist"
+        raise CliError(msg)
+    t0 = time.perf_counter()
+    box = _box_args(a)
+    print(f"computing {METHOD_NAMES[a.bounds]} bounds of {a.onnx} over "
+          f"{'the given box' if box else f'{a.onnx}.bounds.json'} ...")
+    nb = tighten_onnx(a.onnx, out, box, a.bounds, time_limit=a.time_limit, logits=a.logits)
+    print(f"bounds ({nb.method}) in {time.perf_counter() - t0:.3g} s: {nb.unstable_count()} of "
+          f"{sum(nb.widths)} hidden neurons unstable, mean big-M {nb.mean_bigm():.3g}")
+    print(f"wrote {out} and {out}.bounds.json")
+    return 0
+
+
+# -- bench --------------------------------------------------------------------------------------
+def cmd_bench(a: argparse.Namespace) -> int:
+    """The benchmark suite (see :mod:`omlt_relax.bench.suite`), ``--suite paper`` or
+    ``--suite cflp`` (:mod:`omlt_relax.stochastic.bench`)."""
+    import torch
+
+    if a.suite == "paper":
+        return _bench_paper(a)
     if a.suite == "cflp":
         from omlt_relax.stochastic.cli import cmd_bench_cflp
 
         torch.set_num_threads(1)
         return cmd_bench_cflp(a)
-    a.hidden = a.hidden or hidden_default()
-    a.epochs = a.epochs or BENCH_EPOCHS
-    a.time_limit = a.time_limit or BENCH_TIME_LIMIT
-    a.tolerance = a.tolerance or 1.2
+    defaults = (("functions", "2d"), ("variants", "all"), ("time_limit", BENCH_TIME_LIMIT),
+                ("n_train", 2000), ("epochs", BENCH_EPOCHS), ("hidden", hidden_default()),
+                ("tolerance", 1.2))
+    for name, default in defaults:
+        if getattr(a, name) is None:
+            setattr(a, name, default)
 
     from omlt_relax.bench.functions import FUNCTIONS
     from omlt_relax.bench.suite import (
@@ -475,6 +518,60 @@ def cmd_bench(a: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_paper(a: argparse.Namespace) -> int:
+    """``omlt-relax bench --suite paper``: Tsay 2026's protocol (:mod:`omlt_relax.bench.paper`)."""
+    import torch
+
+    from omlt_relax.bench.paper import (
+        LAMBDAS,
+        PAPER_FUNCTIONS,
+        PAPER_VARIANTS,
+        REPORT_FILE,
+        PaperConfig,
+        run_paper,
+        write_report,
+    )
+    from omlt_relax.bench.suite import parse_list
+
+    torch.set_num_threads(1)
+    base = PaperConfig()
+    _positive(a.time_limit, "--time-limit")
+    lambdas = tuple(_floats(a.lambdas, "--lambdas") or LAMBDAS)
+    for lam in lambdas:
+        _positive(lam, "--lambdas")
+    seeds = tuple(int(s) for s in a.seeds.split(",")) if a.seeds else base.seeds
+    try:
+        cfg = PaperConfig(
+            functions=tuple(parse_list(a.functions or "all", list(PAPER_FUNCTIONS), "function")),
+            depths=_ints(a.depths, "--depths") if a.depths else base.depths,
+            seeds=seeds,
+            variants=tuple(parse_list(a.variants or "all", list(PAPER_VARIANTS), "variant")),
+            lambdas=lambdas,
+            n_train=a.n_train or base.n_train,
+            n_val=a.n_val or base.n_val,
+            n_test=a.n_test or base.n_test,
+            epochs=a.epochs or base.epochs,
+            time_limit=a.time_limit or base.time_limit,
+            solvers=tuple(parse_list(a.solvers, ["highs", "gurobi"], "solver")),
+            formulations=tuple(parse_list(a.formulations, ["paper", "ours"], "formulation")),
+        )
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    if a.report_only:
+        path = write_report(a.out, cfg)
+        print(path.read_text())
+        return 0
+    log = None if a.quiet else (lambda s: print(s, flush=True))
+    t0 = time.perf_counter()
+    recs = run_paper(cfg, a.out, log=log, progress=not a.quiet)
+    out = Path(a.out)
+    if not a.quiet:
+        print((out / REPORT_FILE).read_text())
+    print(f"{len(recs)} networks finished; wrote {out / REPORT_FILE} "
+          f"({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
 # -- entry point --------------------------------------------------------------------------------
 def hidden_default() -> str:
     """The default hidden widths of ``train``/``demo``/``bench``, e.g. ``"50,50"``."""
@@ -491,7 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     hidden = ",".join(str(h) for h in d.hidden)
     p = _Parser(prog="omlt-relax", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="command", metavar="{demo,train,solve,bench,cflp}",
+    sub = p.add_subparsers(dest="command", metavar="{demo,train,solve,tighten,bench,cflp}",
                            parser_class=_Parser)
     sub.required = True
 
@@ -533,7 +630,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("solve", help="ONNX -> MILP min/max of an output -> report")
-    s.add_argument("onnx", help="ONNX file written by export_onnx / omlt-relax train")
+    s.add_argument("onnx", help="ONNX file: from export_onnx / omlt-relax train / tighten, or "
+                                "any dense ReLU network (bounds computed on the fly)")
     s.add_argument("--sense", choices=("min", "max", "both"), default="both")
     s.add_argument("--output", type=int, default=0, help="index of the output to optimize")
     s.add_argument("--time-limit", type=float, default=60.0, help="seconds per MILP")
@@ -541,26 +639,50 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--compare-omlt", action="store_true",
                    help="also solve with stock OMLT ReluBigMFormulation")
     s.add_argument("--json", help="write the report as JSON here")
+    _foreign_args(s, "for a file without our bounds: how to compute them on the fly")
     s.set_defaults(func=cmd_solve)
 
+    s = sub.add_parser("tighten", help="any dense ReLU ONNX -> copy with per-neuron bounds")
+    s.add_argument("onnx", help="ONNX file (Gemm or MatMul+Add, Relu; e.g. from Keras or PyTorch)")
+    s.add_argument("--out", required=True, help="ONNX file to write (and its .bounds.json)")
+    s.add_argument("--time-limit", type=float, help="budget of OBBT in seconds (default: none)")
+    _foreign_args(s, "bound method")
+    s.set_defaults(func=cmd_tighten)
+
     s = sub.add_parser("bench", help="the benchmark suite: JSON, markdown table, Pareto plot")
-    s.add_argument("--suite", choices=("functions", "cflp"), default="functions",
-                   help="functions: surrogates of test functions; cflp: two-stage facility "
-                   "location with quantile networks (omlt_relax.stochastic.bench)")
+    s.add_argument("--suite", choices=("default", "paper", "cflp"), default="default",
+                   help="'default': our suite (2x50 nets, all variants); 'paper': Tsay 2026's "
+                        "protocol (width 25, depths 2/3/5, 70k LHS samples, 1800 s MILPs) with "
+                        "our variants beside the paper's; 'cflp': two-stage facility location "
+                        "with quantile networks (omlt_relax.stochastic.bench)")
     s.add_argument("--out", default="bench_results", help="output directory (resumable)")
-    s.add_argument("--functions", default="2d", help="comma-separated, '2d' or 'all'")
-    s.add_argument("--variants", default="all", help="comma-separated or 'all'")
+    s.add_argument("--functions", default=None,
+                   help="comma-separated, '2d' or 'all' (default: 2d; paper: all)")
+    s.add_argument("--variants", default=None, help="comma-separated or 'all' (default)")
     s.add_argument("--epochs", type=int, default=None,
-                   help=f"training epochs (default {BENCH_EPOCHS}; cflp 80)%(default).0s")
+                   help=f"training epochs (default {BENCH_EPOCHS}; paper: 200; cflp: 80)")
     s.add_argument("--hidden", default=None,
-                   help=f"hidden widths (default {hidden}; cflp 100,100)%(default).0s")
+                   help=f"hidden widths (default {hidden}; cflp: 100,100)")
     s.add_argument("--time-limit", type=float, default=None,
-                   help=f"seconds per MILP (default {BENCH_TIME_LIMIT:g}; cflp 300)%(default).0s")
+                   help=f"seconds per MILP (default {BENCH_TIME_LIMIT:g}; paper: 1800; cflp: 300)")
     s.add_argument("--tolerance", type=float, default=None,
                    help="weight selection: validation RMSE (cflp: pinball loss) <= tolerance x "
-                   "baseline (default 1.2; cflp 1.1)%(default).0s")
-    s.add_argument("--n-train", type=int, default=2000,
-                   help="training samples (validation: a quarter; test: as many)")
+                        "baseline (default 1.2; cflp: 1.1)")
+    s.add_argument("--n-train", type=int, default=None,
+                   help="training samples (default 2000, validation a quarter, test as many; "
+                        "paper: 70000/30000/10000)")
+    s.add_argument("--n-val", type=int, default=None, help="paper suite: validation samples")
+    s.add_argument("--n-test", type=int, default=None, help="paper suite: test samples")
+    s.add_argument("--depths", default=None, help="paper suite: hidden layers, e.g. 3,5")
+    s.add_argument("--seeds", default=None, help="paper suite: seeds, e.g. 0,1,2 (default 0-19)")
+    s.add_argument("--lambdas", default=None, help="paper suite: weights (default 1e-4,1e-3,1e-2)")
+    s.add_argument("--solvers", default="highs,gurobi",
+                   help="paper suite: MILP solvers, one thread each (Gurobi where its licence "
+                        "allows)")
+    s.add_argument("--formulations", default="paper,ours",
+                   help="paper suite: 'paper' (IBP big-M) and/or 'ours' (LP-OBBT big-M)")
+    s.add_argument("--report-only", action="store_true",
+                   help="paper suite: only rewrite the report from the finished jobs in --out")
     s.add_argument("--seed", type=int, default=0, help="training seed")
     s.add_argument("--fresh", action="store_true", help="ignore earlier results in --out")
     s.add_argument("--jobs", type=int, default=1,
@@ -572,6 +694,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_options(s)
     add_cflp_parser(sub)
     return p
+
+
+def _foreign_args(s: argparse.ArgumentParser, bounds_help: str) -> None:
+    from omlt_relax.bounds.methods import EXPORT_METHODS
+
+    s.add_argument("--bounds", choices=EXPORT_METHODS, default="lp", help=bounds_help)
+    s.add_argument("--lb", help="input lower bounds, comma-separated (default: the sidecar)")
+    s.add_argument("--ub", help="input upper bounds, comma-separated (default: the sidecar)")
+    s.add_argument("--logits", action="store_true",
+                   help="drop a final Softmax/LogSoftmax and optimize a logit")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

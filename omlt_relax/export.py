@@ -9,8 +9,9 @@
    :class:`~omlt_relax.IncrementalQuantileHead` becomes a ReLU layer plus a fixed linear layer.
    Weights keep the model's dtype; a lowered quantile head is written in float64 so the stored
    bounds are for exactly the exported numbers.
-2. ``<path>.bounds.json``: OMLT's input-bounds sidecar, written by ``omlt.io.write_input_bounds``,
-   so plain ``omlt.io.load_onnx_neural_network_with_bounds(path)`` gives a bounded network.
+2. ``<path>.bounds.json``: OMLT's input-bounds sidecar, written by
+   ``omlt.io.input_bounds.write_input_bounds``, so plain
+   ``omlt.io.load_onnx_neural_network_with_bounds(path)`` gives a bounded network.
 3. ONNX ``metadata_props["omlt_relax.neuron_bounds"]``: :meth:`NeuronBounds.to_dict` as JSON
    (versioned; method, input box, float64 pre-activation bounds of every hidden layer, rounded
    outward) plus the SHA-256 fingerprint of the exported weights in ``meta["network_sha256"]``.
@@ -35,11 +36,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from omlt_relax.bounds import affine_chain, chain_numpy, sound_bounds
-from omlt_relax.bounds.methods import DIFFERENTIABLE, EXPORT_METHODS, OPTIMIZATION
-from omlt_relax.bounds.obbt import obbt_bounds
+from omlt_relax.bounds import affine_chain, chain_numpy
+from omlt_relax.bounds.methods import EXPORT_METHODS
 from omlt_relax.chain import chain_fingerprint, check_bounds, network_chain, network_input_box
-from omlt_relax.network import as_box, parse_network
+from omlt_relax.foreign import network_bounds
+from omlt_relax.network import as_box, chain_module, parse_network
 from omlt_relax.neuron_bounds import BoundsMismatchError, NeuronBounds
 
 #: ONNX ``metadata_props`` key holding the per-neuron bounds.
@@ -70,20 +71,6 @@ def _plain_chain(model: nn.Module, lo: np.ndarray, hi: np.ndarray) -> list[tuple
         chain = affine_chain(parsed)
         return [(w.detach().cpu().numpy().copy(), b.detach().cpu().numpy().copy())
                 for w, b in chain]
-
-
-def _chain_module(chain: list[tuple[np.ndarray, np.ndarray]]) -> nn.Sequential:
-    """An ``nn.Sequential`` of ``Linear``/``ReLU`` with exactly these weights (and their dtype)."""
-    mods: list[nn.Module] = []
-    for k, (w, b) in enumerate(chain):
-        lin = nn.Linear(w.shape[1], w.shape[0], dtype=torch.from_numpy(w).dtype)
-        with torch.no_grad():
-            lin.weight.copy_(torch.from_numpy(w))
-            lin.bias.copy_(torch.from_numpy(b))
-        mods.append(lin)
-        if k < len(chain) - 1:
-            mods.append(nn.ReLU())
-    return nn.Sequential(*mods)
 
 
 def _onnx_model(chain: list[tuple[np.ndarray, np.ndarray]], metadata: dict[str, str]) -> Any:
@@ -134,17 +121,20 @@ def _resolve_bounds(
 ) -> NeuronBounds:
     if isinstance(bounds, NeuronBounds):
         return bounds.numpy()
-    if bounds in OPTIMIZATION:
-        return obbt_bounds(plain, lo, hi, method=bounds, time_limit=time_limit).numpy()
-    if bounds in DIFFERENTIABLE:
-        return sound_bounds(plain, lo, hi, method=bounds)
+    if bounds in EXPORT_METHODS:
+        return network_bounds(plain, lo, hi, bounds, time_limit)
     msg = f"unknown bounds {bounds!r}; use one of {EXPORT_METHODS} or a NeuronBounds"
     raise ValueError(msg)
 
 
-def _check_onnxruntime(
+def check_onnxruntime(
     path: Path, model: nn.Module, dtype: np.dtype, lo: np.ndarray, hi: np.ndarray, seed: int
 ) -> None:
+    """Raise ``RuntimeError`` unless onnxruntime on ``path`` matches ``model`` in the box.
+
+    Inputs: the box's corners ``lo``, ``hi``, its centre and ``N_CHECK`` uniform samples, cast to
+    ``dtype`` (the graph's input type); tolerance ``1e3 * eps * (1 + max |f|)``.
+    """
     import onnxruntime as ort
 
     rng = np.random.default_rng(seed)
@@ -153,7 +143,8 @@ def _check_onnxruntime(
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
     sess = ort.InferenceSession(os.fspath(path), opts, providers=["CPUExecutionProvider"])
-    got = np.asarray(sess.run(None, {"input": x.astype(dtype)})[0], dtype=np.float64)
+    feed = {sess.get_inputs()[0].name: x.astype(dtype)}
+    got = np.asarray(sess.run(None, feed)[0], dtype=np.float64)
     p0 = next(iter(model.parameters()))
     with torch.no_grad():
         ref = model(torch.as_tensor(x, dtype=p0.dtype)).double().numpy()
@@ -203,7 +194,7 @@ def export_onnx(
     parsed = parse_network(model)
     lo, hi = as_box(input_bounds, n_inputs=parsed.n_inputs)
     chain = _plain_chain(model, lo, hi)
-    plain = _chain_module(chain)
+    plain = chain_module(chain)
     nb = _resolve_bounds(bounds, plain, lo, hi, time_limit)
     chain64 = [(w.astype(np.float64), b.astype(np.float64)) for w, b in chain]
     nb = check_bounds(chain64, nb, lo, hi)
@@ -215,7 +206,7 @@ def export_onnx(
     onnx.save_model(onnx_model, os.fspath(path), save_as_external_data=False)
     write_input_bounds(os.fspath(sidecar), [(float(a), float(c)) for a, c in zip(lo, hi)])
     try:
-        _check_onnxruntime(path, model, chain[0][0].dtype, lo, hi, seed)
+        check_onnxruntime(path, model, chain[0][0].dtype, lo, hi, seed)
     except Exception:
         path.unlink(missing_ok=True)
         sidecar.unlink(missing_ok=True)
@@ -259,15 +250,15 @@ def load_onnx(path: str | os.PathLike[str]) -> tuple[Any, NeuronBounds]:
         msg = (
             f"the input-bounds sidecar {os.fspath(sidecar)} is missing; the MILP needs the input "
             "box. Re-export with omlt_relax.export_onnx or write it with "
-            "omlt.io.write_input_bounds"
+            "omlt.io.input_bounds.write_input_bounds"
         )
         raise ValueError(msg)
     props = {p.key: p.value for p in model.metadata_props}
     if METADATA_KEY not in props:
         msg = (
-            f"{os.fspath(path)} has no {METADATA_KEY!r} metadata, so no per-neuron bounds; export "
-            "it with omlt_relax.export_onnx (plain OMLT files load with "
-            "omlt.io.load_onnx_neural_network_with_bounds)"
+            f"{os.fspath(path)} has no {METADATA_KEY!r} metadata, so no per-neuron bounds; add "
+            "them with omlt_relax.tighten_onnx (omlt-relax tighten) or export it with "
+            "omlt_relax.export_onnx"
         )
         raise ValueError(msg)
     try:

@@ -194,4 +194,32 @@ def _np(a: object) -> object:
     return a
 
 
-__all__ = ["ParsedNetwork", "UnsupportedNetworkError", "as_box", "forward_chain", "parse_network"]
+def chain_module(chain: Sequence[tuple[np.ndarray, np.ndarray]]) -> nn.Sequential:
+    """The inverse of :func:`~omlt_relax.bounds.affine_chain`: ``Linear``/``ReLU`` modules.
+
+    Each ``(W_k, b_k)`` (numpy, ``W_k`` of shape ``(n_k, n_{k-1})``) becomes a ``Linear`` with
+    exactly these numbers and their dtype, followed by a ``ReLU`` except after the last one, so
+    every bound method (:func:`~omlt_relax.interval_bounds`, :func:`~omlt_relax.crown_bounds`,
+    :func:`~omlt_relax.obbt_bounds`) applies to a chain read from ONNX or OMLT.
+    """
+    mods: list[nn.Module] = []
+    for k, (w, b) in enumerate(chain):
+        w_t = torch.from_numpy(np.ascontiguousarray(w))
+        lin = nn.Linear(w.shape[1], w.shape[0], dtype=w_t.dtype)
+        with torch.no_grad():
+            lin.weight.copy_(w_t)
+            lin.bias.copy_(torch.from_numpy(np.ascontiguousarray(b)).reshape(-1))
+        mods.append(lin)
+        if k < len(chain) - 1:
+            mods.append(nn.ReLU())
+    return nn.Sequential(*mods)
+
+
+__all__ = [
+    "ParsedNetwork",
+    "UnsupportedNetworkError",
+    "as_box",
+    "chain_module",
+    "forward_chain",
+    "parse_network",
+]
