@@ -278,15 +278,19 @@ def _enumerated_decisions(
 
 def machine() -> dict[str, Any]:
     """Where the numbers come from."""
-    import highspy
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        highs = version("highspy")
+    except PackageNotFoundError:  # pragma: no cover - highspy is a dependency
+        highs = "?"
     return {
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "highspy": getattr(highspy, "__version__", "?"),
+        "highspy": highs,
         "solver": "HiGHS via Pyomo (first stage, 1 thread); highspy direct (second stage, "
         "1 thread)",
     }
