@@ -280,12 +280,8 @@ def saa_optimum(
     """
     xs = all_decisions(instance.n_facilities)
     scenarios = np.atleast_2d(np.asarray(scenarios, np.float64))
-    alpha = tail_alpha(risk, n_quantiles)
-    fx = xs @ instance.f
-    lb = recourse_lower_bound(instance, xs, scenarios)
-    lb_obj = (1.0 + risk.lam) * fx + lb.mean(axis=1) + risk.lam * np.array(
-        [cvar(row, alpha) for row in lb]
-    )
+    lb_obj = score_rows(instance, xs, recourse_lower_bound(instance, xs, scenarios), risk,
+                        n_quantiles)
     order = np.argsort(lb_obj, kind="stable")
     n_chunks = int(np.ceil(len(xs) / chunk))
     key = {
