@@ -17,6 +17,7 @@ from omlt_relax.quantile import IncrementalQuantileHead
 from omlt_relax.regularizer import RelaxationRegularizer
 from omlt_relax.solve import SolveResult, SolverUnavailableError, solve
 from omlt_relax.tighten import tighten_onnx
+from omlt_relax.verify import solve_verified
 
 __version__ = "0.1.0"
 
@@ -45,6 +46,7 @@ __all__ = [
     "parse_network",
     "read_onnx",
     "solve",
+    "solve_verified",
     "sound_bounds",
     "tighten_onnx",
 ]

@@ -126,6 +126,9 @@ def test_continuation_schedule() -> None:
     assert checkpoint_from(v, 8) == 6
     assert schedule_factor(PAPER_VARIANTS["stable"], 0, 8) == 1.0
     assert checkpoint_from(PAPER_VARIANTS["stable"], 8) == 0
+    ft = PAPER_VARIANTS["stable_ft"]
+    assert [schedule_factor(ft, e, 4) for e in range(4)] == [0.5, 1.0, 1.0, 1.0]
+    assert checkpoint_from(ft, 4) == 1
 
 
 def test_jobs_order_and_bad_config() -> None:
@@ -144,10 +147,13 @@ def test_jobs_order_and_bad_config() -> None:
 def test_tiny_run_end_to_end_is_verified_and_resumable(tmp_path) -> None:
     """Train 2 tiny nets, solve their MILPs (HiGHS), check them against the forward pass."""
     cfg = PaperConfig(functions=("peaks",), depths=(2,), seeds=(0,),
-                      variants=("none", "stable"), lambdas=(1e-2,), width=6, n_train=300,
-                      n_val=100, n_test=100, epochs=2, time_limit=30, solvers=("highs",))
+                      variants=("stable_ft", "none", "stable"), lambdas=(1e-2,), width=6,
+                      n_train=300, n_val=100, n_test=100, epochs=4, time_limit=30,
+                      solvers=("highs",))
     recs = run_paper(cfg, tmp_path, log=None, progress=False)
-    assert len(recs) == 2
+    assert len(recs) == 3
+    ft = next(r for r in recs if r["job"]["variant"] == "stable_ft")
+    assert ft["best_epoch"] >= 1  # kept after its ramp (2 of the 4 epochs fine-tune)
     fn = PAPER_FUNCTIONS["peaks"]
     for r in recs:
         assert set(r["milp"]) == {"paper", "ours"}
@@ -172,9 +178,28 @@ def test_tiny_run_end_to_end_is_verified_and_resumable(tmp_path) -> None:
     assert (tmp_path / "pareto_peaks.png").stat().st_size > 1000
     # resumable: nothing left to do, records unchanged
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "jobs").glob("*.json")}
-    assert len(run_paper(cfg, tmp_path, log=None, progress=False)) == 2
+    assert len(run_paper(cfg, tmp_path, log=None, progress=False)) == 3
     after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "jobs").glob("*.json")}
     assert before == after
+
+
+def test_finetune_starts_from_the_unregularized_network(tmp_path) -> None:
+    """Without its base network a fine-tuning is skipped (no error); with it, it starts there."""
+    from omlt_relax.bench.paper import paper_data, train_paper
+
+    cfg = PaperConfig(functions=("peaks",), depths=(2,), seeds=(0,), variants=("stable_ft",),
+                      lambdas=(1e-2,), width=6, n_train=300, n_val=100, n_test=100, epochs=4,
+                      time_limit=30, solvers=("highs",))
+    assert run_paper(cfg, tmp_path, log=None, progress=False) == []
+    data = paper_data("peaks", 0, 300, 100, 100)
+    job = Job("peaks", 2, 0, "stable_ft", 1e-2)
+    with pytest.raises(ValueError, match="not trained yet"):
+        train_paper(job, cfg, data)
+    base = paper_network(2, 2, 6, seed=7)
+    net = train_paper(job, cfg, data, init=base.state_dict())
+    assert len(net.history) == 2  # half the epochs
+    # two fine-tuning epochs: the ramp is one epoch long, so λ is full from the start
+    assert [h["lam"] for h in net.history] == [1e-2, 1e-2]
 
 
 def test_stale_lock_is_taken_over_and_live_lock_respected(tmp_path) -> None:
@@ -206,3 +231,24 @@ def test_cli_paper_suite_report_and_errors(tmp_path, capsys) -> None:
                  "rastrigin"]) == 2
     assert "unknown function 'rastrigin'" in capsys.readouterr().err
     assert main(["bench", "--suite", "paper", "--out", str(tmp_path), "--lambdas", "-1"]) == 2
+
+
+def test_job_finished_by_another_process_meanwhile_is_not_run_again(tmp_path, monkeypatch) -> None:
+    import omlt_relax.bench.paper.run as run
+
+    cfg = PaperConfig(functions=("peaks",), depths=(1,), seeds=(0,), variants=("none",),
+                      width=4, n_train=200, n_val=50, n_test=50, epochs=1, time_limit=30,
+                      solvers=("highs",), formulations=("paper",))
+    run_paper(cfg, tmp_path, log=None, progress=False)
+    rec = tmp_path / "jobs" / "peaks-d1-s0-none-0.json"
+    before = rec.stat().st_mtime_ns
+    checks: list[object] = []
+
+    def done_after_the_todo_list(path, c) -> bool:  # as if another process finished it later
+        checks.append(path)
+        return len(checks) > 1
+
+    monkeypatch.setattr(run, "_done", done_after_the_todo_list)
+    run_paper(cfg, tmp_path, log=None, progress=False)
+    assert rec.stat().st_mtime_ns == before
+    assert not (tmp_path / "jobs" / ".peaks-d1-s0-none-0.lock").exists()

@@ -37,7 +37,11 @@ Our variants beside them (same data, seeds, epochs, checkpoint rule): ``stable_c
 neuron penalty on CROWN bounds), ``lpgap_total`` (LP gap with the total derivative through the
 big-M constants), and ``stable_cont`` (continuation: the first half of the epochs plain, the
 stable-neuron penalty ramped linearly to :math:`\lambda` over the next quarter, held for the last
-quarter; the checkpoint is the best validation MSE after the ramp).
+quarter; the checkpoint is the best validation MSE after the ramp), and ``stable_ft``
+(fine-tuning: start from the trained unregularized network of the same function, depth and seed,
+train half the epochs more with the stable-neuron weight ramped linearly to :math:`\lambda` over
+the first half of them, keep the best validation MSE after the ramp; its training time counts only
+the fine-tuning).
 
 Every trained network is measured two ways, minimization only, HiGHS and Gurobi one thread each
 (Gurobi where its size-limited pip licence allows):

@@ -70,8 +70,8 @@ class PaperVariant:
             ``"l1"``, ``"l2"``).
         bounds: ``"ibp"`` or ``"crown"``, the differentiable bounds of ``width``/``stable``.
         lp_derivative: ``"direct"`` (the paper's) or ``"total"``.
-        schedule: ``"constant"`` (λ from the first step) or ``"continuation"`` (see the module
-            docstring).
+        schedule: ``"constant"`` (λ from the first step), ``"continuation"`` or ``"finetune"``
+            (see the module docstring).
         description: one line for tables.
     """
 
@@ -105,6 +105,8 @@ PAPER_VARIANTS: dict[str, PaperVariant] = {
                      description="LP gap, total derivative"),
         PaperVariant("stable_cont", "ours", ("stable",), schedule="continuation",
                      description="stable neuron (IBP), continuation schedule"),
+        PaperVariant("stable_ft", "ours", ("stable",), schedule="finetune",
+                     description="stable neuron (IBP), fine-tuning the unregularized network"),
     )
 }
 

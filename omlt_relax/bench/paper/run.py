@@ -12,18 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from omlt_relax.bench.paper.measure import measure_paper
 from omlt_relax.bench.paper.protocol import (
     Job,
     PaperConfig,
     PaperData,
+    get_paper_variant,
     jobs_of,
     paper_data,
     paper_network,
 )
 from omlt_relax.bench.paper.report import load_records, write_report
-from omlt_relax.bench.paper.training import TrainedNet, train_paper
+from omlt_relax.bench.paper.training import TrainedNet, epochs_of, train_paper
 from omlt_relax.bench.results import write_json
 from omlt_relax.bench.suite import environment as suite_environment
 
@@ -41,6 +43,26 @@ def environment() -> dict[str, Any]:
     return env
 
 
+class BaseNotTrainedError(FileNotFoundError):
+    """A fine-tuning job whose unregularized network is not (yet) in the output folder."""
+
+
+def base_job(job: Job) -> Job:
+    """The unregularized job of the same function, depth and seed."""
+    return Job(job.function, job.depth, job.seed, "none", 0.0)
+
+
+def _stored(path: Path, cfg: PaperConfig, full: bool = False) -> Any:
+    """The saved network at ``path`` if it was trained with ``cfg``'s settings (its state dict,
+    or the whole record with ``full``), else ``None``."""
+    if not path.is_file():
+        return None
+    saved = torch.load(path, weights_only=False)
+    if saved.get("train_key") != cfg.train_key():
+        return None
+    return saved if full else saved["state"]
+
+
 def run_job(job: Job, cfg: PaperConfig, out: Path, data_cache: dict[tuple[str, int], PaperData],
             log: Callable[[str], None] | None = None,
             progress: Callable[[int], None] | None = None) -> dict[str, Any]:
@@ -54,15 +76,20 @@ def run_job(job: Job, cfg: PaperConfig, out: Path, data_cache: dict[tuple[str, i
     data = data_cache[dkey]
     mpath = out / "models" / f"{job.key}.pt"
     trained = None
-    if mpath.is_file():
-        saved = torch.load(mpath, weights_only=False)
-        if saved.get("train_key") == cfg.train_key():
-            model = paper_network(data.x_train.shape[1], job.depth, cfg.width, job.seed)
-            model.load_state_dict(saved["state"])
-            trained = TrainedNet(model, saved["best_epoch"], saved["best_val_mse"],
-                                 saved["train_time"], saved["history"])
+    saved = _stored(mpath, cfg, full=True)
+    if saved is not None:
+        model = paper_network(data.x_train.shape[1], job.depth, cfg.width, job.seed)
+        model.load_state_dict(saved["state"])
+        trained = TrainedNet(model, saved["best_epoch"], saved["best_val_mse"],
+                             saved["train_time"], saved["history"])
     if trained is None:
-        trained = train_paper(job, cfg, data, progress)
+        init = None
+        if get_paper_variant(job.variant).schedule == "finetune":
+            init = _stored(out / "models" / f"{base_job(job).key}.pt", cfg)
+            if init is None:
+                msg = f"{job.key}: the unregularized network {base_job(job).key} is not trained"
+                raise BaseNotTrainedError(msg)
+        trained = train_paper(job, cfg, data, progress, init=init)
         tmp = mpath.with_name(f".{mpath.name}.{os.getpid()}.tmp")  # atomic: no torn model
         torch.save({"state": trained.model.state_dict(), "train_key": cfg.train_key(),
                     "best_epoch": trained.best_epoch, "best_val_mse": trained.best_val_mse,
@@ -97,16 +124,23 @@ def _done(path: Path, cfg: PaperConfig) -> bool:
 def _claim(lock: Path) -> bool:
     """Create ``lock`` holding this process's id; take over a lock whose process is gone.
 
-    Only for processes of one machine (the id is checked with ``os.kill(pid, 0)``).
+    Only for processes of one machine (the id is checked with ``os.kill(pid, 0)``). A lock that
+    is still empty is being written by its owner, unless it is older than a minute.
     """
     for _ in range(2):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             try:
-                pid = int(lock.read_text().split()[0])
-                os.kill(pid, 0)
-            except (OSError, ValueError, IndexError):
+                text = lock.read_text().strip()
+                if not text:
+                    if time.time() - lock.stat().st_mtime < 60:
+                        return False
+                    raise ValueError("an empty lock left behind")
+                os.kill(int(text.split()[0]), 0)
+            except FileNotFoundError:
+                continue  # released meanwhile: try again
+            except (OSError, ValueError):
                 lock.unlink(missing_ok=True)  # its process died: the job is free again
                 continue
             return False
@@ -128,23 +162,30 @@ def run_paper(cfg: PaperConfig, out_dir: str | os.PathLike[str],
     cfg_path = out / "config.json"
     write_json(cfg_path, {"config": cfg.to_dict(), "environment": environment()})
     todo = [j for j in jobs_of(cfg) if not _done(out / "jobs" / f"{j.key}.json", cfg)]
+    # fine-tunings start from a trained unregularized network: run them after the others
+    todo.sort(key=lambda j: get_paper_variant(j.variant).schedule == "finetune")
     cache: dict[tuple[str, int], PaperData] = {}
     if log is not None:
         log(f"paper suite: {len(jobs_of(cfg))} jobs, {len(todo)} to run, results in {out}")
-    from tqdm.auto import tqdm
-
     for i, job in enumerate(todo, 1):
         lock = out / "jobs" / f".{job.key}.lock"
         if not _claim(lock):
             if log is not None:
                 log(f"[{i}/{len(todo)}] {job.key}: running elsewhere (lock {lock}), skipped")
             continue
+        if _done(out / "jobs" / f"{job.key}.json", cfg):  # finished elsewhere meanwhile
+            lock.unlink(missing_ok=True)
+            continue
         try:
             if log is not None:
                 log(f"[{i}/{len(todo)}] {job.key}")
-            with tqdm(total=cfg.epochs, desc=job.key, unit="epoch", leave=False,
+            total = epochs_of(get_paper_variant(job.variant), cfg.epochs)
+            with tqdm(total=total, desc=job.key, unit="epoch", leave=False,
                       disable=not progress) as bar:
                 run_job(job, cfg, out, cache, log, bar.update)
+        except BaseNotTrainedError as e:
+            if log is not None:
+                log(f"  skipped: {e}; run it again once that network is trained")
         finally:
             lock.unlink(missing_ok=True)
         write_report(out, cfg)

@@ -78,11 +78,21 @@ class PaperRegularizer:
         return total
 
 
+def epochs_of(variant: PaperVariant, epochs: int) -> int:
+    """Epochs a variant trains: ``epochs``, or half of them for a fine-tuning."""
+    return max(1, epochs // 2) if variant.schedule == "finetune" else epochs
+
+
 def schedule_factor(variant: PaperVariant, epoch: int, epochs: int) -> float:
-    """Multiplier of λ at ``epoch`` (0-based): 1, or the continuation ramp 0 → 1."""
+    """Multiplier of λ at ``epoch`` (0-based) of a run of ``epochs`` epochs: 1 (constant), the
+    continuation ramp (0 for the first half, linear to 1 over the third quarter), or the
+    fine-tuning ramp (linear to 1 over the first half)."""
     if variant.schedule == "constant":
         return 1.0
-    start, end = epochs // 2, (3 * epochs) // 4
+    if variant.schedule == "finetune":
+        start, end = 0, max(1, epochs // 2)
+    else:
+        start, end = epochs // 2, (3 * epochs) // 4
     if epoch < start:
         return 0.0
     if epoch >= end:
@@ -91,8 +101,12 @@ def schedule_factor(variant: PaperVariant, epoch: int, epochs: int) -> float:
 
 
 def checkpoint_from(variant: PaperVariant, epochs: int) -> int:
-    """First epoch whose parameters may be kept (after the ramp of a continuation)."""
-    return (3 * epochs) // 4 if variant.schedule == "continuation" else 0
+    """First epoch whose parameters may be kept (after the ramp of a schedule)."""
+    if variant.schedule == "continuation":
+        return (3 * epochs) // 4
+    if variant.schedule == "finetune":
+        return max(1, epochs // 2) - 1
+    return 0
 
 
 @dataclass
@@ -107,10 +121,21 @@ class TrainedNet:
 
 
 def train_paper(job: Job, cfg: PaperConfig, data: PaperData,
-                progress: Callable[[int], None] | None = None) -> TrainedNet:
-    """Train one job with the protocol: Adam, batch 64, best-validation-MSE checkpoint."""
+                progress: Callable[[int], None] | None = None,
+                init: dict[str, torch.Tensor] | None = None) -> TrainedNet:
+    """Train one job with the protocol: Adam, batch 64, best-validation-MSE checkpoint.
+
+    ``init``: the state dict to start from (required by a ``"finetune"`` variant: the trained
+    unregularized network of the same function, depth and seed).
+    """
     v = get_paper_variant(job.variant)
     model = paper_network(data.x_train.shape[1], job.depth, cfg.width, job.seed)
+    if v.schedule == "finetune":
+        if init is None:
+            msg = f"{job.key} fine-tunes the unregularized network, which is not trained yet"
+            raise ValueError(msg)
+        model.load_state_dict(init)
+    epochs = epochs_of(v, cfg.epochs)
     reg = PaperRegularizer(model, v, (data.lower, data.upper), job.seed) if v.regularized else None
     x = torch.as_tensor(data.x_train, dtype=torch.float32)
     y = torch.as_tensor(data.y_train, dtype=torch.float32)
@@ -119,12 +144,12 @@ def train_paper(job: Job, cfg: PaperConfig, data: PaperData,
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(job.seed)
     n, bs = x.shape[0], cfg.batch_size
-    first_ckpt = checkpoint_from(v, cfg.epochs)
+    first_ckpt = checkpoint_from(v, epochs)
     best_state, best_val, best_epoch = None, math.inf, -1
     history: list[dict[str, float]] = []
     t0 = time.perf_counter()
-    for epoch in range(cfg.epochs):
-        lam = job.lam * schedule_factor(v, epoch, cfg.epochs) if reg is not None else 0.0
+    for epoch in range(epochs):
+        lam = job.lam * schedule_factor(v, epoch, epochs) if reg is not None else 0.0
         perm = torch.randperm(n, generator=gen)
         tot = 0.0
         for s in range(0, n, bs):
