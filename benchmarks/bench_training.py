@@ -17,7 +17,12 @@ on a shared machine); per-step time is the median over rounds, the overhead rati
 ``median(regularized) / median(plain)``, target <= 1.5. If the LP-gap penalty is installed,
 per-sample LPs per second of ``lp_gap`` (value + backward) are measured too.
 
-Run: ``python benchmarks/bench_training.py`` (``--rounds``, ``--steps`` to change the effort).
+The paper's penalties (Tsay 2026, as in ``omlt-relax bench --suite paper``) are timed too:
+``width`` (bound width, IBP), ``stable`` (stable neuron, IBP) and ``stable (CROWN)``.
+
+Run: ``python benchmarks/bench_training.py`` (``--rounds``, ``--steps`` to change the effort);
+the paper's size: ``python benchmarks/bench_training.py --hidden 25,25,25,25,25 --batch 64``
+(targets there: IBP penalties <= 1.5x plain, CROWN <= 3x).
 """
 
 from __future__ import annotations
@@ -38,11 +43,13 @@ from omlt_relax.regularizer import RelaxationRegularizer
 from omlt_relax.train import build_model
 
 BOX = ([-3.0, -3.0], [3.0, 3.0])
-CONFIGS = ("plain", "bigm", "bigm+xiao", "bigm+triangle", "bigm+triangle (torch)")
+CONFIGS = ("plain", "bigm", "bigm+xiao", "bigm+triangle", "bigm+triangle (torch)",
+           "paper width", "paper stable", "paper stable (CROWN)")
+HIDDEN: tuple[int, ...] = (50, 50)
 
 
-def make_net(seed: int = 0) -> nn.Sequential:
-    return build_model(2, (50, 50), 1, seed)
+def make_net(seed: int = 0, hidden: tuple[int, ...] | None = None) -> nn.Sequential:
+    return build_model(2, hidden or HIDDEN, 1, seed)
 
 
 def machine_info() -> dict[str, str]:
@@ -86,6 +93,13 @@ def _step_fns(batch: int) -> dict[str, Callable[[], None]]:
             def term() -> torch.Tensor:
                 nb = interval_bounds(net, *BOX)
                 return bigm(x, bounds=nb) + tri(x, bounds=nb)
+        elif config.startswith("paper"):
+            from omlt_relax.bench.paper import PAPER_VARIANTS, PaperRegularizer
+
+            name = {"paper width": "width", "paper stable": "stable",
+                    "paper stable (CROWN)": "stable_crown"}[config]
+            preg = PaperRegularizer(net, PAPER_VARIANTS[name], BOX, seed=0)
+            term = lambda: w * preg(x)  # noqa: E731
 
         def step() -> None:
             loss = nn.functional.mse_loss(net(x), y)
@@ -156,16 +170,19 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--steps", type=int, default=10, help="steps per round")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--lp-samples", type=int, default=512)
+    parser.add_argument("--hidden", default="50,50", help="hidden widths, e.g. 25,25,25,25,25")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    global HIDDEN
+    HIDDEN = tuple(int(v) for v in args.hidden.split(","))
 
     info = machine_info()
     for k, v in info.items():
         print(f"{k:>16}: {v}")
     res = time_steps(args.rounds, args.steps, args.batch)
     print(
-        f"\n2x50 net, batch {args.batch}, Adam, 1 thread; {args.rounds} rounds x {args.steps} "
-        "steps; medians per step; ratio = step / plain step (target <= 1.5)"
+        f"\nhidden {list(HIDDEN)}, batch {args.batch}, Adam, 1 thread; {args.rounds} rounds x "
+        f"{args.steps} steps; medians per step; ratio = step / plain step (target <= 1.5)"
     )
     print(f"{'step':>24} {'wall us':>9} {'CPU us':>9} {'ratio CPU':>10} {'ratio wall':>11}")
     for name, r in res.items():

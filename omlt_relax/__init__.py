@@ -12,16 +12,18 @@ from omlt_relax.formulations import BoundedReluBigMFormulation, BoundedReluParti
 from omlt_relax.lp.gap import LPGapPenalty, lp_gap
 from omlt_relax.network import UnsupportedNetworkError, chain_module, parse_network
 from omlt_relax.neuron_bounds import BoundsMismatchError, NeuronBounds
-from omlt_relax.penalties import BigMPenalty, StabilityPenalty
+from omlt_relax.penalties import BigMPenalty, BoundPenalty, Penalty, StabilityPenalty
 from omlt_relax.quantile import IncrementalQuantileHead
 from omlt_relax.regularizer import RelaxationRegularizer
 from omlt_relax.solve import SolveResult, SolverUnavailableError, solve
 from omlt_relax.tighten import tighten_onnx
+from omlt_relax.verify import solve_verified
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BigMPenalty",
+    "BoundPenalty",
     "BoundedReluBigMFormulation",
     "BoundedReluPartitionFormulation",
     "BoundsMismatchError",
@@ -29,6 +31,7 @@ __all__ = [
     "IncrementalQuantileHead",
     "LPGapPenalty",
     "NeuronBounds",
+    "Penalty",
     "RelaxationRegularizer",
     "SolveResult",
     "SolverUnavailableError",
@@ -45,6 +48,7 @@ __all__ = [
     "parse_network",
     "read_onnx",
     "solve",
+    "solve_verified",
     "sound_bounds",
     "tighten_onnx",
 ]

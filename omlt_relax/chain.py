@@ -14,7 +14,8 @@ This module holds what is said about such a chain without computing bounds:
 * :func:`network_chain`: the float64 chain of an OMLT ``NetworkDefinition``, and
   :func:`network_input_box` its input box;
 * :func:`chain_fingerprint`: the SHA-256 of the float64 weights (identifies a network);
-* :func:`check_bounds`: whether a :class:`~omlt_relax.NeuronBounds` belongs to a chain and box.
+* :func:`check_bounds`: whether a :class:`~omlt_relax.NeuronBounds` belongs to a chain and box
+  and is sound (layer 1 exactly, deeper layers at :func:`probe_inputs` and more).
 
 The torch chain of an ``nn.Sequential`` is :func:`omlt_relax.bounds.affine_chain` (lowering a
 quantile head needs interval bounds, so it sits one stage later).
@@ -38,8 +39,10 @@ ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
 #: Relative tolerance of the spot check of stored bounds against forward passes of the network.
 SPOT_CHECK_RTOL = 1e-7
-#: Number of random inputs (plus box centre and corners) used by the spot check.
-SPOT_CHECK_SAMPLES = 64
+#: Number of random inputs (plus box centre, corners and layer-1 extreme corners) of the check.
+SPOT_CHECK_SAMPLES = 2048
+#: Up to this many inputs every box corner is a sample (:func:`probe_inputs`).
+MAX_CORNER_DIM = 10
 
 
 def relu(z: ArrayT) -> ArrayT:
@@ -170,16 +173,41 @@ def chain_fingerprint(chain: Sequence[tuple[np.ndarray, np.ndarray]]) -> str:
     return h.hexdigest()
 
 
+def probe_inputs(lo: np.ndarray, hi: np.ndarray, n: int = 256, seed: int = 0) -> np.ndarray:
+    """Box centre, corners (all up to :data:`MAX_CORNER_DIM` inputs, else ``2n`` random ones) and
+    ``n`` uniform random inputs of the box ``[lo, hi]``; shape ``(B, n_0)``."""
+    lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    rng = np.random.default_rng(seed)
+    d = lo.size
+    if d <= MAX_CORNER_DIM:
+        bits = (np.arange(2**d)[:, None] >> np.arange(d)[None, :]) & 1
+    else:
+        bits = rng.integers(0, 2, size=(2 * n, d))
+    corners = np.where(bits == 1, hi, lo)
+    rand = lo + (hi - lo) * rng.random((n, d))
+    return np.vstack([(lo + hi) / 2, corners, rand])
+
+
 def check_bounds(
     net_chain: Chain, bounds: NeuronBounds, lo: np.ndarray, hi: np.ndarray
 ) -> NeuronBounds:
-    """Check that ``bounds`` belong to this chain and box; return them as float64 numpy.
+    r"""Check that ``bounds`` belong to this chain and box and are sound; return them as numpy.
 
     Checks, each a :class:`~omlt_relax.BoundsMismatchError` naming what differs: hidden widths;
     the stored input box contains ``[lo, hi]``; the network fingerprint if the bounds carry one
-    (``meta["network_sha256"]``, written by :func:`~omlt_relax.export_onnx`); and that forward
-    passes at the box centre, its two extreme corners and ``SPOT_CHECK_SAMPLES`` random inputs stay
-    inside the stored bounds.
+    (``meta["network_sha256"]``, written by :func:`~omlt_relax.export_onnx`); then soundness:
+
+    * **layer 1 exactly**: :math:`\hat z_1 = W_1 x + b_1` is affine, so its range over the box is
+      :math:`[W_1^+ x_{lo} + W_1^- x_{hi} + b_1,\ W_1^+ x_{hi} + W_1^- x_{lo} + b_1]`; stored bounds
+      must contain it up to the float64 rounding of that sum, :math:`\gamma_n` times the
+      magnitude :math:`|W_1| \max(|x_{lo}|, |x_{hi}|) + |b_1|` (exported bounds are widened
+      outward by far more, :data:`~omlt_relax.bounds.SOUND_WIDEN`);
+    * **deeper layers by sampling**: a vectorized float64 forward pass at the box centre, every
+      corner (random corners beyond ``MAX_CORNER_DIM`` inputs), the two extreme corners of every
+      layer-1 neuron and ``SPOT_CHECK_SAMPLES`` random inputs must stay inside the stored bounds
+      (relative tolerance ``SPOT_CHECK_RTOL``).
+
+    The message of an unsound record names the layer, the neuron and by how much it is violated.
     """
     if not isinstance(bounds, NeuronBounds):
         msg = f"bounds must be a NeuronBounds, got {type(bounds).__name__}"
@@ -194,24 +222,46 @@ def check_bounds(
             "mismatch); these bounds belong to another network"
         )
         raise BoundsMismatchError(msg)
-    rng = np.random.default_rng(0)
-    rand = lo + (hi - lo) * rng.random((SPOT_CHECK_SAMPLES, lo.size))
-    xs = np.vstack([(lo + hi) / 2, lo, hi, rand])
+    if not widths:
+        return nb
+    # layer 1: exact range over the box, up to float64 rounding of the sums
+    w1, b1 = net_chain[0]
+    wp, wn = np.maximum(w1, 0.0), np.minimum(w1, 0.0)
+    exact_lo, exact_hi = wp @ lo + wn @ hi + b1, wp @ hi + wn @ lo + b1
+    n = w1.shape[1] + 2
+    gamma = n * 2.0**-53 / (1 - n * 2.0**-53)
+    slack = 2 * gamma * (np.abs(w1) @ np.maximum(np.abs(lo), np.abs(hi)) + np.abs(b1))
+    over = np.maximum(nb.lower[0] - exact_lo, exact_hi - nb.upper[0]) - slack
+    if (over > 0).any():
+        j = int(np.argmax(over))
+        side = "lower" if nb.lower[0][j] - exact_lo[j] >= exact_hi[j] - nb.upper[0][j] else "upper"
+        msg = (
+            f"hidden layer 1 neuron {j}: stored bounds [{nb.lower[0][j]:.10g}, "
+            f"{nb.upper[0][j]:.10g}] do not contain its exact range [{exact_lo[j]:.10g}, "
+            f"{exact_hi[j]:.10g}] over the box (the {side} bound is off by {over[j]:.3g}); these "
+            "bounds are unsound (edited, or they belong to another network)"
+        )
+        raise BoundsMismatchError(msg)
+    # deeper layers: forward passes at the centre, corners, layer-1 extreme corners, random points
+    xs = np.vstack([probe_inputs(lo, hi, SPOT_CHECK_SAMPLES, seed=0),
+                    np.where(w1 > 0, hi, lo), np.where(w1 > 0, lo, hi)])
     for k, zh in enumerate(forward_hidden(net_chain, xs)[:-1]):
         tol = SPOT_CHECK_RTOL * (1.0 + np.abs(zh))
-        bad = (zh < nb.lower[k] - tol) | (zh > nb.upper[k] + tol)
-        if bad.any():
-            s, j = (int(v[0]) for v in np.nonzero(bad))
+        viol = np.maximum(nb.lower[k] - zh, zh - nb.upper[k]) - tol
+        if (viol > 0).any():
+            s, j = np.unravel_index(int(np.argmax(viol)), viol.shape)
             msg = (
-                f"hidden layer {k + 1} neuron {j} takes the value {zh[s, j]:.6g} at input "
-                f"{xs[s].tolist()}, outside its stored bounds [{nb.lower[k][j]:.6g}, "
-                f"{nb.upper[k][j]:.6g}]; these bounds belong to another network"
+                f"hidden layer {k + 1} neuron {j} takes the value {zh[s, j]:.10g} at input "
+                f"{xs[s].tolist()}, outside its stored bounds [{nb.lower[k][j]:.10g}, "
+                f"{nb.upper[k][j]:.10g}] by {viol[s, j] + tol[s, j]:.3g}; these bounds are "
+                "unsound (edited, or they belong to another network)"
             )
             raise BoundsMismatchError(msg)
     return nb
 
 
 __all__ = [
+    "MAX_CORNER_DIM",
     "SPOT_CHECK_RTOL",
     "SPOT_CHECK_SAMPLES",
     "Chain",
@@ -221,5 +271,6 @@ __all__ = [
     "forward_hidden",
     "network_chain",
     "network_input_box",
+    "probe_inputs",
     "relu",
 ]

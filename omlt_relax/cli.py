@@ -2,7 +2,7 @@
 
 .. code-block:: text
 
-    omlt-relax demo  [--out DIR]                       # peaks 2×50: plain vs relaxation-informed
+    omlt-relax demo  [--out DIR]                       # peaks 5×25: plain vs relaxation-informed
     omlt-relax train data.csv --out net.onnx [--regularize relax]   # CSV -> ONNX with bounds
     omlt-relax solve net.onnx [--sense both] [--compare-omlt]       # ONNX -> MILP report
     omlt-relax tighten in.onnx --out out.onnx [--bounds lp]         # any dense ReLU ONNX + bounds
@@ -15,7 +15,6 @@ exit status 2 and one line on standard error, ``omlt-relax: error: ...``; no tra
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -28,9 +27,14 @@ from typing import Any, NoReturn
 import numpy as np
 
 from omlt_relax.bench.report import fmt, format_table, milp_cell
+from omlt_relax.data_io import box_warnings, read_csv
 
 #: Exit status for bad input.
 EXIT_USAGE = 2
+#: Exit status of ``solve`` when an answer is contradicted by the network's forward pass.
+EXIT_UNRELIABLE = 3
+#: The status of such an answer (:data:`omlt_relax.verify.UNRELIABLE`).
+UNRELIABLE = "numerically_unreliable"
 
 #: Defaults of ``bench``: sized so that the whole suite (8 functions × 10 variants, ``--jobs 2``)
 #: fits in about 40 minutes on a 2-core machine.
@@ -41,6 +45,9 @@ BENCH_TIME_LIMIT = 20.0
 DEMO_VARIANT = "bigm+stability"
 DEMO_SCALE = 1e-3
 DEMO_EPOCHS = 1000
+#: The demo's network: five hidden layers of 25 (the paper's deepest size), big enough that the
+#: unregularized MILP finds no incumbent within the demo's time limit on 2 cores.
+DEMO_HIDDEN = "25,25,25,25,25"
 
 
 class CliError(Exception):
@@ -91,64 +98,6 @@ def _positive(x: float | None, what: str) -> None:
         raise CliError(msg)
 
 
-def read_csv(
-    path: str | os.PathLike[str],
-    inputs: Sequence[str] | None,
-    targets: Sequence[str] | None,
-    n_inputs: int | None,
-) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
-    """Read a CSV with a header row into ``(x, y, input_names, target_names)``.
-
-    Columns are chosen by name (``inputs``/``targets``); by default the last column is the target
-    and the others are inputs; ``n_inputs`` takes the first ``n_inputs`` columns as inputs and the
-    rest as targets. Every row must have as many fields as the header.
-    """
-    p = Path(path)
-    if not p.is_file():
-        msg = f"no CSV file at {p}"
-        raise CliError(msg)
-    with p.open(newline="") as fh:
-        rows = list(csv.reader(fh))
-    rows = [r for r in rows if r and any(c.strip() for c in r)]
-    if len(rows) < 2:
-        msg = f"{p} needs a header row and at least one data row"
-        raise CliError(msg)
-    header = [h.strip() for h in rows[0]]
-    for i, r in enumerate(rows[1:], start=2):
-        if len(r) != len(header):
-            msg = f"{p} line {i} has {len(r)} columns but the header has {len(header)}"
-            raise CliError(msg)
-    if len(header) < 2:
-        msg = f"{p} has {len(header)} column; it needs at least one input and one target column"
-        raise CliError(msg)
-    if inputs is None and targets is None:
-        k = len(header) - 1 if n_inputs is None else n_inputs
-        if not 1 <= k < len(header):
-            msg = (f"{p} has {len(header)} columns, so --n-inputs must be between 1 and "
-                   f"{len(header) - 1}, got {k}")
-            raise CliError(msg)
-        in_names, out_names = header[:k], header[k:]
-    else:
-        out_names = list(targets) if targets is not None else [header[-1]]
-        in_names = list(inputs) if inputs is not None else [h for h in header if h not in out_names]
-        for name in [*in_names, *out_names]:
-            if name not in header:
-                msg = f"column {name!r} is not in {p} (columns: {', '.join(header)})"
-                raise CliError(msg)
-        if n_inputs is not None and n_inputs != len(in_names):
-            msg = f"--n-inputs is {n_inputs} but {len(in_names)} input columns were selected"
-            raise CliError(msg)
-        if not in_names or not out_names:
-            msg = "select at least one input and one target column"
-            raise CliError(msg)
-    idx = {h: i for i, h in enumerate(header)}
-    try:
-        data = np.array([[float(r[idx[h]]) for h in [*in_names, *out_names]] for r in rows[1:]])
-    except ValueError as e:
-        msg = f"{p} has a value that is not a number ({e})"
-        raise CliError(msg) from None
-    k = len(in_names)
-    return data[:, :k], data[:, k:], in_names, out_names
 
 
 def _fmt(x: Any, spec: str = ".4g") -> str:
@@ -161,7 +110,7 @@ def _milp_cell(m: dict[str, Any]) -> str:
 
 # -- demo ---------------------------------------------------------------------------------------
 def cmd_demo(a: argparse.Namespace) -> int:
-    """Peaks on [-3, 3]², a 2×50 network, plain vs relaxation-informed training."""
+    """Peaks on [-3, 3]², a 5×25 network, plain vs relaxation-informed training."""
     import torch
 
     from omlt_relax.bench.data import sample_function
@@ -295,6 +244,35 @@ def _demo_plot(fn: Any, runs: dict[str, dict[str, Any]], path: Path, sp: float, 
 
 
 # -- train --------------------------------------------------------------------------------------
+def _check_train_args(a: argparse.Namespace) -> None:
+    """Numeric options of ``train`` that argparse's types cannot check."""
+    if a.batch_size < 1:
+        msg = f"--batch-size must be at least 1, got {a.batch_size}"
+        raise CliError(msg)
+    _positive(a.lr, "--lr")
+    for name, v in (("--val-fraction", a.val_fraction), ("--test-fraction", a.test_fraction)):
+        if not (math.isfinite(v) and 0 <= v < 1):
+            msg = f"{name} must be in [0, 1), got {v}"
+            raise CliError(msg)
+    _output_path(a.out, "--out")
+
+
+def _output_path(text: str, what: str) -> Path:
+    """``text`` as a file path to write: its folder is created; a file in the way is an error."""
+    out = Path(text)
+    if out.is_dir():
+        msg = f"{what} {out} is a folder; give a file name such as {out / 'net.onnx'}"
+        raise CliError(msg)
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                msg = f"{what} {out} cannot be written: {parent} is a file, not a folder"
+                raise CliError(msg)
+            break
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 
 
 def cmd_train(a: argparse.Namespace) -> int:
@@ -310,6 +288,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     if a.epochs < 1:
         msg = f"--epochs must be at least 1, got {a.epochs}"
         raise CliError(msg)
+    _check_train_args(a)
     if a.weight < 0 or not math.isfinite(a.weight):
         msg = f"--weight must be a number >= 0, got {a.weight}"
         raise CliError(msg)
@@ -332,6 +311,9 @@ def cmd_train(a: argparse.Namespace) -> int:
         i = int(bad[0])
         msg = f"input box is inverted for {in_names[i]}: lower {lo[i]:g} > upper {hi[i]:g}"
         raise CliError(msg)
+    if not a.quiet:
+        for w in box_warnings(x, lo, hi, in_names):
+            print(f"warning: {w}", file=sys.stderr)
     outside = np.flatnonzero((x < lo - 1e-12).any(axis=0) | (x > hi + 1e-12).any(axis=0))
     if outside.size and not a.quiet:
         print(f"note: data of {', '.join(in_names[i] for i in outside)} lie partly outside the "
@@ -344,9 +326,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
     with tqdm(total=cfg.epochs, desc="train", unit="epoch", disable=a.quiet) as bar:
         res = fit(data, v, a.weight if v.regularized else 0.0, cfg, progress=bar.update)
-    out = Path(a.out)
-    if out.parent and not out.parent.exists():
-        out.parent.mkdir(parents=True)
+    out = _output_path(a.out, "--out")
     nb = export_onnx(res.model, out, (lo, hi), bounds=a.bounds)
     test = rmse(predict(res.model, data.x_test), data.y_test)
     print(f"trained {len(in_names)} -> {list(hidden)} -> {len(out_names)} "
@@ -365,6 +345,9 @@ def cmd_solve(a: argparse.Namespace) -> int:
     from omlt_relax.optimize import solve_milp
 
     _positive(a.time_limit, "--time-limit")
+    if a.threads < 1:
+        msg = f"--threads must be at least 1, got {a.threads}"
+        raise CliError(msg)
     p = Path(a.onnx)
     if not p.is_file():
         msg = f"no ONNX file at {p}"
@@ -408,9 +391,13 @@ def cmd_solve(a: argparse.Namespace) -> int:
     print(format_table(["formulation", "sense", "status", "objective", "bound", "gap", "time s",
                         "nodes", "binaries", "x*"], rows))
     if a.json:
-        Path(a.json).write_text(json.dumps(report, indent=1))
+        _output_path(a.json, "--json").write_text(json.dumps(report, indent=1))
         print(f"wrote {a.json}")
-    return 0
+    bad = [r for r in report["results"] if r["status"] == UNRELIABLE]
+    for r in bad:
+        print(f"omlt-relax solve: error: {r['sense']} ({r['formulation']}): {r['note']}",
+              file=sys.stderr)
+    return EXIT_UNRELIABLE if bad else 0
 
 
 # -- tighten ------------------------------------------------------------------------------------
@@ -448,8 +435,16 @@ def cmd_tighten(a: argparse.Namespace) -> int:
 
 # -- bench --------------------------------------------------------------------------------------
 def cmd_bench(a: argparse.Namespace) -> int:
-    """The benchmark suite (see :mod:`omlt_relax.bench.suite`)."""
+    """The benchmark suite (see :mod:`omlt_relax.bench.suite`), or ``--suite paper``."""
     import torch
+
+    if a.suite == "paper":
+        return _bench_paper(a)
+    defaults = (("functions", "2d"), ("variants", "all"), ("time_limit", BENCH_TIME_LIMIT),
+                ("n_train", 2000), ("epochs", BENCH_EPOCHS))
+    for name, default in defaults:
+        if getattr(a, name) is None:
+            setattr(a, name, default)
 
     from omlt_relax.bench.functions import FUNCTIONS
     from omlt_relax.bench.suite import (
@@ -501,6 +496,60 @@ def cmd_bench(a: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_paper(a: argparse.Namespace) -> int:
+    """``omlt-relax bench --suite paper``: Tsay 2026's protocol (:mod:`omlt_relax.bench.paper`)."""
+    import torch
+
+    from omlt_relax.bench.paper import (
+        LAMBDAS,
+        PAPER_FUNCTIONS,
+        PAPER_VARIANTS,
+        REPORT_FILE,
+        PaperConfig,
+        run_paper,
+        write_report,
+    )
+    from omlt_relax.bench.suite import parse_list
+
+    torch.set_num_threads(1)
+    base = PaperConfig()
+    _positive(a.time_limit, "--time-limit")
+    lambdas = tuple(_floats(a.lambdas, "--lambdas") or LAMBDAS)
+    for lam in lambdas:
+        _positive(lam, "--lambdas")
+    seeds = tuple(int(s) for s in a.seeds.split(",")) if a.seeds else base.seeds
+    try:
+        cfg = PaperConfig(
+            functions=tuple(parse_list(a.functions or "all", list(PAPER_FUNCTIONS), "function")),
+            depths=_ints(a.depths, "--depths") if a.depths else base.depths,
+            seeds=seeds,
+            variants=tuple(parse_list(a.variants or "all", list(PAPER_VARIANTS), "variant")),
+            lambdas=lambdas,
+            n_train=a.n_train or base.n_train,
+            n_val=a.n_val or base.n_val,
+            n_test=a.n_test or base.n_test,
+            epochs=a.epochs or base.epochs,
+            time_limit=a.time_limit or base.time_limit,
+            solvers=tuple(parse_list(a.solvers, ["highs", "gurobi"], "solver")),
+            formulations=tuple(parse_list(a.formulations, ["paper", "ours"], "formulation")),
+        )
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    if a.report_only:
+        path = write_report(a.out, cfg)
+        print(path.read_text())
+        return 0
+    log = None if a.quiet else (lambda s: print(s, flush=True))
+    t0 = time.perf_counter()
+    recs = run_paper(cfg, a.out, log=log, progress=not a.quiet)
+    out = Path(a.out)
+    if not a.quiet:
+        print((out / REPORT_FILE).read_text())
+    print(f"{len(recs)} networks finished; wrote {out / REPORT_FILE} "
+          f"({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
 # -- entry point --------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``omlt-relax``."""
@@ -510,15 +559,17 @@ def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     hidden = ",".join(str(h) for h in d.hidden)
     p = _Parser(prog="omlt-relax", description=__doc__.split("\n")[0])
+    p.add_argument("--debug", action="store_true",
+                   help=f"show the traceback of an error (or set {DEBUG_ENV}=1)")
     sub = p.add_subparsers(dest="command", metavar="{demo,train,solve,tighten,bench}",
                            parser_class=_Parser)
     sub.required = True
 
-    s = sub.add_parser("demo", help="peaks 2x50: plain vs relaxation-informed training "
-                                    "(about 4 minutes)")
+    s = sub.add_parser("demo", help="peaks 5x25: plain vs relaxation-informed training, "
+                                    "both MILPs side by side (about 5 minutes)")
     s.add_argument("--out", default="omlt_relax_demo", help="output directory (JSON, PNG)")
     s.add_argument("--epochs", type=int, default=DEMO_EPOCHS, help="training epochs")
-    s.add_argument("--hidden", default=hidden, help="hidden widths, e.g. 50,50")
+    s.add_argument("--hidden", default=DEMO_HIDDEN, help="hidden widths, e.g. 50,50")
     s.add_argument("--time-limit", type=float, default=60.0, help="seconds per MILP")
     s.add_argument("--n-train", type=int, default=2000)
     s.add_argument("--variant", default=DEMO_VARIANT, help="relaxation-informed variant")
@@ -572,16 +623,36 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_tighten)
 
     s = sub.add_parser("bench", help="the benchmark suite: JSON, markdown table, Pareto plot")
+    s.add_argument("--suite", choices=("default", "paper"), default="default",
+                   help="'default': our suite (2x50 nets, all variants); 'paper': Tsay 2026's "
+                        "protocol (width 25, depths 2/3/5, 70k LHS samples, 1800 s MILPs) with "
+                        "our variants beside the paper's")
     s.add_argument("--out", default="bench_results", help="output directory (resumable)")
-    s.add_argument("--functions", default="2d", help="comma-separated, '2d' or 'all'")
-    s.add_argument("--variants", default="all", help="comma-separated or 'all'")
-    s.add_argument("--epochs", type=int, default=BENCH_EPOCHS, help="training epochs")
+    s.add_argument("--functions", default=None,
+                   help="comma-separated, '2d' or 'all' (default: 2d; paper: all)")
+    s.add_argument("--variants", default=None, help="comma-separated or 'all' (default)")
+    s.add_argument("--epochs", type=int, default=None,
+                   help=f"training epochs (default {BENCH_EPOCHS}; paper: 200)")
     s.add_argument("--hidden", default=hidden, help="hidden widths")
-    s.add_argument("--time-limit", type=float, default=BENCH_TIME_LIMIT, help="seconds per MILP")
+    s.add_argument("--time-limit", type=float, default=None,
+                   help=f"seconds per MILP (default {BENCH_TIME_LIMIT:g}; paper: 1800)")
     s.add_argument("--tolerance", type=float, default=1.2,
                    help="weight selection: validation RMSE <= tolerance x baseline")
-    s.add_argument("--n-train", type=int, default=2000,
-                   help="training samples (validation: a quarter; test: as many)")
+    s.add_argument("--n-train", type=int, default=None,
+                   help="training samples (default 2000, validation a quarter, test as many; "
+                        "paper: 70000/30000/10000)")
+    s.add_argument("--n-val", type=int, default=None, help="paper suite: validation samples")
+    s.add_argument("--n-test", type=int, default=None, help="paper suite: test samples")
+    s.add_argument("--depths", default=None, help="paper suite: hidden layers, e.g. 3,5")
+    s.add_argument("--seeds", default=None, help="paper suite: seeds, e.g. 0,1,2 (default 0-19)")
+    s.add_argument("--lambdas", default=None, help="paper suite: weights (default 1e-4,1e-3,1e-2)")
+    s.add_argument("--solvers", default="highs,gurobi",
+                   help="paper suite: MILP solvers, one thread each (Gurobi where its licence "
+                        "allows)")
+    s.add_argument("--formulations", default="paper,ours",
+                   help="paper suite: 'paper' (IBP big-M) and/or 'ours' (LP-OBBT big-M)")
+    s.add_argument("--report-only", action="store_true",
+                   help="paper suite: only rewrite the report from the finished jobs in --out")
     s.add_argument("--seed", type=int, default=0, help="training seed")
     s.add_argument("--fresh", action="store_true", help="ignore earlier results in --out")
     s.add_argument("--jobs", type=int, default=1,
@@ -601,15 +672,35 @@ def _foreign_args(s: argparse.ArgumentParser, bounds_help: str) -> None:
                    help="drop a final Softmax/LogSoftmax and optimize a logit")
 
 
+#: Environment variable that, set to 1, shows the traceback of an error (as ``--debug`` does).
+DEBUG_ENV = "OMLT_RELAX_DEBUG"
+
+
+def _one_line(e: BaseException) -> str:
+    """The whole message of an exception on one line (never cut off after its first line)."""
+    text = " ".join(part.strip() for part in str(e).strip().splitlines() if part.strip())
+    if isinstance(e, OSError) and e.filename is not None and str(e.filename) not in text:
+        text = f"{text}: {e.filename}"
+    return text or type(e).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``omlt-relax``; returns the exit status (0 success, 2 bad input)."""
-    parser = build_parser()
+    """Run ``omlt-relax``; returns the exit status (0 success, 2 bad input, 130 interrupted).
+
+    Every error is one line on standard error, ``omlt-relax <cmd>: error: ...``; ``--debug`` (or
+    ``OMLT_RELAX_DEBUG=1``) shows the traceback instead.
+    """
+    try:
+        parser = build_parser()  # imports torch: Ctrl-C may come here too
+    except KeyboardInterrupt:
+        print("omlt-relax: interrupted (nothing was changed)", file=sys.stderr)
+        return 130
     args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     from omlt_relax.neuron_bounds import BoundsMismatchError
 
     user_errors: tuple[type[BaseException], ...] = (
-        CliError, ValueError, FileNotFoundError, BoundsMismatchError, PermissionError,
-        IsADirectoryError,
+        CliError, ValueError, BoundsMismatchError, OSError,
     )
     try:
         from omlt_relax.solve import SolverUnavailableError
@@ -619,14 +710,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     try:
         return int(args.func(args))
-    except user_errors as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"omlt-relax {args.command}: error: {msg}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"omlt-relax {args.command}: interrupted", file=sys.stderr)
+        print(f"omlt-relax {args.command}: interrupted (nothing that existed before was changed)",
+              file=sys.stderr)
         return 130
-
+    except user_errors as e:
+        if debug:
+            raise
+        print(f"omlt-relax {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as e:
+        if debug:
+            raise
+        print(f"omlt-relax {args.command}: error: unexpected {type(e).__name__}: {_one_line(e)} "
+              f"(run with --debug or {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
+        return 1
 
 if __name__ == "__main__":
     sys.exit(main())

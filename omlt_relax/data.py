@@ -28,8 +28,16 @@ from omlt_relax.network import as_box, parse_network
 
 Array = np.ndarray
 
-#: Floor on a standard deviation (a constant column is centred but not scaled).
+#: A column whose standard deviation is below this times ``max(1, |mean|)`` counts as constant:
+#: it is centred but not scaled (dividing by a near-zero deviation made weights near 1e12).
 MIN_STD = 1e-12
+
+
+def _scale(a: Array) -> Array:
+    """Per-column standard deviation, 1 for (nearly) constant columns."""
+    std = a.std(axis=0)
+    const = ~(std > MIN_STD * np.maximum(1.0, np.abs(a.mean(axis=0))))
+    return np.where(const, 1.0, std)
 
 
 @dataclass(frozen=True)
@@ -44,9 +52,7 @@ class Standardizer:
     @classmethod
     def fit(cls, x: Array, y: Array) -> Standardizer:
         """Means and standard deviations of the columns of ``x`` ``(N, d)`` and ``y`` ``(N, m)``."""
-        xs = np.maximum(x.std(axis=0), MIN_STD)
-        ys = np.maximum(y.std(axis=0), MIN_STD)
-        return cls(x.mean(axis=0), xs, y.mean(axis=0), ys)
+        return cls(x.mean(axis=0), _scale(x), y.mean(axis=0), _scale(y))
 
     def x(self, x: Array) -> Array:
         """Standardize inputs."""

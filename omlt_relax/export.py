@@ -9,15 +9,17 @@
    :class:`~omlt_relax.IncrementalQuantileHead` becomes a ReLU layer plus a fixed linear layer.
    Weights keep the model's dtype; a lowered quantile head is written in float64 so the stored
    bounds are for exactly the exported numbers.
-2. ``<path>.bounds.json``: OMLT's input-bounds sidecar, written by
-   ``omlt.io.input_bounds.write_input_bounds``, so plain
+2. ``<path>.bounds.json``: OMLT's input-bounds sidecar (the format of
+   ``omlt.io.write_input_bounds``, plus the export id in every entry, which OMLT ignores), so plain
    ``omlt.io.load_onnx_neural_network_with_bounds(path)`` gives a bounded network.
 3. ONNX ``metadata_props["omlt_relax.neuron_bounds"]``: :meth:`NeuronBounds.to_dict` as JSON
    (versioned; method, input box, float64 pre-activation bounds of every hidden layer, rounded
    outward) plus the SHA-256 fingerprint of the exported weights in ``meta["network_sha256"]``.
 
-Before returning, onnxruntime evaluates the file on random inputs in the box and the result is
-compared with the torch model (the files are removed and an error raised if they differ).
+Before the files are put in place, onnxruntime evaluates the written file on random inputs in the
+box and the result is compared with the torch model (an error is raised if they differ). Both
+files are written atomically under a lock, with one export id in both (:mod:`omlt_relax.files`):
+a failed or interrupted export leaves the previous pair as it was.
 
 :func:`load_onnx` reads all three back and refuses anything that does not fit together.
 
@@ -39,7 +41,16 @@ from torch import nn
 from omlt_relax.bounds import affine_chain, chain_numpy
 from omlt_relax.bounds.methods import EXPORT_METHODS
 from omlt_relax.chain import chain_fingerprint, check_bounds, network_chain, network_input_box
+from omlt_relax.files import (
+    EXPORT_ID_KEY,
+    commit_pair,
+    new_export_id,
+    preflight,
+    sidecar_bytes,
+    sidecar_path,
+)
 from omlt_relax.foreign import network_bounds
+from omlt_relax.guards import check_finite_bounds, check_model_numerics
 from omlt_relax.network import as_box, chain_module, parse_network
 from omlt_relax.neuron_bounds import BoundsMismatchError, NeuronBounds
 
@@ -56,10 +67,6 @@ N_CHECK = 256
 
 #: Bounds :func:`export_onnx` computes by name (the registry's :data:`EXPORT_METHODS`).
 BOUND_METHODS = EXPORT_METHODS
-
-
-def _sidecar(path: str | os.PathLike[str]) -> Path:
-    return Path(f"{os.fspath(path)}.bounds.json")
 
 
 def _plain_chain(model: nn.Module, lo: np.ndarray, hi: np.ndarray) -> list[tuple[Any, Any]]:
@@ -154,7 +161,7 @@ def check_onnxruntime(
     if got.shape != ref.shape or not err <= tol:
         msg = (
             f"onnxruntime and torch disagree on the exported network (max abs difference {err:.3g} "
-            f"> {tol:.3g}, shapes {got.shape} vs {ref.shape}); the files were removed"
+            f"> {tol:.3g}, shapes {got.shape} vs {ref.shape}); nothing was written"
         )
         raise RuntimeError(msg)
 
@@ -188,9 +195,6 @@ def export_onnx(
         BoundsMismatchError: given bounds do not belong to this network or box.
         RuntimeError: onnxruntime and torch disagree (nothing is left on disk).
     """
-    import onnx
-    from omlt.io.input_bounds import write_input_bounds
-
     parsed = parse_network(model)
     lo, hi = as_box(input_bounds, n_inputs=parsed.n_inputs)
     chain = _plain_chain(model, lo, hi)
@@ -198,19 +202,17 @@ def export_onnx(
     nb = _resolve_bounds(bounds, plain, lo, hi, time_limit)
     chain64 = [(w.astype(np.float64), b.astype(np.float64)) for w, b in chain]
     nb = check_bounds(chain64, nb, lo, hi)
+    check_finite_bounds(nb.lower, nb.upper, nb.method)
+    check_model_numerics(chain64, nb.lower, nb.upper, lo, hi)
     nb.meta = {**nb.meta, "network_sha256": chain_fingerprint(chain64)}
-    onnx_model = _onnx_model(chain, {METADATA_KEY: nb.to_json()})
-
-    path = Path(path)
-    sidecar = _sidecar(path)
-    onnx.save_model(onnx_model, os.fspath(path), save_as_external_data=False)
-    write_input_bounds(os.fspath(sidecar), [(float(a), float(c)) for a, c in zip(lo, hi)])
-    try:
-        check_onnxruntime(path, model, chain[0][0].dtype, lo, hi, seed)
-    except Exception:
-        path.unlink(missing_ok=True)
-        sidecar.unlink(missing_ok=True)
-        raise
+    export_id = new_export_id()
+    onnx_model = _onnx_model(chain, {METADATA_KEY: nb.to_json(), EXPORT_ID_KEY: export_id})
+    commit_pair(
+        path,
+        onnx_model.SerializeToString(),
+        sidecar_bytes(lo, hi, export_id),
+        check=lambda tmp: check_onnxruntime(tmp, model, chain[0][0].dtype, lo, hi, seed),
+    )
     return nb
 
 
@@ -226,14 +228,10 @@ def load_onnx(path: str | os.PathLike[str]) -> tuple[Any, NeuronBounds]:
         ValueError: missing sidecar, missing metadata, unsupported op or network structure.
         BoundsMismatchError: garbled bounds, or bounds that belong to another network or box.
     """
-    import onnx
     from omlt.io import load_onnx_neural_network_with_bounds
 
     path = Path(path)
-    if not path.is_file():
-        msg = f"no ONNX file at {os.fspath(path)}"
-        raise FileNotFoundError(msg)
-    model = onnx.load(os.fspath(path))
+    model = preflight(path)
     for i, node in enumerate(model.graph.node):
         if node.op_type not in SUPPORTED_OPS:
             msg = (
@@ -245,7 +243,7 @@ def load_onnx(path: str | os.PathLike[str]) -> tuple[Any, NeuronBounds]:
         if node.op_type == "Gemm" and trans_a and trans_a[0] != 0:
             msg = f"Gemm node {i} ({node.name or 'unnamed'}) has transA=1, which OMLT cannot parse"
             raise ValueError(msg)
-    sidecar = _sidecar(path)
+    sidecar = sidecar_path(path)
     if not sidecar.is_file():
         msg = (
             f"the input-bounds sidecar {os.fspath(sidecar)} is missing; the MILP needs the input "

@@ -140,6 +140,21 @@ def parse_network(model: nn.Module) -> ParsedNetwork:
                 f"gives {linears[i - 1].out_features}"
             )
             raise UnsupportedNetworkError(msg)
+    dtypes = {p.dtype for lin in linears for p in (lin.weight, lin.bias)}
+    low = dtypes - {torch.float32, torch.float64}
+    if low:
+        msg = (
+            f"the network has {', '.join(sorted(str(d).replace('torch.', '') for d in low))} "
+            "parameters; omlt_relax needs float32 or float64 (convert with model.float() or "
+            "model.double())"
+        )
+        raise UnsupportedNetworkError(msg)
+    if len(dtypes) > 1:
+        msg = (
+            "the network mixes float32 and float64 parameters; convert it to one dtype with "
+            "model.float() or model.double()"
+        )
+        raise UnsupportedNetworkError(msg)
     for k, lin in enumerate(linears):
         for name, p in (("weight", lin.weight), ("bias", lin.bias)):
             if not torch.isfinite(p).all():

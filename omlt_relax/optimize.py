@@ -24,7 +24,7 @@ from omlt.neuralnet import ReluBigMFormulation
 
 from omlt_relax.formulations import BoundedReluBigMFormulation
 from omlt_relax.neuron_bounds import NeuronBounds
-from omlt_relax.solve import solve
+from omlt_relax.verify import solve_verified
 
 SENSES = ("min", "max")
 #: Formulations :func:`build_milp` builds.
@@ -46,6 +46,8 @@ class MilpResult:
         n_binaries: binaries in the formulation (``None`` if not reported).
         x: the incumbent input, or ``None``.
         time_limit: the limit the solve ran under.
+        discrepancy, note: what the forward-pass check measured and, when it contradicts the
+            solver (status ``"numerically_unreliable"``), what to do (:mod:`omlt_relax.verify`).
     """
 
     sense: str
@@ -60,6 +62,8 @@ class MilpResult:
     n_binaries: int | None
     x: list[float] | None
     time_limit: float | None
+    discrepancy: float | None = None
+    note: str | None = None
 
     @property
     def solved(self) -> bool:
@@ -137,6 +141,9 @@ def solve_milp(
 ) -> MilpResult:
     """Build (:func:`build_milp`) and solve one MILP; the incumbent input is read back.
 
+    The answer is checked by the network's forward pass (:func:`omlt_relax.verify.solve_verified`):
+    a contradicted one has status ``"numerically_unreliable"``, ``discrepancy`` and ``note``.
+
     Args:
         net, bounds, sense, output, formulation: as for :func:`build_milp`.
         time_limit: seconds (``None``: no limit).
@@ -147,10 +154,8 @@ def solve_milp(
     m, _form = build_milp(net, bounds, sense, output, formulation)
     build = time.perf_counter() - t0
     n_bin = count_binaries(m)
-    res = solve(m, solver=solver, time_limit=time_limit, threads=threads)
-    x = None
-    if res.objective is not None:
-        x = [float(pyo.value(v)) for v in m.nn.inputs.values()]
+    res, x = solve_verified(m, m.nn, net, bounds, sense, output, solver=solver,
+                            time_limit=time_limit, threads=threads)
     solver_time = getattr(res, "solver_time", None)
     return MilpResult(
         sense=sense,
@@ -165,6 +170,8 @@ def solve_milp(
         n_binaries=n_bin,
         x=x,
         time_limit=time_limit,
+        discrepancy=res.discrepancy,
+        note=res.note,
     )
 
 

@@ -49,7 +49,7 @@ from omlt_relax.neuron_bounds import NeuronBounds
 Tensor = torch.Tensor
 
 BIGM_VARIANTS = ("range", "max_unstable")
-STABILITY_VARIANTS = ("xiao", "triangle")
+STABILITY_VARIANTS = ("xiao", "triangle", "min")
 
 _NP_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
@@ -551,6 +551,15 @@ class StabilityPenalty(BoundPenalty):
     between relaxation and ReLU (the triangle's area is :math:`-l u/2`, i.e. this height times
     :math:`(u - l)/2`). ``c`` is unused for it.
 
+    .. math::
+
+        S = \\sum_{k,i} \\min\\big(\\max(-l_{ki}, 0), \\max(u_{ki}, 0)\\big)
+        \\quad (\\texttt{variant="min"}),
+
+    Tsay 2026's "stable neuron" penalty (there as a mean over neurons: weight :math:`\\lambda/N`):
+    zero for stable neurons; for an unstable one the distance its nearer bound must move to make
+    it stable. Ties send half of the gradient to each bound. ``c`` is unused for it.
+
     Args:
         model, input_bounds, weight, bounds: as for :class:`BigMPenalty`.
         variant: ``"xiao"`` or ``"triangle"``.
@@ -570,7 +579,9 @@ class StabilityPenalty(BoundPenalty):
     ) -> None:
         super().__init__(model, input_bounds, weight, bounds)
         if variant not in STABILITY_VARIANTS:
-            msg = f"unknown StabilityPenalty variant {variant!r}; use 'xiao' or 'triangle'"
+            msg = (
+                f"unknown StabilityPenalty variant {variant!r}; use one of {STABILITY_VARIANTS}"
+            )
             raise ValueError(msg)
         c = float(c)
         if not math.isfinite(c) or c <= 0:
@@ -583,6 +594,8 @@ class StabilityPenalty(BoundPenalty):
         l, u = flat_bounds(bounds, self.source.parsed.linears[0].weight)
         if self.variant == "xiao":
             return -torch.tanh(l * u * self.c + 1.0).sum()
+        if self.variant == "min":
+            return torch.minimum(torch.relu(-l), torch.relu(u)).sum()
         # stable neurons have a zero numerator (and zero gradient); the clamp only avoids 0/0
         width = (u - l).clamp_min(torch.finfo(l.dtype).tiny)
         return (torch.relu(u) * torch.relu(-l) / width).sum()
@@ -592,6 +605,15 @@ class StabilityPenalty(BoundPenalty):
             t = np.tanh(l * u * self.c + 1.0)
             d = -(1.0 - t * t) * self.c
             return float(-t.sum()), d * u, d * l
+        if self.variant == "min":
+            unstable = (l < 0) & (u > 0)
+            tie = unstable & (-l == u)
+            low_wins = unstable & (-l < u)  # min(-l, u) = -l: moving l up helps
+            dl = -(low_wins + 0.5 * tie).astype(l.dtype)
+            du = (unstable & (u < -l)) + 0.5 * tie
+            return float(np.minimum(np.maximum(-l, 0), np.maximum(u, 0)).sum()), dl, du.astype(
+                l.dtype
+            )
         # unstable: h = -u l / (u - l), dh/du = l^2/(u - l)^2, dh/dl = -u^2/(u - l)^2; else 0
         unstable = (l < 0) & (u > 0)
         width = np.where(unstable, u - l, 1.0)

@@ -14,6 +14,7 @@ models are a status with ``objective=None``, never a number.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ class SolveResult:
 
     Attributes:
         status: ``"optimal"``, ``"feasible"`` (a solution, stopped early: see ``termination``),
+            ``"numerically_unreliable"`` (only after :func:`omlt_relax.verify.verified`),
             ``"infeasible"``, ``"unbounded"``, ``"infeasible_or_unbounded"``, ``"no_solution"``
             (stopped early without one) or ``"error"``.
         termination: Pyomo's solver-independent termination condition, e.g.
@@ -47,6 +49,8 @@ class SolveResult:
         solver_time: the solver's own run time in seconds where it reports one, else ``None``.
         nodes: branch-and-bound nodes where the solver reports them, else ``None``.
         solver, solver_version: e.g. ``"highs"``, ``"1.16.0"``.
+        discrepancy, note: set by :func:`omlt_relax.verify.verified` when the answer was checked
+            against a network (status ``"numerically_unreliable"`` when contradicted).
     """
 
     status: str
@@ -59,6 +63,8 @@ class SolveResult:
     solver: str
     solver_version: str
     solver_time: float | None = None
+    discrepancy: float | None = None
+    note: str | None = None
 
     @property
     def optimal(self) -> bool:
@@ -161,6 +167,19 @@ def _solver_time(solver: str, timing: Any) -> float | None:
     return float(val) if val is not None else None
 
 
+def _check_options(threads: Any, time_limit: Any, mip_gap: Any) -> None:
+    """One-line ``ValueError`` for a thread count, time limit or MIP gap a solver cannot take."""
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
+        msg = f"threads must be a whole number >= 1, got {threads!r}"
+        raise ValueError(msg)
+    for name, v in (("time_limit", time_limit), ("mip_gap", mip_gap)):
+        if v is not None and (
+            isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0
+        ):
+            msg = f"{name} must be a finite number >= 0 or None, got {v!r}"
+            raise ValueError(msg)
+
+
 def solve(
     model: Any,
     solver: str = "highs",
@@ -187,8 +206,10 @@ def solve(
     Raises:
         SolverUnavailableError: the solver is not installed, or Gurobi's size-limited licence
             cannot take the model; the message says to use HiGHS.
-        ValueError: unknown solver name.
+        ValueError: unknown solver name; ``threads`` below 1, a negative or non-finite
+            ``time_limit`` or ``mip_gap``.
     """
+    _check_options(threads, time_limit, mip_gap)
     opt = _interface(solver)
     version = ".".join(str(v) for v in opt.version())
     kwargs: dict[str, Any] = {

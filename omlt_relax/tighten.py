@@ -30,6 +30,7 @@ import numpy as np
 
 from omlt_relax.chain import chain_fingerprint, check_bounds
 from omlt_relax.export import METADATA_KEY, check_onnxruntime, load_onnx
+from omlt_relax.files import EXPORT_ID_KEY, commit_pair, new_export_id, preflight, sidecar_bytes
 from omlt_relax.foreign import ForeignNetwork, read_onnx
 from omlt_relax.neuron_bounds import NeuronBounds
 
@@ -82,32 +83,28 @@ def tighten_onnx(
         FileNotFoundError: no file at ``in_path``.
         UnsupportedNetworkError: not a dense ReLU chain (the error names the node).
         ValueError: missing or wrong-length box, unknown ``bounds``.
-        RuntimeError: onnxruntime disagrees with the chain (nothing is left on disk).
+        RuntimeError: onnxruntime disagrees with the chain (existing files are left as they were).
     """
-    import onnx
-    from omlt.io.input_bounds import write_input_bounds
     from onnx import helper
 
     fn = read_onnx(in_path, input_bounds, logits=logits)
     nb = foreign_bounds(fn, bounds, time_limit)
     model = fn.onnx_model
-    props = {p.key: p.value for p in model.metadata_props if p.key != METADATA_KEY}
+    props = {p.key: p.value for p in model.metadata_props
+             if p.key not in (METADATA_KEY, EXPORT_ID_KEY)}
     del model.metadata_props[:]
-    helper.set_model_props(model, {**props, METADATA_KEY: nb.to_json()})
-    out = Path(out_path)
-    sidecar = Path(f"{os.fspath(out)}.bounds.json")
-    onnx.save_model(model, os.fspath(out), save_as_external_data=False)
-    box = [(float(a), float(c)) for a, c in zip(fn.lower, fn.upper)]
-    write_input_bounds(os.fspath(sidecar), box)
+    export_id = new_export_id()
+    helper.set_model_props(model, {**props, METADATA_KEY: nb.to_json(), EXPORT_ID_KEY: export_id})
     inits = {t.name for t in model.graph.initializer}
     elem = next(v for v in model.graph.input if v.name not in inits).type.tensor_type.elem_type
     dtype = np.dtype(helper.tensor_dtype_to_np_dtype(elem))
-    try:
-        check_onnxruntime(out, fn.module(), dtype, fn.lower, fn.upper, seed)
-    except Exception:
-        out.unlink(missing_ok=True)
-        sidecar.unlink(missing_ok=True)
-        raise
+    # both files atomically, checked before they replace anything (omlt_relax.files)
+    commit_pair(
+        Path(out_path),
+        model.SerializeToString(),
+        sidecar_bytes(fn.lower, fn.upper, export_id),
+        check=lambda tmp: check_onnxruntime(tmp, fn.module(), dtype, fn.lower, fn.upper, seed),
+    )
     return nb
 
 
@@ -135,6 +132,7 @@ def load_network(
     :func:`~omlt_relax.foreign.read_onnx` and gets ``bounds`` computed now (``computed`` true),
     announced through ``log``.
     """
+    preflight(path)  # empty, truncated, low-precision files and bad sidecars: one clear line
     if input_bounds is None and not logits and has_bounds(path):
         net, nb = load_onnx(path)
         return net, nb, False

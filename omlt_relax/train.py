@@ -52,6 +52,7 @@ import torch
 from torch import nn
 
 from omlt_relax.data import Dataset, fold_standardization, predict, rmse
+from omlt_relax.guards import check_loss
 from omlt_relax.lp.gap import LPGapPenalty
 from omlt_relax.penalties import BigMPenalty, StabilityPenalty
 from omlt_relax.regularizer import RelaxationRegularizer
@@ -285,6 +286,7 @@ def _train_loop(
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     linears = [m for m in model if isinstance(m, nn.Linear)]
     history: list[dict[str, float]] = []
+    first: float | None = None
     for epoch in range(epochs):
         perm = torch.randperm(n, generator=gen)
         tot_loss = tot_mse = 0.0
@@ -297,6 +299,7 @@ def _train_loop(
                 loss = loss + loss_extra(xb)
             if reg is not None:
                 loss = loss + reg(xb)
+            first = check_loss(float(loss.detach()), epoch, first, lr)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -198,7 +198,8 @@ def test_bounds_file_for_another_network(tmp_path, exported):
     export_onnx(mlp(9, [2, 16, 12, 1]), other, (LO, HI), bounds="crown")
     onx = onnx.load(path)
     theirs = {p.key: p.value for p in onnx.load(other).metadata_props}
-    onnx.helper.set_model_props(onx, {METADATA_KEY: theirs[METADATA_KEY]})
+    mine = {p.key: p.value for p in onx.metadata_props}
+    onnx.helper.set_model_props(onx, {**mine, METADATA_KEY: theirs[METADATA_KEY]})
     onnx.save(onx, path)
     with pytest.raises(BoundsMismatchError, match="belong to another network"):
         load_onnx(path)

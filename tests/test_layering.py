@@ -18,17 +18,17 @@ ROOT = Path(__file__).resolve().parents[1] / "omlt_relax"
 
 #: The stages, in data-flow order; a module may import from its own stage or earlier ones.
 STAGES: list[tuple[str, tuple[str, ...]]] = [
-    ("network", ("network", "quantile", "neuron_bounds", "chain")),
+    ("network", ("guards", "network", "quantile", "neuron_bounds", "chain")),
     ("bounds", ("bounds", "bounds.rounding", "bounds.interval", "bounds.crown", "bounds.methods")),
     ("lp relaxation", ("lp.relaxation",)),
     ("tightening and penalties", ("bounds.obbt", "penalties", "lp", "lp.gap")),
-    ("training", ("regularizer", "lightning", "data", "train")),
+    ("training", ("regularizer", "lightning", "data", "data_io", "train")),
     ("foreign networks", ("foreign",)),
-    ("export", ("export", "tighten")),
+    ("export", ("files", "export", "tighten")),
     ("formulations", ("formulations", "formulations.bigm", "formulations.partition")),
-    ("solve", ("solve",)),
+    ("solve", ("solve", "verify")),
     ("optimize", ("optimize",)),
-    ("cli and benchmarks", ("", "cli", "bench", "bench.*")),
+    ("cli and benchmarks", ("", "cli", "fuzz", "bench", "bench.*")),
 ]
 
 #: Stages whose modules may import lazily inside functions (start-up time of the command line).

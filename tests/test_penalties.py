@@ -90,6 +90,9 @@ def test_stability_values_by_hand(tiny: nn.Sequential) -> None:
     tri_c = 2 / 3 + 1.5 + 2 / 3
     pen_c = StabilityPenalty(tiny, BOX, variant="triangle", bounds="crown")
     assert num(pen_c()) == pytest.approx(tri_c, abs=TOL)
+    # Tsay 2026's stable-neuron term min(relu(-l), relu(u)): min(1, 2), min(3, 3), 0, min(1, 4)
+    stable_min = 1.0 + 3.0 + 0.0 + 1.0
+    assert num(StabilityPenalty(tiny, BOX, variant="min")()) == pytest.approx(stable_min, abs=TOL)
 
 
 def test_triangle_is_the_relaxation_gap_at_zero(tiny: nn.Sequential) -> None:
@@ -141,8 +144,9 @@ def _functional(model: nn.Sequential, make_pen):
         lambda m, b: BigMPenalty(m, ([-1.0, -2.0], [1.5, 1.0]), bounds=b, variant="max_unstable"),
         lambda m, b: StabilityPenalty(m, ([-1.0, -2.0], [1.5, 1.0]), bounds=b, c=0.3),
         lambda m, b: StabilityPenalty(m, ([-1.0, -2.0], [1.5, 1.0]), bounds=b, variant="triangle"),
+        lambda m, b: StabilityPenalty(m, ([-1.0, -2.0], [1.5, 1.0]), bounds=b, variant="min"),
     ],
-    ids=["range", "range-sum", "max_unstable", "xiao", "triangle"],
+    ids=["range", "range-sum", "max_unstable", "xiao", "triangle", "min"],
 )
 def test_gradients_match_gradcheck(method: str, make) -> None:
     """At a generic point (no bound at a kink) each penalty is smooth; autograd is exact."""
@@ -164,8 +168,9 @@ def test_gradients_match_gradcheck(method: str, make) -> None:
         lambda m, box: BigMPenalty(m, box, variant="max_unstable", normalize=False),
         lambda m, box: StabilityPenalty(m, box, weight=0.7, c=0.2),
         lambda m, box: StabilityPenalty(m, box, variant="triangle"),
+        lambda m, box: StabilityPenalty(m, box, weight=0.5, variant="min"),
     ],
-    ids=["range", "range-sum", "max_unstable", "max_unstable-sum", "xiao", "triangle"],
+    ids=["range", "range-sum", "max_unstable", "max_unstable-sum", "xiao", "triangle", "min"],
 )
 def test_numpy_fast_path_equals_the_torch_reference(make, dtype: torch.dtype) -> None:
     """pen() (numpy IBP + numpy VJP) against pen(bounds=interval_bounds(...)) (torch autograd)."""

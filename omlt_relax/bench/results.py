@@ -33,7 +33,7 @@ def entry_key(function: str, variant: str) -> str:
 
 def write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as JSON to ``path`` atomically (numpy scalars and arrays allowed)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per writer process
     tmp.write_text(json.dumps(obj, indent=1, default=json_default))
     os.replace(tmp, path)
 

@@ -24,6 +24,7 @@ from torch import nn
 from omlt_relax.bounds.interval import interval_chain
 from omlt_relax.bounds.methods import check_method, propagate
 from omlt_relax.bounds.rounding import SOUND_WIDEN, widen_outward
+from omlt_relax.guards import check_finite_bounds
 from omlt_relax.network import ParsedNetwork, as_box, parse_network
 from omlt_relax.neuron_bounds import NeuronBounds
 from omlt_relax.quantile import QUANTILE_SHIFT_MARGIN, lower_quantile_head
@@ -84,6 +85,7 @@ def _bounds(model: nn.Module, lb: Any, ub: Any, method: str) -> NeuronBounds:
     tl = torch.as_tensor(lo, dtype=dtype)
     th = torch.as_tensor(hi, dtype=dtype)
     lowers, uppers = propagate(method)(chain, tl, th)
+    check_finite_bounds(lowers, uppers, method)
     return NeuronBounds(lowers, uppers, method, lo, hi)
 
 
@@ -123,6 +125,7 @@ def sound_bounds(
             torch.as_tensor(hi, dtype=torch.float64),
             widen=SOUND_WIDEN,
         )
+    check_finite_bounds(lowers, uppers, method)
     return NeuronBounds(
         [t.numpy().copy() for t in lowers],
         [t.numpy().copy() for t in uppers],

@@ -144,6 +144,14 @@ class _LPData:
             a = sp.csc_matrix(args, shape=shape)
         else:
             a = sp.csr_matrix(args, shape=shape).tocsc()
+        # weights HiGHS dropped as too small: put them back, so that the bound holds for the LP
+        # of the exact network (without them, bounds were unsound by 3e-7; found by fuzzing)
+        tiny = [t for t in getattr(lp, "tiny_weights", []) if t[0].size]
+        if tiny:
+            r, c, v = (np.concatenate(p) for p in zip(*tiny))
+            a = a.tolil()
+            a[r, c] = v
+            a = a.tocsc()
         a.sort_indices()
         col_lo = np.asarray(hl.col_lower_, dtype=np.float64)
         col_hi = np.asarray(hl.col_upper_, dtype=np.float64)
@@ -364,6 +372,17 @@ def _milp_pass(
     mp = BigMRelaxationLP(chain[: k + 1], lower[:k], upper[:k], *input_box)
     h = mp.h
     sig = np.concatenate([li.sigma for li in mp.layers]).astype(np.int32)
+    if any(t[0].size for t in mp.tiny_weights):
+        # HiGHS drops weights below 1e-9 from its matrix, so its MILP dual bound is for another
+        # network; the rigorous LP bounds (which restore them) stay
+        bar.update(2 * int(todo.size))
+        return
+    if sig.size == 0:
+        # every earlier neuron is stable: the "MILP" is the LP the LP pass already solved, and
+        # HiGHS reports mip_dual_bound = 0 for an LP (using it gave unsound bounds; found by
+        # fuzzing)
+        bar.update(2 * int(todo.size))
+        return
     if sig.size:
         h.changeColsIntegrality(
             sig.size, sig, np.full(sig.size, highspy.HighsVarType.kInteger)

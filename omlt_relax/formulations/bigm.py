@@ -65,6 +65,7 @@ from omlt_relax.chain import (
     network_chain,
     network_input_box,
 )
+from omlt_relax.guards import check_model_numerics
 from omlt_relax.neuron_bounds import BoundsMismatchError, NeuronBounds
 
 #: Two bounds that cross by less than this (relative) are treated as equal (a constant neuron).
@@ -208,6 +209,7 @@ class BoundedReluBigMFormulation(_PyomoFormulation):
         self._chain = network_chain(net)
         self._box = network_input_box(net, self._chain[0][0].shape[1])
         self._bounds = check_bounds(self._chain, bounds, *self._box)
+        check_model_numerics(self._chain, self._bounds.lower, self._bounds.upper, *self._box)
         self.bounds_used: NeuronBounds | None = None
         self.n_binaries: int | None = None
 

@@ -52,6 +52,8 @@ import numpy as np
 import scipy.sparse as sp
 
 INF = highspy.kHighsInf
+#: HiGHS's ``small_matrix_value`` bound (1e-9 by default): smaller matrix entries are dropped.
+TINY_WEIGHT = 1e-9
 Chain = list[tuple[np.ndarray, np.ndarray]]
 Layers = list[np.ndarray]
 
@@ -174,6 +176,9 @@ class BigMRelaxationLP:
         rows: list[np.ndarray] = []
         cols: list[np.ndarray] = []
         vals: list[np.ndarray] = []
+        #: weight entries below HiGHS's ``small_matrix_value`` (it drops them from its matrix):
+        #: ``(rows, cols, values)`` per affine block, for bounds that must hold for the exact LP
+        self.tiny_weights: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         row_lo: list[np.ndarray] = []
         row_hi: list[np.ndarray] = []
         nrow = 0
@@ -190,6 +195,8 @@ class BigMRelaxationLP:
             rows.append(r[rr])
             cols.append(prev[cc])
             vals.append(-w[rr, cc])
+            tiny = np.abs(w[rr, cc]) < TINY_WEIGHT  # HiGHS drops these; kept for exact bounds
+            self.tiny_weights.append((r[rr][tiny], prev[cc][tiny], -w[rr, cc][tiny]))
             row_lo.append(b)
             row_hi.append(b)
             nrow += n

@@ -1,0 +1,145 @@
+r"""The paper's own protocol as a benchmark suite (``omlt-relax bench --suite paper``).
+
+Tsay 2026 (arXiv 2604.22746) trains width-25 ReLU networks on three 2-D test functions and times the
+MILP that minimizes each network. This module reproduces those settings exactly (see
+``shared/PAPER.md``) and runs our own variants beside them, on the same data, seeds and solvers:
+
+=============================  ====================================================================
+setting                        value
+=============================  ====================================================================
+functions, domains             peaks on :math:`[-2, 2]^2`, Himmelblau on :math:`[-5, 5]^2`,
+                               Ackley (a = 20, b = 0.2, c = 2π) on :math:`[-3.5, 3.5]^2`
+networks                       width 25, depth 2, 3 or 5 hidden ReLU layers, linear output;
+                               Kaiming-normal hidden / Xavier-normal output weights, zero biases
+data                           Latin hypercube: 70,000 train, 30,000 validation, 10,000 test
+                               (seeds s, s+1, s+2); targets min-max scaled to [0, 1] with the
+                               training min/max; inputs unscaled
+training                       :math:`\mathrm{MSE} + \lambda R`; Adam, lr 1e-3, batch 64, 200
+                               epochs; the parameters with the lowest validation MSE are kept
+weights                        :math:`\lambda \in \{10^{-4}, 10^{-3}, 10^{-2}\}`
+MILP                           minimize the output; big-M; MIP gap 1e-4; time limit 1800 s
+=============================  ====================================================================
+
+Regularizers :math:`R(\theta)` (hidden neurons :math:`i = 1..N`, IBP pre-activation bounds
+:math:`l_i \le \hat z_i \le u_i` over the box, differentiable in :math:`\theta`):
+
+* ``width`` (the paper's "bound width"): :math:`\frac1N \sum_i (u_i - l_i)`;
+* ``stable`` (the paper's "stable neuron"):
+  :math:`\frac1N \sum_i \min(\max(-l_i, 0), \max(u_i, 0))`, zero on a stable neuron, so only
+  neurons that cost a binary are penalized;
+* ``lpgap``: the mean over 8 points of the mini-batch of :math:`f(x) - \min_{LP(x)} y`, the
+  big-M LP relaxation with the input fixed to :math:`x` and the IBP big-M constants held
+  constant; gradient from the LP duals (:class:`~omlt_relax.LPGapPenalty`, ``"direct"``);
+* ``width+lpgap``: the sum of the two (weight 1 each); ``l1``/``l2``: sums of :math:`|\theta|`,
+  :math:`\theta^2` over all parameters.
+
+Our variants beside them (same data, seeds, epochs, checkpoint rule): ``stable_crown`` (the stable
+neuron penalty on CROWN bounds), ``lpgap_total`` (LP gap with the total derivative through the
+big-M constants), and ``stable_cont`` (continuation: the first half of the epochs plain, the
+stable-neuron penalty ramped linearly to :math:`\lambda` over the next quarter, held for the last
+quarter; the checkpoint is the best validation MSE after the ramp), and ``stable_ft``
+(fine-tuning: start from the trained unregularized network of the same function, depth and seed,
+train half the epochs more with the stable-neuron weight ramped linearly to :math:`\lambda` over
+the first half of them, keep the best validation MSE after the ramp; its training time counts only
+the fine-tuning).
+
+Every trained network is measured two ways, minimization only, HiGHS and Gurobi one thread each
+(Gurobi where its size-limited pip licence allows):
+
+* **paper MILP**: big-M with sound IBP bounds (float64, rounded outward), a binary only for
+  IBP-unstable neurons -- :class:`~omlt_relax.BoundedReluBigMFormulation` with
+  :func:`~omlt_relax.sound_bounds` ``"ibp"``;
+* **ours**: the same formulation with LP-based OBBT bounds (:func:`~omlt_relax.obbt_bounds`).
+
+Metrics per network: test MSE/MAE/max error on the [0, 1] scale, unstable neurons (IBP and OBBT),
+mean/max IBP bound width, root LP gap (MILP min minus LP min), MILP time, nodes, final gap, the true
+function at the MILP minimizer minus the known minimum, and the network's own value at that input
+(the forward pass that verifies the MILP).
+
+Every (function, depth, seed, variant, λ) is one *job*: its trained network and its measurements are
+files of their own under ``OUT/models`` and ``OUT/jobs``, so a run can be interrupted and resumed,
+and several processes can share one output folder.
+"""
+
+from omlt_relax.bench.paper.measure import measure_paper
+from omlt_relax.bench.paper.protocol import (
+    DEPTHS,
+    LAMBDAS,
+    LP_SAMPLES,
+    MIP_GAP,
+    MSE_RATIO,
+    PAPER_FUNCTIONS,
+    PAPER_VARIANTS,
+    SEEDS,
+    TIME_LIMIT,
+    WIDTH,
+    Job,
+    PaperConfig,
+    PaperData,
+    PaperVariant,
+    get_paper_variant,
+    jobs_of,
+    latin_hypercube,
+    paper_data,
+    paper_network,
+    with_overrides,
+)
+from omlt_relax.bench.paper.report import (
+    REPORT_FILE,
+    dominance,
+    equal_accuracy,
+    headline,
+    load_records,
+    markdown_report,
+    pareto_plots,
+    summarize,
+    write_report,
+)
+from omlt_relax.bench.paper.run import run_job, run_paper
+from omlt_relax.bench.paper.training import (
+    PaperRegularizer,
+    TrainedNet,
+    checkpoint_from,
+    schedule_factor,
+    train_paper,
+)
+
+__all__ = [
+    "DEPTHS",
+    "LAMBDAS",
+    "LP_SAMPLES",
+    "MIP_GAP",
+    "MSE_RATIO",
+    "PAPER_FUNCTIONS",
+    "PAPER_VARIANTS",
+    "REPORT_FILE",
+    "SEEDS",
+    "TIME_LIMIT",
+    "WIDTH",
+    "Job",
+    "PaperConfig",
+    "PaperData",
+    "PaperRegularizer",
+    "PaperVariant",
+    "TrainedNet",
+    "checkpoint_from",
+    "dominance",
+    "equal_accuracy",
+    "get_paper_variant",
+    "headline",
+    "jobs_of",
+    "latin_hypercube",
+    "load_records",
+    "markdown_report",
+    "measure_paper",
+    "paper_data",
+    "paper_network",
+    "pareto_plots",
+    "run_job",
+    "run_paper",
+    "schedule_factor",
+    "summarize",
+    "train_paper",
+    "with_overrides",
+    "write_report",
+]

@@ -1,0 +1,355 @@
+"""The paper suite's report: means over seeds, speed-ups, the headline, dominance, equal accuracy,
+Pareto plots (see :mod:`omlt_relax.bench.paper`)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from omlt_relax.bench.paper.protocol import MSE_RATIO, PAPER_VARIANTS, PaperConfig, jobs_of
+from omlt_relax.bench.report import format_table
+
+REPORT_FILE = "paper.md"
+
+
+def load_records(out_dir: str | os.PathLike[str], cfg: PaperConfig | None = None) -> list[dict]:
+    """Every finished job record in ``out_dir`` (of ``cfg``'s jobs only, if given)."""
+    recs = []
+    keys = {j.key for j in jobs_of(cfg)} if cfg is not None else None
+    for p in sorted(Path(out_dir, "jobs").glob("*.json")):
+        try:
+            rec = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        if keys is None or rec.get("key") in keys:
+            recs.append(rec)
+    return recs
+
+
+def _solve_time(r: dict[str, Any] | None) -> tuple[float | None, bool]:
+    """(time, hit-the-limit) of one MILP record; ``None`` time if unavailable."""
+    if not r or r.get("status") in (None, "unavailable"):
+        return None, False
+    return float(r["time"]), r["status"] != "optimal"
+
+
+def _stat(vals: Iterable[float | None], spec: str = ".3g") -> str:
+    v = [x for x in vals if x is not None and math.isfinite(x)]
+    if not v:
+        return "-"
+    if len(v) == 1:
+        return format(v[0], spec)
+    return f"{format(float(np.mean(v)), spec)} ± {format(float(np.std(v)), spec)}"
+
+
+def _time_cell(recs: list[dict], form: str, solver: str) -> tuple[str, float | None, bool]:
+    ts, hit = [], False
+    for r in recs:
+        t, h = _solve_time(r["milp"].get(form, {}).get(solver))
+        if t is None:
+            return "-", None, False
+        ts.append(t)
+        hit |= h
+    mean = float(np.mean(ts))
+    return (("≥" if hit else "") + f"{mean:.3g}"), mean, hit
+
+
+def summarize(records: list[dict]) -> list[dict[str, Any]]:
+    """One row per (function, depth, variant, λ): means over the seeds present, speed-ups.
+
+    Speed-up = mean MILP time of ``none`` / mean MILP time of the row, per formulation and
+    solver, over the seeds both have; ``≥`` when ``none`` hit the limit on any of them.
+    """
+    groups: dict[tuple[str, int, str, float], list[dict]] = {}
+    for r in records:
+        j = r["job"]
+        groups.setdefault((j["function"], j["depth"], j["variant"], j["lam"]), []).append(r)
+    rows = []
+    for (f, d, v, lam), recs in sorted(groups.items(), key=lambda kv: (
+            kv[0][0], kv[0][1], list(PAPER_VARIANTS).index(kv[0][2]), kv[0][3])):
+        base = groups.get((f, d, "none", 0.0))
+        seeds = {r["job"]["seed"] for r in recs}
+        base_same = [b for b in (base or []) if b["job"]["seed"] in seeds]
+        mine = [r for r in recs if base is None or r["job"]["seed"] in
+                {b["job"]["seed"] for b in base}]
+        row: dict[str, Any] = {
+            "function": f, "depth": d, "variant": v, "lam": lam,
+            "origin": PAPER_VARIANTS[v].origin if v in PAPER_VARIANTS else "?",
+            "seeds": sorted(seeds), "records": recs,
+            "test_mse": float(np.mean([r["test_mse"] for r in recs])),
+        }
+        if base_same:
+            row["mse_ratio"] = row["test_mse"] / float(np.mean([b["test_mse"]
+                                                                 for b in base_same]))
+        row["speedup"] = {}
+        for form in ("paper", "ours"):
+            for solver in ("highs", "gurobi"):
+                _, t, hit = _time_cell(mine, form, solver)
+                _, tb, hitb = _time_cell(base_same, form, solver) if base_same else ("", None, 0)
+                if t is None or tb is None or not mine:
+                    continue
+                row["speedup"][f"{form}/{solver}"] = {
+                    "time": t, "hit": hit, "base_time": tb, "base_hit": hitb,
+                    "ratio": tb / max(t, 1e-3), "lower_bound": bool(hitb and not hit),
+                    "undetermined": bool(hit),
+                }
+        rows.append(row)
+    return rows
+
+
+def _ratio_cell(s: dict[str, Any] | None) -> str:
+    if not s:
+        return "-"
+    if s["undetermined"]:
+        return "limit"
+    return ("≥" if s["lower_bound"] else "") + f"{s['ratio']:.3g}×"
+
+
+def headline(rows: list[dict[str, Any]], ratio: float = MSE_RATIO) -> list[dict[str, Any]]:
+    """Per (function, depth, formulation/solver): the best speed-up at test MSE ≤ ratio × none."""
+    best: dict[tuple[str, int, str], dict[str, Any]] = {}
+    for row in rows:
+        if row["variant"] == "none" or row.get("mse_ratio") is None:
+            continue
+        if row["mse_ratio"] > ratio:
+            continue
+        for fs, s in row["speedup"].items():
+            if s["undetermined"]:
+                continue
+            k = (row["function"], row["depth"], fs)
+            if k not in best or s["ratio"] > best[k]["ratio"]:
+                best[k] = {**s, "variant": row["variant"], "lam": row["lam"],
+                           "mse_ratio": row["mse_ratio"], "function": row["function"],
+                           "depth": row["depth"], "solver": fs}
+    return [best[k] for k in sorted(best)]
+
+
+def dominance(rows: list[dict[str, Any]], fs: str = "paper/highs") -> list[dict[str, Any]]:
+    """For every paper-regularizer row: is there one of ours at least as accurate and fast?
+
+    Compared per function and depth on the same seeds, test MSE and mean MILP time
+    (formulation/solver ``fs``; a row that hit the limit counts at the limit).
+    """
+    out = []
+    for r in rows:
+        if r["origin"] != "paper" or r["variant"] == "none" or fs not in r["speedup"]:
+            continue
+        t = r["speedup"][fs]["time"]
+        mates = [o for o in rows if o["origin"] == "ours" and o["function"] == r["function"]
+                 and o["depth"] == r["depth"] and fs in o["speedup"]
+                 and o["seeds"] == r["seeds"]]
+        win = [o for o in mates if o["test_mse"] <= r["test_mse"]
+               and o["speedup"][fs]["time"] <= t and not o["speedup"][fs]["hit"]]
+        out.append({"function": r["function"], "depth": r["depth"], "variant": r["variant"],
+                    "lam": r["lam"], "test_mse": r["test_mse"], "time": t,
+                    "dominated_by": [f"{o['variant']} {o['lam']:g}" for o in win],
+                    "compared": len(mates)})
+    return out
+
+
+def equal_accuracy(rows: list[dict[str, Any]], fs: str = "ours/highs") -> list[dict[str, Any]]:
+    """Speed-up at equal accuracy (DESIGN.md): per regularized row, the fastest unregularized
+    network of *any* depth of the same function that is at least as accurate (test MSE), over
+    this row's time. ``base`` is ``None`` when no unregularized network is as accurate.
+    """
+    out = []
+    for r in rows:
+        if r["variant"] == "none" or fs not in r["speedup"]:
+            continue
+        s = r["speedup"][fs]
+        cands = [o for o in rows if o["variant"] == "none" and o["function"] == r["function"]
+                 and o["test_mse"] <= r["test_mse"] and fs in o["speedup"]]
+        rec = {"function": r["function"], "depth": r["depth"], "variant": r["variant"],
+               "lam": r["lam"], "test_mse": r["test_mse"], "time": s["time"], "hit": s["hit"],
+               "base": None}
+        if cands:
+            b = min(cands, key=lambda o: o["speedup"][fs]["time"])
+            bt = b["speedup"][fs]
+            rec.update(base={"depth": b["depth"], "test_mse": b["test_mse"], "time": bt["time"],
+                             "hit": bt["hit"]},
+                       ratio=bt["time"] / max(s["time"], 1e-3),
+                       lower_bound=bool(bt["hit"] and not s["hit"]))
+        out.append(rec)
+    return out
+
+
+def pareto_plots(records: list[dict], out_dir: str | os.PathLike[str]) -> list[Path]:
+    """One plot per function: test MSE against MILP time (HiGHS), every network of the run.
+
+    Filled markers solved, hollow ones hit the time limit (drawn at the limit); one colour per
+    variant, one marker per depth; left panel the paper's MILP (IBP bounds), right ours.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    by_fn: dict[str, list[dict]] = {}
+    for r in records:
+        by_fn.setdefault(r["job"]["function"], []).append(r)
+    variants = list(PAPER_VARIANTS)
+    colours = plt.get_cmap("tab10")
+    markers = {2: "o", 3: "s", 5: "D"}
+    for f, recs in sorted(by_fn.items()):
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
+        for ax, form in zip(axes, ("paper", "ours")):
+            seen = set()
+            for r in recs:
+                m = r["milp"].get(form, {}).get("highs")
+                t, hit = _solve_time(m)
+                if t is None:
+                    continue
+                v, d = r["job"]["variant"], r["job"]["depth"]
+                c = colours(variants.index(v) % 10)
+                label = v if v not in seen else None
+                seen.add(v)
+                ax.scatter(r["test_mse"], max(t, 1e-2), marker=markers.get(d, "^"), s=40,
+                           facecolors="none" if hit else c, edgecolors=c, label=label)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("test MSE ([0, 1] scale)")
+            kind = "IBP big-M (paper)" if form == "paper" else "LP-OBBT big-M (ours)"
+            ax.set_title(f"{f}: {kind}", fontsize=10)
+            ax.grid(True, which="both", alpha=0.3)
+        axes[0].set_ylabel("HiGHS time [s], 1 thread (hollow: time limit)")
+        axes[1].legend(fontsize=7, title="variant (marker: depth 2 o, 3 □, 5 ◇)",
+                       title_fontsize=7)
+        path = Path(out_dir) / f"pareto_{f}.png"
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def _lam(row: dict[str, Any]) -> str:
+    return "-" if row["variant"] == "none" else format(row["lam"], "g")
+
+
+def _network_table(rows: list[dict[str, Any]]) -> str:
+    head = ["function", "depth", "variant", "λ", "seeds", "test MSE", "ratio",
+            "unstable IBP/OBBT", "mean width", "root gap", "paper HiGHS s", "paper Gurobi s",
+            "ours HiGHS s", "ours Gurobi s", "speed-up paper H/G", "speed-up ours H/G",
+            "f(x*) − f*"]
+    body = []
+    for row in rows:
+        recs = row["records"]
+        sp = row["speedup"]
+        paper = [r["milp"].get("paper", {}).get("highs", {}) for r in recs]
+        body.append([
+            row["function"], row["depth"], row["variant"], _lam(row), len(row["seeds"]),
+            _stat([r["test_mse"] for r in recs]),
+            format(row["mse_ratio"], ".3g") if row.get("mse_ratio") else "-",
+            f"{_stat([r['unstable_ibp'] for r in recs], '.4g')}/"
+            f"{_stat([r.get('unstable_obbt') for r in recs], '.4g')}",
+            _stat([r["mean_width_ibp"] for r in recs]),
+            _stat([m.get("root_gap") for m in paper]),
+            *(_time_cell(recs, f, s)[0] for f in ("paper", "ours") for s in ("highs", "gurobi")),
+            f"{_ratio_cell(sp.get('paper/highs'))} / {_ratio_cell(sp.get('paper/gurobi'))}",
+            f"{_ratio_cell(sp.get('ours/highs'))} / {_ratio_cell(sp.get('ours/gurobi'))}",
+            _stat([m.get("f_error") for m in paper]),
+        ])
+    return format_table(head, body, markdown=True)
+
+
+def _headline_table(rows: list[dict[str, Any]]) -> str:
+    head = ["function", "depth", "MILP/solver", "variant", "λ", "MSE ratio", "time s",
+            "baseline s", "speed-up"]
+    body = [[h["function"], h["depth"], h["solver"], h["variant"], f"{h['lam']:g}",
+             f"{h['mse_ratio']:.3g}", f"{h['time']:.3g}",
+             f"{'≥' if h['base_hit'] else ''}{h['base_time']:.4g}",
+             f"{'≥' if h['lower_bound'] else ''}{h['ratio']:.3g}×"] for h in headline(rows)]
+    return format_table(head, body, markdown=True)
+
+
+def _dominance_table(dom: list[dict[str, Any]]) -> str:
+    head = ["function", "depth", "paper variant", "λ", "test MSE", "time s", "ours that dominate"]
+    body = []
+    for d in dom:
+        who = ", ".join(d["dominated_by"]) or (
+            "**none**" if d["compared"] else "(no variant of ours measured yet)")
+        body.append([d["function"], d["depth"], d["variant"], f"{d['lam']:g}",
+                     f"{d['test_mse']:.3g}", f"{d['time']:.3g}", who])
+    return format_table(head, body, markdown=True)
+
+
+def _equal_accuracy_table(eq: list[dict[str, Any]]) -> str:
+    head = ["function", "depth", "variant", "λ", "test MSE", "time s",
+            "unregularized: depth, MSE, time s", "speed-up"]
+    body = []
+    for e in eq:
+        b = e["base"]
+        ratio = "limit" if e["hit"] else f"{'≥' if e['lower_bound'] else ''}{e['ratio']:.3g}×"
+        body.append([e["function"], e["depth"], e["variant"], f"{e['lam']:g}",
+                     f"{e['test_mse']:.3g}", f"{'≥' if e['hit'] else ''}{e['time']:.3g}",
+                     f"{b['depth']}, {b['test_mse']:.3g}, "
+                     f"{'≥' if b['hit'] else ''}{b['time']:.4g}", ratio])
+    return format_table(head, body, markdown=True)
+
+
+def _training_table(records: list[dict]) -> str | None:
+    times = [(r["job"]["variant"], r["train_time"]) for r in records]
+    plain = [t for v, t in times if v == "none"]
+    if not plain:
+        return None
+    p = float(np.mean(plain))
+    body = []
+    for v in PAPER_VARIANTS:
+        ts = [t for vv, t in times if vv == v]
+        if ts:
+            body.append([v, len(ts), f"{np.mean(ts):.0f}", f"{np.mean(ts) / p:.2f}"])
+    return format_table(["variant", "networks", "train s", "× plain"], body, markdown=True)
+
+
+def markdown_report(records: list[dict], cfg: PaperConfig | None = None) -> str:
+    """The paper-suite report: per-network means, speed-ups, the headline and the dominance test."""
+    rows = summarize(records)
+    lines = ["# Paper protocol (Tsay 2026) — results", ""]
+    if records:
+        env = records[-1].get("environment", {})
+        lines.append(f"Machine: {env.get('machine')}, {env.get('cpus')} CPUs, Python "
+                     f"{env.get('python')}, torch {env.get('torch')}, HiGHS {env.get('highs')}, "
+                     f"Gurobi {env.get('gurobi')}; one solver thread; MIP gap "
+                     f"{records[-1].get('mip_gap')}; time limit "
+                     f"{records[-1].get('time_limit'):g} s per MILP.")
+    lines += [
+        f"{len(records)} networks finished. Times are solver seconds for minimizing the network "
+        "(mean over seeds); `≥` marks a baseline that hit the time limit (so the speed-up is a "
+        "lower bound), `limit` a row that hit it itself. `paper` = big-M with IBP bounds "
+        "(binaries for IBP-unstable neurons), `ours` = big-M with LP-OBBT bounds. MSE on the "
+        "[0, 1] target scale; ratio = test MSE / that of `none` (same function, depth, seeds).",
+        "", _network_table(rows),
+        "", f"## Best speed-up at test MSE ≤ {MSE_RATIO}× the unregularized network", "",
+        _headline_table(rows)]
+    dom = dominance(rows)
+    if dom:
+        lines += ["", "## Better than the paper on its own ground? (paper MILP, HiGHS)", "",
+                  "For each point the paper's regularizers reach: our variants (same seeds) at "
+                  "least as accurate and at least as fast.", "", _dominance_table(dom)]
+    eq = [e for e in equal_accuracy(rows) if e["base"] is not None]
+    if eq:
+        lines += ["", "## Speed-up at equal accuracy (ours MILP, HiGHS)", "",
+                  "Fastest unregularized network of any depth at least as accurate, over the row's"
+                  " time.", "", _equal_accuracy_table(eq)]
+    train = _training_table(records)
+    if train is not None:
+        lines += ["", "## Training time (mean seconds per network; all depths)", "", train]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out_dir: str | os.PathLike[str], cfg: PaperConfig | None = None) -> Path:
+    """Write ``OUT/paper.md`` from every finished job in ``out_dir``; returns its path."""
+    path = Path(out_dir) / REPORT_FILE
+    records = load_records(out_dir, cfg)
+    text = markdown_report(records, cfg)
+    pareto_plots(records, out_dir)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path

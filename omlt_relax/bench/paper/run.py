@@ -1,0 +1,193 @@
+"""Running the paper suite: one job per network, resumable, several processes on one folder
+(see :mod:`omlt_relax.bench.paper`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from omlt_relax.bench.paper.measure import measure_paper
+from omlt_relax.bench.paper.protocol import (
+    Job,
+    PaperConfig,
+    PaperData,
+    get_paper_variant,
+    jobs_of,
+    paper_data,
+    paper_network,
+)
+from omlt_relax.bench.paper.report import load_records, write_report
+from omlt_relax.bench.paper.training import TrainedNet, epochs_of, train_paper
+from omlt_relax.bench.results import write_json
+from omlt_relax.bench.suite import environment as suite_environment
+
+
+def environment() -> dict[str, Any]:
+    """The suite's machine record plus the Gurobi version (if installed) and the load average."""
+    env = suite_environment()
+    try:
+        import gurobipy
+
+        env["gurobi"] = ".".join(map(str, gurobipy.gurobi.version()))
+    except Exception:  # an optional solver: any failure means "not available"
+        env["gurobi"] = None
+    env["load_avg_1m"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return env
+
+
+class BaseNotTrainedError(FileNotFoundError):
+    """A fine-tuning job whose unregularized network is not (yet) in the output folder."""
+
+
+def base_job(job: Job) -> Job:
+    """The unregularized job of the same function, depth and seed."""
+    return Job(job.function, job.depth, job.seed, "none", 0.0)
+
+
+def _stored(path: Path, cfg: PaperConfig, full: bool = False) -> Any:
+    """The saved network at ``path`` if it was trained with ``cfg``'s settings (its state dict,
+    or the whole record with ``full``), else ``None``."""
+    if not path.is_file():
+        return None
+    saved = torch.load(path, weights_only=False)
+    if saved.get("train_key") != cfg.train_key():
+        return None
+    return saved if full else saved["state"]
+
+
+def run_job(job: Job, cfg: PaperConfig, out: Path, data_cache: dict[tuple[str, int], PaperData],
+            log: Callable[[str], None] | None = None,
+            progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Train (or reuse the stored network of) one job, measure it, write ``jobs/<key>.json``."""
+    (out / "models").mkdir(parents=True, exist_ok=True)
+    (out / "jobs").mkdir(parents=True, exist_ok=True)
+    dkey = (job.function, job.seed)
+    if dkey not in data_cache:
+        data_cache.clear()
+        data_cache[dkey] = paper_data(job.function, job.seed, cfg.n_train, cfg.n_val, cfg.n_test)
+    data = data_cache[dkey]
+    mpath = out / "models" / f"{job.key}.pt"
+    trained = None
+    saved = _stored(mpath, cfg, full=True)
+    if saved is not None:
+        model = paper_network(data.x_train.shape[1], job.depth, cfg.width, job.seed)
+        model.load_state_dict(saved["state"])
+        trained = TrainedNet(model, saved["best_epoch"], saved["best_val_mse"],
+                             saved["train_time"], saved["history"])
+    if trained is None:
+        init = None
+        if get_paper_variant(job.variant).schedule == "finetune":
+            init = _stored(out / "models" / f"{base_job(job).key}.pt", cfg)
+            if init is None:
+                msg = f"{job.key}: the unregularized network {base_job(job).key} is not trained"
+                raise BaseNotTrainedError(msg)
+        trained = train_paper(job, cfg, data, progress, init=init)
+        tmp = mpath.with_name(f".{mpath.name}.{os.getpid()}.tmp")  # atomic: no torn model
+        torch.save({"state": trained.model.state_dict(), "train_key": cfg.train_key(),
+                    "best_epoch": trained.best_epoch, "best_val_mse": trained.best_val_mse,
+                    "train_time": trained.train_time, "history": trained.history}, tmp)
+        os.replace(tmp, mpath)
+    if log is not None:
+        log(f"  trained in {trained.train_time:.0f} s (best epoch {trained.best_epoch}, "
+            f"val MSE {trained.best_val_mse:.3g})")
+    t0 = time.perf_counter()
+    meas = measure_paper(trained.model, data, cfg, log)
+    rec = {"job": asdict(job), "key": job.key, "train_key": cfg.train_key(),
+           "time_limit": cfg.time_limit, "mip_gap": cfg.mip_gap,
+           "train_time": trained.train_time, "best_epoch": trained.best_epoch,
+           "best_val_mse": trained.best_val_mse, "measure_time": time.perf_counter() - t0,
+           "environment": environment(), **meas}
+    write_json(out / "jobs" / f"{job.key}.json", rec)
+    return rec
+
+
+def _done(path: Path, cfg: PaperConfig) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return (rec.get("train_key") == cfg.train_key() and rec.get("time_limit") == cfg.time_limit
+            and all(f in rec.get("milp", {}) for f in cfg.formulations)
+            and all(s in rec["milp"][f] for f in cfg.formulations for s in cfg.solvers))
+
+
+def _claim(lock: Path) -> bool:
+    """Create ``lock`` holding this process's id; take over a lock whose process is gone.
+
+    Only for processes of one machine (the id is checked with ``os.kill(pid, 0)``). A lock that
+    is still empty is being written by its owner, unless it is older than a minute.
+    """
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                text = lock.read_text().strip()
+                if not text:
+                    if time.time() - lock.stat().st_mtime < 60:
+                        return False
+                    raise ValueError("an empty lock left behind")
+                os.kill(int(text.split()[0]), 0)
+            except FileNotFoundError:
+                continue  # released meanwhile: try again
+            except (OSError, ValueError):
+                lock.unlink(missing_ok=True)  # its process died: the job is free again
+                continue
+            return False
+        os.write(fd, f"{os.getpid()}\n".encode())
+        os.close(fd)
+        return True
+    return False
+
+
+def run_paper(cfg: PaperConfig, out_dir: str | os.PathLike[str],
+              log: Callable[[str], None] | None = print, progress: bool = True) -> list[dict]:
+    """Run every job of ``cfg`` not yet done in ``out_dir`` (resumable), then write the report.
+
+    A job is claimed with an ``O_EXCL`` lock file, so several processes may run on one folder.
+    Returns the records of all finished jobs of ``cfg``.
+    """
+    out = Path(out_dir)
+    (out / "jobs").mkdir(parents=True, exist_ok=True)
+    cfg_path = out / "config.json"
+    write_json(cfg_path, {"config": cfg.to_dict(), "environment": environment()})
+    todo = [j for j in jobs_of(cfg) if not _done(out / "jobs" / f"{j.key}.json", cfg)]
+    # fine-tunings start from a trained unregularized network: run them after the others
+    todo.sort(key=lambda j: get_paper_variant(j.variant).schedule == "finetune")
+    cache: dict[tuple[str, int], PaperData] = {}
+    if log is not None:
+        log(f"paper suite: {len(jobs_of(cfg))} jobs, {len(todo)} to run, results in {out}")
+    for i, job in enumerate(todo, 1):
+        lock = out / "jobs" / f".{job.key}.lock"
+        if not _claim(lock):
+            if log is not None:
+                log(f"[{i}/{len(todo)}] {job.key}: running elsewhere (lock {lock}), skipped")
+            continue
+        if _done(out / "jobs" / f"{job.key}.json", cfg):  # finished elsewhere meanwhile
+            lock.unlink(missing_ok=True)
+            continue
+        try:
+            if log is not None:
+                log(f"[{i}/{len(todo)}] {job.key}")
+            total = epochs_of(get_paper_variant(job.variant), cfg.epochs)
+            with tqdm(total=total, desc=job.key, unit="epoch", leave=False,
+                      disable=not progress) as bar:
+                run_job(job, cfg, out, cache, log, bar.update)
+        except BaseNotTrainedError as e:
+            if log is not None:
+                log(f"  skipped: {e}; run it again once that network is trained")
+        finally:
+            lock.unlink(missing_ok=True)
+        write_report(out, cfg)
+    write_report(out, cfg)
+    return load_records(out, cfg)

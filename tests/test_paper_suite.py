@@ -1,0 +1,254 @@
+"""The paper-protocol suite: data, networks, regularizers as the paper defines them, a tiny run."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from omlt_relax import interval_bounds
+from omlt_relax.bench.paper import (
+    PAPER_FUNCTIONS,
+    PAPER_VARIANTS,
+    Job,
+    PaperConfig,
+    PaperRegularizer,
+    checkpoint_from,
+    jobs_of,
+    latin_hypercube,
+    paper_data,
+    paper_network,
+    run_paper,
+    schedule_factor,
+)
+from omlt_relax.cli import main
+
+TOL = 1e-6
+
+
+def test_latin_hypercube_has_one_point_per_stratum() -> None:
+    x = latin_hypercube(50, [-2.0, -5.0], [2.0, 5.0], seed=3)
+    assert x.shape == (50, 2)
+    for j, (lo, hi) in enumerate(((-2.0, 2.0), (-5.0, 5.0))):
+        strata = np.floor((x[:, j] - lo) / (hi - lo) * 50).astype(int)
+        assert sorted(strata.tolist()) == list(range(50))
+    assert np.array_equal(x, latin_hypercube(50, [-2.0, -5.0], [2.0, 5.0], seed=3))
+
+
+def test_paper_data_scales_targets_with_the_training_split() -> None:
+    d = paper_data("peaks", 0, 400, 100, 100)
+    assert d.y_train.min() == 0.0 and d.y_train.max() == 1.0
+    fn = PAPER_FUNCTIONS["peaks"]
+    back = d.y_min + (d.y_max - d.y_min) * d.y_test
+    np.testing.assert_allclose(back, fn(d.x_test)[:, None], rtol=1e-12, atol=1e-12)
+    assert np.all(d.x_train >= -2.0) and np.all(d.x_train <= 2.0)
+    # three different seeds for the three splits
+    assert not np.allclose(d.x_train[:100], d.x_val)
+
+
+def test_paper_functions_minima_on_their_domains() -> None:
+    for name, fn in PAPER_FUNCTIONS.items():
+        lo, hi = fn.box
+        g = np.linspace(0, 1, 801)
+        xx, yy = np.meshgrid(lo[0] + (hi[0] - lo[0]) * g, lo[1] + (hi[1] - lo[1]) * g)
+        vals = fn(np.column_stack([xx.ravel(), yy.ravel()]))
+        assert vals.min() >= fn.f_min - 1e-9, name
+        assert vals.min() <= fn.f_min + 1e-2 * fn.f_range, name
+        assert float(fn(np.asarray(fn.x_min))[0]) == pytest.approx(fn.f_min, abs=1e-5)
+
+
+def test_network_has_the_paper_initialization() -> None:
+    net = paper_network(2, 3, 25, seed=1)
+    lins = [m for m in net if isinstance(m, nn.Linear)]
+    assert [lin.out_features for lin in lins] == [25, 25, 25, 1]
+    assert all(float(lin.bias.detach().abs().max()) == 0.0 for lin in lins)
+    torch.manual_seed(0)
+    big = paper_network(2, 1, 4000, seed=2)
+    # Kaiming normal (fan-in 2, ReLU gain): std sqrt(2/2) = 1; Xavier normal output: sqrt(2/4001)
+    assert float(big[0].weight.std()) == pytest.approx(1.0, rel=0.05)
+    assert float(big[2].weight.std()) == pytest.approx(math.sqrt(2 / 4001), rel=0.1)
+
+
+@pytest.mark.parametrize("variant", ["width", "stable", "stable_crown", "l1", "l2"])
+def test_regularizers_equal_the_papers_definitions(variant: str) -> None:
+    """R(θ) against the paper's formulas, written out here with torch bounds, value and gradient."""
+    torch.manual_seed(0)
+    net = paper_network(2, 3, 25, seed=4)
+    box = (np.array([-2.0, -2.0]), np.array([2.0, 2.0]))
+    v = PAPER_VARIANTS[variant]
+    reg = PaperRegularizer(net, v, box, seed=0)
+    x = torch.zeros(4, 2)
+    got = reg(x)
+    if v.bounds == "crown":
+        from omlt_relax import crown_bounds
+
+        nb = crown_bounds(net, *box)
+    else:
+        nb = interval_bounds(net, *box)
+    l, u = torch.cat(list(nb.lower)), torch.cat(list(nb.upper))
+    params = [p for m in net if isinstance(m, nn.Linear) for p in (m.weight, m.bias)]
+    ref = {
+        "width": lambda: (u - l).mean(),
+        "stable": lambda: torch.minimum(torch.relu(-l), torch.relu(u)).mean(),
+        "stable_crown": lambda: torch.minimum(torch.relu(-l), torch.relu(u)).mean(),
+        "l1": lambda: sum(p.abs().sum() for p in params),
+        "l2": lambda: sum((p * p).sum() for p in params),
+    }[variant]()
+    assert float(got) == pytest.approx(float(ref), rel=1e-5)
+    g1 = torch.autograd.grad(got, params, allow_unused=True)
+    g2 = torch.autograd.grad(ref, params, allow_unused=True)
+    for a, b in zip(g1, g2, strict=True):
+        if b is None:
+            assert a is None or float(a.abs().max()) == 0.0
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_lp_gap_regularizer_is_nonnegative_and_has_gradient() -> None:
+    net = paper_network(2, 2, 25, seed=5)
+    box = (np.array([-2.0, -2.0]), np.array([2.0, 2.0]))
+    reg = PaperRegularizer(net, PAPER_VARIANTS["width+lpgap"], box, seed=0)
+    x = torch.as_tensor(latin_hypercube(64, *box, seed=0), dtype=torch.float32)
+    val = reg(x)
+    assert float(val) >= 0.0
+    val.backward()
+    assert any(float(p.grad.abs().sum()) > 0 for p in net.parameters())
+
+
+def test_continuation_schedule() -> None:
+    v = PAPER_VARIANTS["stable_cont"]
+    assert [schedule_factor(v, e, 8) for e in range(8)] == [0, 0, 0, 0, 0.5, 1.0, 1.0, 1.0]
+    assert checkpoint_from(v, 8) == 6
+    assert schedule_factor(PAPER_VARIANTS["stable"], 0, 8) == 1.0
+    assert checkpoint_from(PAPER_VARIANTS["stable"], 8) == 0
+    ft = PAPER_VARIANTS["stable_ft"]
+    assert [schedule_factor(ft, e, 4) for e in range(4)] == [0.5, 1.0, 1.0, 1.0]
+    assert checkpoint_from(ft, 4) == 1
+
+
+def test_jobs_order_and_bad_config() -> None:
+    cfg = PaperConfig(functions=("peaks",), depths=(2,), seeds=(0,), variants=("none", "stable"),
+                      lambdas=(1e-3, 1e-2))
+    assert [j.key for j in jobs_of(cfg)] == [
+        "peaks-d2-s0-none-0", "peaks-d2-s0-stable-0.001", "peaks-d2-s0-stable-0.01"]
+    with pytest.raises(ValueError, match="unknown paper function 'rastrigin'"):
+        PaperConfig(functions=("rastrigin",))
+    with pytest.raises(ValueError, match="unknown paper-suite variant 'bigm'"):
+        PaperConfig(variants=("bigm",))
+    with pytest.raises(ValueError, match="lambdas must be positive"):
+        PaperConfig(lambdas=(0.0,))
+
+
+def test_tiny_run_end_to_end_is_verified_and_resumable(tmp_path) -> None:
+    """Train 2 tiny nets, solve their MILPs (HiGHS), check them against the forward pass."""
+    cfg = PaperConfig(functions=("peaks",), depths=(2,), seeds=(0,),
+                      variants=("stable_ft", "none", "stable"), lambdas=(1e-2,), width=6,
+                      n_train=300, n_val=100, n_test=100, epochs=4, time_limit=30,
+                      solvers=("highs",))
+    recs = run_paper(cfg, tmp_path, log=None, progress=False)
+    assert len(recs) == 3
+    ft = next(r for r in recs if r["job"]["variant"] == "stable_ft")
+    assert ft["best_epoch"] >= 1  # kept after its ramp (2 of the 4 epochs fine-tune)
+    fn = PAPER_FUNCTIONS["peaks"]
+    for r in recs:
+        assert set(r["milp"]) == {"paper", "ours"}
+        for form in ("paper", "ours"):
+            m = r["milp"][form]["highs"]
+            assert m["status"] == "optimal"
+            # the MILP optimum is the network's value at the MILP's input
+            assert m["verify_err"] <= 1e-5 * (1 + abs(m["objective"]))
+            assert m["f_error"] == pytest.approx(m["f_at_x"] - fn.f_min)
+            # and it is a minimum: no sampled input gives a lower network value
+            model = paper_network(2, 2, 6, 0)
+            saved = torch.load(tmp_path / "models" / f"{r['key']}.pt", weights_only=False)
+            model.load_state_dict(saved["state"])
+            xs = torch.as_tensor(latin_hypercube(2000, *fn.box, seed=9))
+            with torch.no_grad():
+                vals = model.double()(xs)
+            assert float(vals.min()) >= m["objective"] - 1e-6
+            assert r["milp"][form]["root_lp"] <= m["objective"] + 1e-7
+        assert r["unstable_obbt"] <= r["unstable_ibp"]
+    text = (tmp_path / "paper.md").read_text()
+    assert "| peaks | 2 | stable | 0.01 |" in text
+    assert (tmp_path / "pareto_peaks.png").stat().st_size > 1000
+    # resumable: nothing left to do, records unchanged
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "jobs").glob("*.json")}
+    assert len(run_paper(cfg, tmp_path, log=None, progress=False)) == 3
+    after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "jobs").glob("*.json")}
+    assert before == after
+
+
+def test_finetune_starts_from_the_unregularized_network(tmp_path) -> None:
+    """Without its base network a fine-tuning is skipped (no error); with it, it starts there."""
+    from omlt_relax.bench.paper import paper_data, train_paper
+
+    cfg = PaperConfig(functions=("peaks",), depths=(2,), seeds=(0,), variants=("stable_ft",),
+                      lambdas=(1e-2,), width=6, n_train=300, n_val=100, n_test=100, epochs=4,
+                      time_limit=30, solvers=("highs",))
+    assert run_paper(cfg, tmp_path, log=None, progress=False) == []
+    data = paper_data("peaks", 0, 300, 100, 100)
+    job = Job("peaks", 2, 0, "stable_ft", 1e-2)
+    with pytest.raises(ValueError, match="not trained yet"):
+        train_paper(job, cfg, data)
+    base = paper_network(2, 2, 6, seed=7)
+    net = train_paper(job, cfg, data, init=base.state_dict())
+    assert len(net.history) == 2  # half the epochs
+    # two fine-tuning epochs: the ramp is one epoch long, so λ is full from the start
+    assert [h["lam"] for h in net.history] == [1e-2, 1e-2]
+
+
+def test_stale_lock_is_taken_over_and_live_lock_respected(tmp_path) -> None:
+    from omlt_relax.bench.paper.run import _claim
+
+    lock = tmp_path / ".x.lock"
+    lock.write_text("999999999\n")  # no such process
+    assert _claim(lock)
+    assert lock.read_text().strip() == str(os.getpid())
+    assert not _claim(lock)  # held by a live process (this one)
+
+
+def test_cli_paper_suite_report_and_errors(tmp_path, capsys) -> None:
+    job = Job("peaks", 2, 0, "none", 0.0)
+    rec = {"job": {"function": "peaks", "depth": 2, "seed": 0, "variant": "none", "lam": 0.0},
+           "key": job.key, "train_time": 1.0, "test_mse": 1e-3, "unstable_ibp": 40,
+           "unstable_obbt": 30, "mean_width_ibp": 3.0, "time_limit": 10.0, "mip_gap": 1e-4,
+           "milp": {"paper": {"highs": {"status": "feasible", "time": 10.0, "gap": 0.5}},
+                    "ours": {"highs": {"status": "optimal", "time": 2.0}}}}
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / f"{job.key}.json").write_text(json.dumps(rec))
+    assert main(["bench", "--suite", "paper", "--out", str(tmp_path), "--report-only",
+                 "--functions", "peaks", "--depths", "2", "--seeds", "0",
+                 "--variants", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "| peaks | 2 | none | - | 1 | 0.001 |" in out
+    assert "≥10" in out
+    assert main(["bench", "--suite", "paper", "--out", str(tmp_path), "--functions",
+                 "rastrigin"]) == 2
+    assert "unknown function 'rastrigin'" in capsys.readouterr().err
+    assert main(["bench", "--suite", "paper", "--out", str(tmp_path), "--lambdas", "-1"]) == 2
+
+
+def test_job_finished_by_another_process_meanwhile_is_not_run_again(tmp_path, monkeypatch) -> None:
+    import omlt_relax.bench.paper.run as run
+
+    cfg = PaperConfig(functions=("peaks",), depths=(1,), seeds=(0,), variants=("none",),
+                      width=4, n_train=200, n_val=50, n_test=50, epochs=1, time_limit=30,
+                      solvers=("highs",), formulations=("paper",))
+    run_paper(cfg, tmp_path, log=None, progress=False)
+    rec = tmp_path / "jobs" / "peaks-d1-s0-none-0.json"
+    before = rec.stat().st_mtime_ns
+    checks: list[object] = []
+
+    def done_after_the_todo_list(path, c) -> bool:  # as if another process finished it later
+        checks.append(path)
+        return len(checks) > 1
+
+    monkeypatch.setattr(run, "_done", done_after_the_todo_list)
+    run_paper(cfg, tmp_path, log=None, progress=False)
+    assert rec.stat().st_mtime_ns == before
+    assert not (tmp_path / "jobs" / ".peaks-d1-s0-none-0.lock").exists()
