@@ -174,6 +174,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=10000, help="number of networks")
     p.add_argument("--seed", type=int, default=1_000_000, help="seed of case 0")
+    p.add_argument("--start", type=int, default=0,
+                   help="first case this process runs (a second process can take the tail)")
     p.add_argument("--out", default=str(ROOT / "soak_results.jsonl"), help="JSON lines (resume)")
     p.add_argument("--report", default=str(ROOT / "RELIABILITY.md"))
     p.add_argument("--report-only", action="store_true")
@@ -186,7 +188,7 @@ def main() -> int:
     if not a.report_only:
         from tqdm.auto import tqdm
 
-        todo = [i for i in range(a.n) if i not in done]
+        todo = [i for i in range(a.start, a.n) if i not in done]
         with out.open("a") as fh, tqdm(total=a.n, initial=a.n - len(todo), unit="net",
                                        mininterval=10) as bar:
             for i in todo:
