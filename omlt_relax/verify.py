@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pyomo.environ as pyo
 
+from omlt_relax.bounds.interval import interval_chain
 from omlt_relax.chain import forward_chain, network_chain, network_input_box, probe_inputs
 from omlt_relax.solve import solve
 
@@ -98,14 +99,8 @@ def _layer_bounds(chain: Chain, lo: np.ndarray, hi: np.ndarray, bounds: Any) -> 
     if bounds is not None:
         nb = bounds.numpy()
         return [np.maximum(np.abs(a), np.abs(c)) for a, c in zip(nb.lower, nb.upper)]
-    out = []
-    zl, zu = lo, hi
-    for w, b in chain[:-1]:
-        wp, wn = np.maximum(w, 0.0), np.minimum(w, 0.0)
-        low, up = wp @ zl + wn @ zu + b, wp @ zu + wn @ zl + b
-        out.append(np.maximum(np.abs(low), np.abs(up)))
-        zl, zu = np.maximum(low, 0.0), np.maximum(up, 0.0)
-    return out
+    lows, ups = interval_chain(chain, np.asarray(lo, np.float64), np.asarray(hi, np.float64))
+    return [np.maximum(np.abs(a), np.abs(c)) for a, c in zip(lows, ups)]
 
 
 def objective_tolerance(
