@@ -7,6 +7,8 @@
     omlt-relax solve net.onnx [--sense both] [--compare-omlt]       # ONNX -> MILP report
     omlt-relax tighten in.onnx --out out.onnx [--bounds lp]         # any dense ReLU ONNX + bounds
     omlt-relax bench [--functions 2d] [--variants all] --out DIR    # the benchmark suite
+    omlt-relax bench --suite cflp --out DIR                         # two-stage facility location
+    omlt-relax cflp data|train|solve|evaluate ...                   # the two-stage workflow
 
 Bad input (a missing file, a wrong number of columns, an inverted box, ...) ends the command with
 exit status 2 and one line on standard error, ``omlt-relax: error: ...``; no traceback.
@@ -435,13 +437,20 @@ def cmd_tighten(a: argparse.Namespace) -> int:
 
 # -- bench --------------------------------------------------------------------------------------
 def cmd_bench(a: argparse.Namespace) -> int:
-    """The benchmark suite (see :mod:`omlt_relax.bench.suite`), or ``--suite paper``."""
+    """The benchmark suite (see :mod:`omlt_relax.bench.suite`), ``--suite paper`` or
+    ``--suite cflp`` (:mod:`omlt_relax.stochastic.bench`)."""
     import torch
 
     if a.suite == "paper":
         return _bench_paper(a)
+    if a.suite == "cflp":
+        from omlt_relax.stochastic.cli import cmd_bench_cflp
+
+        torch.set_num_threads(1)
+        return cmd_bench_cflp(a)
     defaults = (("functions", "2d"), ("variants", "all"), ("time_limit", BENCH_TIME_LIMIT),
-                ("n_train", 2000), ("epochs", BENCH_EPOCHS))
+                ("n_train", 2000), ("epochs", BENCH_EPOCHS), ("hidden", hidden_default()),
+                ("tolerance", 1.2))
     for name, default in defaults:
         if getattr(a, name) is None:
             setattr(a, name, default)
@@ -551,6 +560,13 @@ def _bench_paper(a: argparse.Namespace) -> int:
 
 
 # -- entry point --------------------------------------------------------------------------------
+def hidden_default() -> str:
+    """The default hidden widths of ``train``/``demo``/``bench``, e.g. ``"50,50"``."""
+    from omlt_relax.bench.train import TrainConfig
+
+    return ",".join(str(h) for h in TrainConfig().hidden)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``omlt-relax``."""
     from omlt_relax.bounds.methods import EXPORT_METHODS
@@ -561,7 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="omlt-relax", description=__doc__.split("\n")[0])
     p.add_argument("--debug", action="store_true",
                    help=f"show the traceback of an error (or set {DEBUG_ENV}=1)")
-    sub = p.add_subparsers(dest="command", metavar="{demo,train,solve,tighten,bench}",
+    sub = p.add_subparsers(dest="command", metavar="{demo,train,solve,tighten,bench,cflp}",
                            parser_class=_Parser)
     sub.required = True
 
@@ -623,21 +639,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_tighten)
 
     s = sub.add_parser("bench", help="the benchmark suite: JSON, markdown table, Pareto plot")
-    s.add_argument("--suite", choices=("default", "paper"), default="default",
+    s.add_argument("--suite", choices=("default", "paper", "cflp"), default="default",
                    help="'default': our suite (2x50 nets, all variants); 'paper': Tsay 2026's "
                         "protocol (width 25, depths 2/3/5, 70k LHS samples, 1800 s MILPs) with "
-                        "our variants beside the paper's")
+                        "our variants beside the paper's; 'cflp': two-stage facility location "
+                        "with quantile networks (omlt_relax.stochastic.bench)")
     s.add_argument("--out", default="bench_results", help="output directory (resumable)")
     s.add_argument("--functions", default=None,
                    help="comma-separated, '2d' or 'all' (default: 2d; paper: all)")
     s.add_argument("--variants", default=None, help="comma-separated or 'all' (default)")
     s.add_argument("--epochs", type=int, default=None,
-                   help=f"training epochs (default {BENCH_EPOCHS}; paper: 200)")
-    s.add_argument("--hidden", default=hidden, help="hidden widths")
+                   help=f"training epochs (default {BENCH_EPOCHS}; paper: 200; cflp: 80)")
+    s.add_argument("--hidden", default=None,
+                   help=f"hidden widths (default {hidden}; cflp: 100,100)")
     s.add_argument("--time-limit", type=float, default=None,
-                   help=f"seconds per MILP (default {BENCH_TIME_LIMIT:g}; paper: 1800)")
-    s.add_argument("--tolerance", type=float, default=1.2,
-                   help="weight selection: validation RMSE <= tolerance x baseline")
+                   help=f"seconds per MILP (default {BENCH_TIME_LIMIT:g}; paper: 1800; cflp: 300)")
+    s.add_argument("--tolerance", type=float, default=None,
+                   help="weight selection: validation RMSE (cflp: pinball loss) <= tolerance x "
+                        "baseline (default 1.2; cflp: 1.1)")
     s.add_argument("--n-train", type=int, default=None,
                    help="training samples (default 2000, validation a quarter, test as many; "
                         "paper: 70000/30000/10000)")
@@ -659,6 +678,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="functions run at once in worker processes (one core each)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_bench)
+    from omlt_relax.stochastic.cli import add_bench_options, add_cflp_parser
+
+    add_bench_options(s)
+    add_cflp_parser(sub)
     return p
 
 

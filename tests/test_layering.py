@@ -28,7 +28,11 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("formulations", ("formulations", "formulations.bigm", "formulations.partition")),
     ("solve", ("solve", "verify")),
     ("optimize", ("optimize",)),
-    ("cli and benchmarks", ("", "cli", "fuzz", "bench", "bench.*")),
+    ("stochastic programming", ("stochastic", "stochastic.cache", "stochastic.instance",
+                                "stochastic.recourse", "stochastic.data", "stochastic.quantile_net",
+                                "stochastic.first_stage", "stochastic.evaluate")),
+    ("cli and benchmarks", ("", "cli", "fuzz", "bench", "bench.*", "stochastic.bench",
+                            "stochastic.cli")),
 ]
 
 #: Stages whose modules may import lazily inside functions (start-up time of the command line).
