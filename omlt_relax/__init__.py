@@ -12,7 +12,7 @@ from omlt_relax.formulations import BoundedReluBigMFormulation, BoundedReluParti
 from omlt_relax.lp.gap import LPGapPenalty, lp_gap
 from omlt_relax.network import UnsupportedNetworkError, chain_module, parse_network
 from omlt_relax.neuron_bounds import BoundsMismatchError, NeuronBounds
-from omlt_relax.penalties import BigMPenalty, StabilityPenalty
+from omlt_relax.penalties import BigMPenalty, BoundPenalty, Penalty, StabilityPenalty
 from omlt_relax.quantile import IncrementalQuantileHead
 from omlt_relax.regularizer import RelaxationRegularizer
 from omlt_relax.solve import SolveResult, SolverUnavailableError, solve
@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BigMPenalty",
+    "BoundPenalty",
     "BoundedReluBigMFormulation",
     "BoundedReluPartitionFormulation",
     "BoundsMismatchError",
@@ -30,6 +31,7 @@ __all__ = [
     "IncrementalQuantileHead",
     "LPGapPenalty",
     "NeuronBounds",
+    "Penalty",
     "RelaxationRegularizer",
     "SolveResult",
     "SolverUnavailableError",

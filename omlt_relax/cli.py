@@ -4,9 +4,13 @@
 
     omlt-relax demo  [--out DIR]                       # peaks 5×25: plain vs relaxation-informed
     omlt-relax train data.csv --out net.onnx [--regularize relax]   # CSV -> ONNX with bounds
+    omlt-relax train data.csv --out net.onnx --budget 1.2           # strongest weight in budget
     omlt-relax solve net.onnx [--sense both] [--compare-omlt]       # ONNX -> MILP report
     omlt-relax tighten in.onnx --out out.onnx [--bounds lp]         # any dense ReLU ONNX + bounds
     omlt-relax bench [--functions 2d] [--variants all] --out DIR    # the benchmark suite
+    omlt-relax tune data.csv --budget 1.25 --trials 40 --out DIR    # Optuna study (on Dask)
+    omlt-relax bench --suite cflp --out DIR                         # two-stage facility location
+    omlt-relax cflp data|train|solve|evaluate ...                   # the two-stage workflow
 
 Bad input (a missing file, a wrong number of columns, an inverted box, ...) ends the command with
 exit status 2 and one line on standard error, ``omlt-relax: error: ...``; no traceback.
@@ -27,7 +31,10 @@ from typing import Any, NoReturn
 import numpy as np
 
 from omlt_relax.bench.report import fmt, format_table, milp_cell
-from omlt_relax.data_io import box_warnings, read_csv
+from omlt_relax.cli_input import CliError, csv_dataset
+from omlt_relax.cli_input import check_positive as _positive
+from omlt_relax.cli_input import floats_arg as _floats
+from omlt_relax.cli_input import ints_arg as _ints
 
 #: Exit status for bad input.
 EXIT_USAGE = 2
@@ -50,10 +57,6 @@ DEMO_EPOCHS = 1000
 DEMO_HIDDEN = "25,25,25,25,25"
 
 
-class CliError(Exception):
-    """A user-facing error: printed as one line, exit status 2."""
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error in one line and shows defaults in ``--help``."""
 
@@ -66,40 +69,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def _floats(text: str | None, what: str) -> list[float] | None:
-    if text is None:
-        return None
-    try:
-        vals = [float(s) for s in text.replace(";", ",").split(",") if s.strip()]
-    except ValueError:
-        msg = f"{what} must be comma-separated numbers, got {text!r}"
-        raise CliError(msg) from None
-    if not vals:
-        msg = f"{what} is empty"
-        raise CliError(msg)
-    return vals
-
-
-def _ints(text: str, what: str) -> tuple[int, ...]:
-    try:
-        vals = tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        msg = f"{what} must be comma-separated whole numbers, got {text!r}"
-        raise CliError(msg) from None
-    if not vals or any(v < 1 for v in vals):
-        msg = f"{what} must be positive whole numbers, got {text!r}"
-        raise CliError(msg)
-    return vals
-
-
-def _positive(x: float | None, what: str) -> None:
-    if x is not None and not (math.isfinite(x) and x > 0):
-        msg = f"{what} must be a positive number, got {x}"
-        raise CliError(msg)
-
-
-
-
 def _fmt(x: Any, spec: str = ".4g") -> str:
     return fmt(x, spec, missing="-")
 
@@ -279,7 +248,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     """CSV -> (optionally relaxation-informed) network -> ONNX with per-neuron bounds."""
     import torch
 
-    from omlt_relax.data import predict, rmse, split_arrays
+    from omlt_relax.data import predict, rmse
     from omlt_relax.export import export_onnx
     from omlt_relax.train import TrainConfig, fit, get_variant
 
@@ -292,33 +261,11 @@ def cmd_train(a: argparse.Namespace) -> int:
     if a.weight < 0 or not math.isfinite(a.weight):
         msg = f"--weight must be a number >= 0, got {a.weight}"
         raise CliError(msg)
-    inputs = a.inputs.split(",") if a.inputs else None
-    targets = a.targets.split(",") if a.targets else None
-    x, y, in_names, out_names = read_csv(a.csv, inputs, targets, a.n_inputs)
-    lb, ub = _floats(a.lb, "--lb"), _floats(a.ub, "--ub")
-    d = x.shape[1]
-    for name, v in (("--lb", lb), ("--ub", ub)):
-        if v is not None and len(v) == 1 and d > 1:
-            v *= d
-        if v is not None and len(v) != d:
-            msg = (f"{name} has {len(v)} values but there are {d} input columns "
-                   f"({', '.join(in_names)})")
-            raise CliError(msg)
-    lo = np.asarray(lb if lb is not None else x.min(axis=0), np.float64)
-    hi = np.asarray(ub if ub is not None else x.max(axis=0), np.float64)
-    bad = np.flatnonzero(lo > hi)
-    if bad.size:
-        i = int(bad[0])
-        msg = f"input box is inverted for {in_names[i]}: lower {lo[i]:g} > upper {hi[i]:g}"
-        raise CliError(msg)
-    if not a.quiet:
-        for w in box_warnings(x, lo, hi, in_names):
-            print(f"warning: {w}", file=sys.stderr)
-    outside = np.flatnonzero((x < lo - 1e-12).any(axis=0) | (x > hi + 1e-12).any(axis=0))
-    if outside.size and not a.quiet:
-        print(f"note: data of {', '.join(in_names[i] for i in outside)} lie partly outside the "
-              "input box; the network is optimized over the box only", file=sys.stderr)
-    data = split_arrays(x, y, lo, hi, a.val_fraction, a.test_fraction, a.seed, name=str(a.csv))
+    if getattr(a, "budget", None) is not None:
+        from omlt_relax.cli_tune import cmd_train_budget
+
+        return cmd_train_budget(a, hidden)
+    data, lo, hi, in_names, out_names = csv_dataset(a)
     v = get_variant("unregularized" if a.regularize == "none" else a.regularize)
     cfg = TrainConfig(hidden=hidden, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
                       seed=a.seed)
@@ -435,13 +382,20 @@ def cmd_tighten(a: argparse.Namespace) -> int:
 
 # -- bench --------------------------------------------------------------------------------------
 def cmd_bench(a: argparse.Namespace) -> int:
-    """The benchmark suite (see :mod:`omlt_relax.bench.suite`), or ``--suite paper``."""
+    """The benchmark suite (see :mod:`omlt_relax.bench.suite`), ``--suite paper`` or
+    ``--suite cflp`` (:mod:`omlt_relax.stochastic.bench`)."""
     import torch
 
     if a.suite == "paper":
         return _bench_paper(a)
+    if a.suite == "cflp":
+        from omlt_relax.stochastic.cli import cmd_bench_cflp
+
+        torch.set_num_threads(1)
+        return cmd_bench_cflp(a)
     defaults = (("functions", "2d"), ("variants", "all"), ("time_limit", BENCH_TIME_LIMIT),
-                ("n_train", 2000), ("epochs", BENCH_EPOCHS))
+                ("n_train", 2000), ("epochs", BENCH_EPOCHS), ("hidden", hidden_default()),
+                ("tolerance", 1.2))
     for name, default in defaults:
         if getattr(a, name) is None:
             setattr(a, name, default)
@@ -482,7 +436,11 @@ def cmd_bench(a: argparse.Namespace) -> int:
     )
     t0 = time.perf_counter()
     log = None if a.quiet else (lambda s: print(s, flush=True))
-    results = run_suite(cfg, a.out, fresh=a.fresh, progress=not a.quiet, log=log, jobs=a.jobs)
+    from omlt_relax.cli_tune import dask_for
+
+    with dask_for(a) as client:
+        results = run_suite(cfg, a.out, fresh=a.fresh, progress=not a.quiet, log=log,
+                            client=client)
     out = Path(a.out)
     if not a.quiet:
         print((out / TABLE_FILE).read_text())
@@ -541,7 +499,10 @@ def _bench_paper(a: argparse.Namespace) -> int:
         return 0
     log = None if a.quiet else (lambda s: print(s, flush=True))
     t0 = time.perf_counter()
-    recs = run_paper(cfg, a.out, log=log, progress=not a.quiet)
+    from omlt_relax.cli_tune import dask_for
+
+    with dask_for(a) as client:  # None (one process; several may share --out) for --jobs 1
+        recs = run_paper(cfg, a.out, log=log, progress=not a.quiet, client=client)
     out = Path(a.out)
     if not a.quiet:
         print((out / REPORT_FILE).read_text())
@@ -551,6 +512,13 @@ def _bench_paper(a: argparse.Namespace) -> int:
 
 
 # -- entry point --------------------------------------------------------------------------------
+def hidden_default() -> str:
+    """The default hidden widths of ``train``/``demo``/``bench``, e.g. ``"50,50"``."""
+    from omlt_relax.bench.train import TrainConfig
+
+    return ",".join(str(h) for h in TrainConfig().hidden)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``omlt-relax``."""
     from omlt_relax.bounds.methods import EXPORT_METHODS
@@ -561,7 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="omlt-relax", description=__doc__.split("\n")[0])
     p.add_argument("--debug", action="store_true",
                    help=f"show the traceback of an error (or set {DEBUG_ENV}=1)")
-    sub = p.add_subparsers(dest="command", metavar="{demo,train,solve,tighten,bench}",
+    sub = p.add_subparsers(dest="command", metavar="{demo,train,solve,tighten,bench,tune,cflp}",
                            parser_class=_Parser)
     sub.required = True
 
@@ -623,21 +591,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_tighten)
 
     s = sub.add_parser("bench", help="the benchmark suite: JSON, markdown table, Pareto plot")
-    s.add_argument("--suite", choices=("default", "paper"), default="default",
+    s.add_argument("--suite", choices=("default", "paper", "cflp"), default="default",
                    help="'default': our suite (2x50 nets, all variants); 'paper': Tsay 2026's "
                         "protocol (width 25, depths 2/3/5, 70k LHS samples, 1800 s MILPs) with "
-                        "our variants beside the paper's")
+                        "our variants beside the paper's; 'cflp': two-stage facility location "
+                        "with quantile networks (omlt_relax.stochastic.bench)")
     s.add_argument("--out", default="bench_results", help="output directory (resumable)")
     s.add_argument("--functions", default=None,
                    help="comma-separated, '2d' or 'all' (default: 2d; paper: all)")
     s.add_argument("--variants", default=None, help="comma-separated or 'all' (default)")
     s.add_argument("--epochs", type=int, default=None,
-                   help=f"training epochs (default {BENCH_EPOCHS}; paper: 200)")
-    s.add_argument("--hidden", default=hidden, help="hidden widths")
+                   help=f"training epochs (default {BENCH_EPOCHS}; paper: 200; cflp: 80)")
+    s.add_argument("--hidden", default=None,
+                   help=f"hidden widths (default {hidden}; cflp: 100,100)")
     s.add_argument("--time-limit", type=float, default=None,
-                   help=f"seconds per MILP (default {BENCH_TIME_LIMIT:g}; paper: 1800)")
-    s.add_argument("--tolerance", type=float, default=1.2,
-                   help="weight selection: validation RMSE <= tolerance x baseline")
+                   help=f"seconds per MILP (default {BENCH_TIME_LIMIT:g}; paper: 1800; cflp: 300)")
+    s.add_argument("--tolerance", type=float, default=None,
+                   help="weight selection: validation RMSE (cflp: pinball loss) <= tolerance x "
+                        "baseline (default 1.2; cflp: 1.1)")
     s.add_argument("--n-train", type=int, default=None,
                    help="training samples (default 2000, validation a quarter, test as many; "
                         "paper: 70000/30000/10000)")
@@ -656,9 +627,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="training seed")
     s.add_argument("--fresh", action="store_true", help="ignore earlier results in --out")
     s.add_argument("--jobs", type=int, default=1,
-                   help="functions run at once in worker processes (one core each)")
+                   help="jobs at once: workers of a local Dask cluster, one core each (1: here)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_bench)
+    from omlt_relax.stochastic.cli import add_bench_options, add_cflp_parser
+
+    add_bench_options(s)
+    add_cflp_parser(sub)
+
+    from omlt_relax import cli_tune
+
+    cli_tune.add_scheduler_argument(s)
+    cli_tune.add_budget_arguments(sub.choices["train"])
+    cli_tune.add_tune_parser(sub, hidden, d)
     return p
 
 

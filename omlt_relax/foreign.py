@@ -45,7 +45,7 @@ from torch import nn
 from omlt_relax.bounds import sound_bounds
 from omlt_relax.bounds.methods import EXPORT_METHODS, OPTIMIZATION, check_method
 from omlt_relax.bounds.obbt import obbt_bounds
-from omlt_relax.chain import network_chain, network_input_box
+from omlt_relax.chain import forward_chain, network_chain, network_input_box
 from omlt_relax.network import UnsupportedNetworkError, as_box, chain_module
 from omlt_relax.neuron_bounds import NeuronBounds
 
@@ -217,12 +217,7 @@ class ForeignNetwork:
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """The network's outputs for inputs ``x`` of shape ``(B, n_0)``, float64 numpy."""
-        z = np.asarray(x, dtype=np.float64)
-        for k, (w, b) in enumerate(self.chain):
-            z = z @ w.T + b
-            if k < len(self.chain) - 1:
-                z = np.maximum(z, 0.0)
-        return z
+        return forward_chain(self.chain, np.asarray(x, dtype=np.float64))
 
     def bounds(self, method: str = "lp", time_limit: float | None = None) -> NeuronBounds:
         """Sound float64 pre-activation bounds of every hidden layer over the box.

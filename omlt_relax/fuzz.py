@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from omlt_relax.bounds.interval import interval_chain, magnitude
 from omlt_relax.chain import forward_chain, forward_hidden, probe_inputs
 from omlt_relax.network import chain_module
 
@@ -163,14 +164,9 @@ def hidden_preactivations(
 def _magnitudes(chain: list[tuple[np.ndarray, np.ndarray]], lo: np.ndarray,
                 hi: np.ndarray) -> list[np.ndarray]:
     """Interval magnitudes :math:`|W_k| \\max(|l|, |u|)_{k-1} + |b_k|` per hidden neuron."""
-    mags = []
-    zl, zu = lo, hi
-    for w, b in chain[:-1]:
-        wp, wn = np.maximum(w, 0.0), np.minimum(w, 0.0)
-        low, up = wp @ zl + wn @ zu + b, wp @ zu + wn @ zl + b
-        mags.append(np.abs(w) @ np.maximum(np.abs(zl), np.abs(zu)) + np.abs(b))
-        zl, zu = np.maximum(low, 0.0), np.maximum(up, 0.0)
-    return mags
+    lows, ups = interval_chain(chain, lo, hi)
+    boxes = [(lo, hi), *((np.maximum(a, 0.0), np.maximum(c, 0.0)) for a, c in zip(lows, ups))]
+    return [magnitude(w, b, zl, zu) for (w, b), (zl, zu) in zip(chain[:-1], boxes)]
 
 
 def check_containment(

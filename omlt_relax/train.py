@@ -422,6 +422,22 @@ def fit(
     return res
 
 
+def regularizer_for(model: nn.Sequential, data: Dataset, variant: Variant, scale: float,
+                    config: TrainConfig, warmup: int = 0) -> Any:
+    """The regularizer :func:`fit` adds for ``variant`` at ``scale`` (``None`` if it has none),
+    switched on after ``warmup`` steps; for training loops that continue an existing network."""
+    return _regularizer(model, data.std_box, variant, scale, config, warmup)
+
+
+def train_epochs(model: nn.Sequential, data: Dataset, config: TrainConfig, epochs: int,
+                 lr: float, loss_extra: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 reg: Any = None, progress: Callable[[int], None] | None = None,
+                 ) -> list[dict[str, float]]:
+    """:func:`fit`'s loop on an existing standardized network, in place: ``epochs`` epochs of
+    Adam from ``lr`` with cosine decay on MSE + ``loss_extra(x)`` + ``reg(x)``."""
+    return _train_loop(model, data, config, epochs, lr, loss_extra, reg, None, progress)
+
+
 #: The name the benchmark suite has always used for :func:`fit`.
 train_variant = fit
 
@@ -515,7 +531,9 @@ __all__ = [
     "fit",
     "get_variant",
     "prune_masks",
+    "regularizer_for",
     "select_weight",
+    "train_epochs",
     "train_variant",
     "with_overrides",
 ]

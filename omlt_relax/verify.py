@@ -21,10 +21,11 @@ Notation as in :mod:`omlt_relax.network`. Given the returned input :math:`x^*` a
        T = F\,(\tau + (|W_L| e_{L-1})_o) + \epsilon\,(1 + |v^*|),
 
    :math:`F` = :data:`TOLERANCE_FACTOR`, :math:`\epsilon` = :data:`RELATIVE_SLACK`.
-3. **Probes**: the network is evaluated at the box centre, its corners (all of them up to
-   :data:`omlt_relax.chain.MAX_CORNER_DIM` inputs, random ones beyond) and :data:`N_PROBES`
-   random inputs (:func:`omlt_relax.chain.probe_inputs`); a probe
-   better than :math:`v^*` by more than :math:`T` proves that "optimal" is wrong.
+3. **Probes** (status "optimal"): the network is evaluated at the box centre, its corners (all
+   of them up to :data:`omlt_relax.chain.MAX_CORNER_DIM` inputs, random ones beyond) and
+   :data:`N_PROBES` random inputs (:func:`omlt_relax.chain.probe_inputs`); a probe
+   better than the solver's proven bound (an optimal objective may be a MIP gap away from the
+   optimum) by more than :math:`T` proves that "optimal" is wrong.
 
 A network MILP over a non-empty box always has a solution (every :math:`x` in the box gives one),
 so an "infeasible" status is reported as :data:`UNRELIABLE` too, with the network's value at the box
@@ -41,6 +42,7 @@ from typing import Any
 import numpy as np
 import pyomo.environ as pyo
 
+from omlt_relax.bounds.interval import interval_chain
 from omlt_relax.chain import forward_chain, network_chain, network_input_box, probe_inputs
 from omlt_relax.solve import solve
 
@@ -57,6 +59,9 @@ RELATIVE_SLACK = 1e-7
 #: Random inputs evaluated as probes (besides the centre and the corners, see
 #: :func:`omlt_relax.chain.probe_inputs`).
 N_PROBES = 256
+#: HiGHS's default relative and absolute MIP gaps (``mip_rel_gap``, ``mip_abs_gap``): how far an
+#: "optimal" objective may be from the optimum when the solver's bound is not known.
+DEFAULT_MIP_GAPS = (1e-4, 1e-6)
 #: Statuses that claim "no solution exists"; for a network over a non-empty box this is wrong.
 _INFEASIBLE = ("infeasible", "infeasible_or_unbounded", "unbounded")
 
@@ -94,14 +99,8 @@ def _layer_bounds(chain: Chain, lo: np.ndarray, hi: np.ndarray, bounds: Any) -> 
     if bounds is not None:
         nb = bounds.numpy()
         return [np.maximum(np.abs(a), np.abs(c)) for a, c in zip(nb.lower, nb.upper)]
-    out = []
-    zl, zu = lo, hi
-    for w, b in chain[:-1]:
-        wp, wn = np.maximum(w, 0.0), np.minimum(w, 0.0)
-        low, up = wp @ zl + wn @ zu + b, wp @ zu + wn @ zl + b
-        out.append(np.maximum(np.abs(low), np.abs(up)))
-        zl, zu = np.maximum(low, 0.0), np.maximum(up, 0.0)
-    return out
+    lows, ups = interval_chain(chain, np.asarray(lo, np.float64), np.asarray(hi, np.float64))
+    return [np.maximum(np.abs(a), np.abs(c)) for a, c in zip(lows, ups)]
 
 
 def objective_tolerance(
@@ -137,6 +136,7 @@ def verify_optimum(
     output: int = 0,
     bounds: Any = None,
     feasibility_tolerance: float = FEASIBILITY_TOLERANCE,
+    bound: float | None = None,
 ) -> Verification:
     """Check a solver's answer to ``sense`` (``"min"``/``"max"``) of output ``output`` over the box.
 
@@ -150,6 +150,9 @@ def verify_optimum(
         bounds: the :class:`~omlt_relax.NeuronBounds` the formulation used (for the tolerance;
             interval bounds if ``None``).
         feasibility_tolerance: the solver's feasibility tolerance :math:`\tau`.
+        bound: the solver's proven bound on the optimum. "Optimal" allows a MIP gap, so a probe
+            contradicts the answer only when it beats this bound by more than :math:`T`
+            (without one: the objective plus HiGHS's default gaps, :data:`DEFAULT_MIP_GAPS`).
 
     Returns:
         A :class:`Verification`; ``status`` is :data:`UNRELIABLE` when the answer is contradicted.
@@ -195,7 +198,12 @@ def verify_optimum(
         probes = probe_inputs(lo, hi, N_PROBES)
         vals = sign * forward_chain(chain, probes)[:, output]
         j = int(np.argmin(vals))
-        better = sign * float(objective) - float(vals[j])
+        if bound is not None and np.isfinite(bound):
+            claim = sign * float(bound)
+        else:
+            rel, absolute = DEFAULT_MIP_GAPS
+            claim = sign * float(objective) - (rel * abs(float(objective)) + absolute)
+        better = claim - float(vals[j])
         if better > t:
             msg = (
                 f"the solver reports the {sense}imum {objective:.10g}, but the network takes "
@@ -249,7 +257,7 @@ def solve_verified(
         if res.objective is not None:
             x = [float(pyo.value(v)) for v in block.inputs.values()]
         check = verify_optimum(chain, lo, hi, sense, res.status, res.objective, x,
-                               output=output, bounds=bounds)
+                               output=output, bounds=bounds, bound=res.bound)
         return res, x, check
 
     res, x, check = attempt({})

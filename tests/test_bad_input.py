@@ -183,3 +183,22 @@ def test_debug_shows_the_traceback(tmp_path, monkeypatch):
     monkeypatch.setenv("OMLT_RELAX_DEBUG", "1")
     with pytest.raises(ValueError, match="is empty"):
         main(["solve", str(tmp_path / "e.onnx")])
+
+
+def test_unreliable_answer_exits_3_with_the_advice(onnx_file, monkeypatch, capsys):
+    import dataclasses
+
+    import omlt_relax.optimize as optimize
+
+    real = optimize.solve_milp
+
+    def contradicted(*a, **k):  # a real solve, then the verdict of a contradicted answer
+        r = real(*a, **k)
+        return dataclasses.replace(r, status="numerically_unreliable", discrepancy=1e9,
+                                   note="the solver's objective differs ...; rescale the inputs")
+
+    monkeypatch.setattr(optimize, "solve_milp", contradicted)
+    assert main(["solve", str(onnx_file), "--sense", "min"]) == 3
+    out, err = capsys.readouterr()
+    assert "numerically_unreliable" in out
+    assert err.strip().startswith("omlt-relax solve: error: min (bounded): the solver's objective")

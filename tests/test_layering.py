@@ -22,13 +22,17 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("bounds", ("bounds", "bounds.rounding", "bounds.interval", "bounds.crown", "bounds.methods")),
     ("lp relaxation", ("lp.relaxation",)),
     ("tightening and penalties", ("bounds.obbt", "penalties", "lp", "lp.gap")),
-    ("training", ("regularizer", "lightning", "data", "data_io", "train")),
+    ("training", ("regularizer", "lightning", "data", "data_io", "train", "schedule")),
     ("foreign networks", ("foreign",)),
     ("export", ("files", "export", "tighten")),
     ("formulations", ("formulations", "formulations.bigm", "formulations.partition")),
     ("solve", ("solve", "verify")),
     ("optimize", ("optimize",)),
-    ("cli and benchmarks", ("", "cli", "fuzz", "bench", "bench.*")),
+    ("stochastic programming", ("stochastic", "stochastic.cache", "stochastic.instance",
+                                "stochastic.recourse", "stochastic.data", "stochastic.quantile_net",
+                                "stochastic.first_stage", "stochastic.evaluate")),
+    ("cli and benchmarks", ("", "cli", "fuzz", "bench", "bench.*", "stochastic.bench",
+                            "stochastic.cli", "budget", "tune", "cli_tune", "cli_input")),
 ]
 
 #: Stages whose modules may import lazily inside functions (start-up time of the command line).

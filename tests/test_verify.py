@@ -151,3 +151,21 @@ def test_check_loss():
 
 def test_max_bigm_is_documented_constant():
     assert MAX_BIGM == 1e8
+
+
+def test_mip_gap_is_not_a_contradiction():
+    """'Optimal' within HiGHS's default gap 1e-4 is not flagged; beating the proven bound is."""
+    model = random_net(2, [6], seed=4)
+    chain = model_chain(model)
+    lo, hi = np.full(2, -1.0), np.full(2, 1.0)
+    from omlt_relax.chain import probe_inputs
+    from omlt_relax.verify import N_PROBES
+
+    best = float(forward(chain, probe_inputs(lo, hi, N_PROBES))[:, 0].max())  # the best probe
+    x = np.array([0.0, 0.0])
+    fx = float(forward(chain, x[None])[0, 0])
+    # "optimal" at fx with a proven bound above every probe: a gap, not a contradiction
+    ok = verify_optimum(chain, lo, hi, "max", "optimal", fx, x, bound=best + 1e-3)
+    assert ok.ok and ok.status == "optimal"
+    bad = verify_optimum(chain, lo, hi, "max", "optimal", fx, x, bound=best - 1.0)
+    assert bad.status == UNRELIABLE and "better" in bad.message

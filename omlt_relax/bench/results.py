@@ -60,13 +60,24 @@ def load_results(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
         raise ValueError(msg) from None
 
 
-def update_entry(path: Path, key: str, entry: dict[str, Any]) -> dict[str, Any]:
-    """Add one entry to the results file under an exclusive lock; returns the file's entries."""
+def update_entry(
+    path: Path, key: str, entry: dict[str, Any] | None, error: str | None = None
+) -> dict[str, Any]:
+    """Add one entry (or, with ``entry=None``, one failure) to the results file under a lock.
+
+    A failure goes under ``"failed"`` with its error line; a later entry of the same key removes
+    it. Returns the file's entries.
+    """
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             results = json.loads(path.read_text())
-            results["entries"][key] = entry
+            failed = results.setdefault("failed", {})
+            if entry is not None:
+                results["entries"][key] = entry
+                failed.pop(key, None)
+            else:
+                failed[key] = {"error": error, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
             results["meta"]["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
             write_json(path, results)
         finally:
@@ -74,11 +85,13 @@ def update_entry(path: Path, key: str, entry: dict[str, Any]) -> dict[str, Any]:
     return results["entries"]
 
 
-def save_model(out: Path, fname: str, vname: str, model: torch.nn.Module) -> None:
-    """Save a trained network's ``state_dict`` under ``<out>/models``."""
+def save_model(out: Path, fname: str, vname: str,
+               model: torch.nn.Module | dict[str, Any]) -> None:
+    """Save a trained network (or its ``state_dict``) under ``<out>/models``."""
     d = out / "models"
     d.mkdir(exist_ok=True)
-    torch.save(model.state_dict(), d / f"{fname}__{vname.replace('+', '_')}.pt")
+    state = model.state_dict() if isinstance(model, torch.nn.Module) else model
+    torch.save(state, d / f"{fname}__{vname.replace('+', '_')}.pt")
 
 
 def load_model(out_dir: str | os.PathLike[str], function: str, variant: str) -> torch.nn.Module:

@@ -6,7 +6,8 @@ other variant with the weight chosen by :func:`~omlt_relax.train.select_weight` 
 the baseline's validation RMSE), and measures each chosen network
 (:func:`~omlt_relax.bench.measure.measure_network`).
 
-This module is the orchestration (configuration, resuming, worker processes); the pieces are in
+This module is the orchestration (configuration, resuming, one job per entry on
+:mod:`~omlt_relax.bench.dask_runner`); the pieces are in
 :mod:`~omlt_relax.bench.results` (the results file, locking, saved models),
 :mod:`~omlt_relax.bench.stats` (speed-ups, summaries), :mod:`~omlt_relax.bench.report` (tables)
 and :mod:`~omlt_relax.bench.plot` (the Pareto plot); their names are re-exported here.
@@ -18,6 +19,7 @@ different configuration in the same directory is refused (use another directory 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -30,6 +32,7 @@ from typing import Any
 
 import torch
 
+from omlt_relax.bench.dask_runner import n_workers
 from omlt_relax.bench.data import sample_function
 from omlt_relax.bench.functions import SUITE_2D, get_function
 from omlt_relax.bench.measure import measure_network
@@ -46,7 +49,14 @@ from omlt_relax.bench.results import (
     write_json,
 )
 from omlt_relax.bench.stats import TARGET_RMSE_RATIO, speedup, summarize
-from omlt_relax.train import DEFAULT_TOLERANCE, VARIANTS, TrainConfig, get_variant, select_weight
+from omlt_relax.train import (
+    DEFAULT_TOLERANCE,
+    VARIANTS,
+    TrainConfig,
+    build_model,
+    get_variant,
+    select_weight,
+)
 
 TABLE_FILE = "results.md"
 PLOT_FILE = "pareto.png"
@@ -138,12 +148,20 @@ def run_suite(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     jobs: int = 1,
+    scheduler: str | None = None,
+    client: Any = None,
 ) -> dict[str, Any]:
     """Run (or resume) the suite; returns the results dict, also written to ``out_dir``.
 
-    Writes ``results.json`` after every entry (under a file lock), and ``results.md`` and
-    ``pareto.png`` at the end. ``jobs > 1`` runs that many functions at once in worker processes
-    (each MILP still uses one thread; meant for machines with at least ``jobs`` idle cores).
+    Every (function, variant) entry is one job (:mod:`omlt_relax.bench.dask_runner`): a function's
+    baseline first, then its variants, which need the baseline's validation RMSE. Each finished
+    entry is written to ``results.json`` at once (by this process only, under a file lock); a job
+    that fails after its retries is recorded under ``"failed"`` and retried by the next run.
+    ``results.md`` and ``pareto.png`` are written at the end.
+
+    Where the jobs run: ``client`` (a :class:`distributed.Client`) if given; else the Dask
+    scheduler at ``scheduler``; else a local Dask cluster of ``jobs`` single-threaded worker
+    processes if ``jobs > 1``; else in this process, one after the other.
     """
     if jobs < 1:
         msg = f"jobs must be at least 1, got {jobs}"
@@ -168,13 +186,10 @@ def run_suite(
         results = {"meta": {"config": config.to_dict(), "environment": environment(),
                             "started": time.strftime("%Y-%m-%d %H:%M:%S")},
                    "entries": {}}
+    results.setdefault("failed", {})
     write_json(path, results)
     entries: dict[str, Any] = results["entries"]
     say = log or (lambda s: None)
-    funcs = [f for f in config.functions
-             if any(entry_key(f, v) not in entries for v in config.variants)]
-    # the larger (costlier) functions first, so that parallel workers finish together
-    funcs.sort(key=lambda f: -get_function(f).dim)
     n_all = len(config.functions) * len(config.variants)
     n_todo = sum(entry_key(f, v) not in entries for f in config.functions for v in config.variants)
     bar = None
@@ -184,49 +199,145 @@ def run_suite(
         bar = tqdm(total=n_all, initial=n_all - n_todo, desc="bench", unit="net")
     t_run = time.perf_counter()
 
-    def done(line: str) -> None:
-        say(line)
+    def record(key: str, entry: dict[str, Any] | None, error: str | None) -> None:
+        now = update_entry(path, key, entry, error)
+        if entry is not None:
+            say(one_line(entry, now.get(entry_key(entry["function"], BASELINE))))
+        else:
+            say(f"{key}: FAILED ({error}); rerun the same command to retry it")
         if bar is not None:
             bar.update(1)
 
-    if jobs == 1 or len(funcs) <= 1:
-        for fname in funcs:
-            if bar is not None:
-                bar.set_postfix_str(fname)
-            run_function(config, fname, out, done)
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
+    with contextlib.ExitStack() as stack:
+        if client is None and (scheduler is not None or jobs > 1):
+            from omlt_relax.bench.dask_runner import dask_client
 
-        ctx = mp.get_context("spawn")
-        queue = ctx.Manager().Queue()
-        with ProcessPoolExecutor(max_workers=min(jobs, len(funcs)), mp_context=ctx) as pool:
-            futs = [pool.submit(_worker, config, f, str(out), queue) for f in funcs]
-            pending = set(futs)
-            while pending:
-                while not queue.empty():
-                    done(queue.get())
-                finished = {f for f in pending if f.done()}
-                for f in finished:
-                    f.result()  # re-raise a worker's error
-                pending -= finished
-                time.sleep(0.2)
-            while not queue.empty():
-                done(queue.get())
+            client = stack.enter_context(dask_client(scheduler, jobs))
+        workers = n_workers(client)
+        failures = run_entries(config, out, client, record)
     if bar is not None:
         bar.close()
     results = load_results(out)
     results["meta"]["last_run_seconds"] = time.perf_counter() - t_run
+    results["meta"]["workers"] = workers
     results["summary"] = summarize(results)
     write_json(path, results)
     (out / TABLE_FILE).write_text(markdown_table(results))
     pareto_plot(results, out / PLOT_FILE)
+    if failures:
+        say(f"{len(failures)} entr{'y' if len(failures) == 1 else 'ies'} failed (listed under "
+            f"'failed' in {path}); rerun the same command to retry")
     return results
 
 
-def _worker(config: SuiteConfig, fname: str, out: str, queue: Any) -> None:
+# -- jobs ---------------------------------------------------------------------------------------
+def _function_data(config: SuiteConfig, fname: str) -> tuple[Any, Any]:
+    fn = get_function(fname)
+    factor = config.samples_5d_factor if fn.dim > 2 else 1.0
+    data = sample_function(
+        fn, int(config.n_train * factor), int(config.n_val * factor), config.n_test,
+        seed=config.data_seed,
+    )
+    return fn, data
+
+
+def entry_job(
+    config: SuiteConfig,
+    fname: str,
+    vname: str,
+    base_val: float | None = None,
+    base_state: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train (weight rule) and measure one (function, variant); runs on a worker.
+
+    ``base_val`` is the baseline's validation RMSE (``None`` for the baseline itself);
+    ``base_state`` its standardized float32 network's ``state_dict`` (pruning starts from it).
+    Returns ``{"entry": ..., "model": float64 state_dict, "base_state": ...}``.
+    """
     torch.set_num_threads(1)
-    run_function(config, fname, Path(out), queue.put)
+    fn, data = _function_data(config, fname)
+    t0 = time.perf_counter()
+    if vname == BASELINE:
+        sel = select_weight(data, BASELINE, math.inf, config.train)
+    else:
+        if base_val is None:
+            msg = f"{fname}/{vname} needs the baseline's validation RMSE"
+            raise ValueError(msg)
+        base_net = None
+        if base_state is not None:
+            base_net = build_model(data.n_inputs, config.train.hidden, data.n_outputs, 0)
+            base_net.load_state_dict(base_state)
+        sel = select_weight(data, vname, base_val, config.train, config.tolerance,
+                            baseline=base_net)
+    train_time = time.perf_counter() - t0
+    meas = measure_network(sel.result.model, data, fn, config.time_limit, config.obbt_time_limit)
+    entry = {
+        "function": fname,
+        "variant": vname,
+        "description": get_variant(vname).description,
+        "scale": sel.result.scale,
+        "within_tolerance": sel.within_tolerance,
+        "tried": sel.tried,
+        "train_time": train_time,
+        "train_time_selected": sel.result.train_time,
+        **meas,
+    }
+    entry["val_rmse"] = sel.result.val_rmse
+    std = getattr(sel.result, "std_model", None)
+    return {"entry": entry, "model": sel.result.model.state_dict(),
+            "base_state": std.state_dict() if vname == BASELINE and std is not None else None}
+
+
+def run_entries(
+    config: SuiteConfig,
+    out: Path,
+    client: Any,
+    record: Callable[[str, dict[str, Any] | None, str | None], None],
+) -> list[Any]:
+    """Run every pending entry as a job on ``client`` (``None``: here); ``record`` stores each.
+
+    A function's variants are submitted when its baseline finishes (they need its validation
+    RMSE); if the baseline is already in the results file they are submitted at once, and
+    pruning retrains the baseline itself. A failed baseline fails its pending variants too.
+    """
+    from omlt_relax.bench.dask_runner import Job, run_jobs
+
+    entries = load_results(out)["entries"]
+    # the larger (costlier) functions first, so that parallel workers finish together
+    funcs = sorted(config.functions, key=lambda f: -get_function(f).dim)
+    pending = {f: [v for v in config.variants if entry_key(f, v) not in entries] for f in funcs}
+
+    def variant_jobs(f: str, base_val: float, base_state: Any) -> list[Job]:
+        return [Job(entry_key(f, v), entry_job, (config, f, v, base_val, base_state))
+                for v in pending[f] if v != BASELINE]
+
+    initial: list[Job] = []
+    for f in funcs:
+        if not pending[f]:
+            continue
+        if BASELINE in pending[f]:
+            initial.append(Job(entry_key(f, BASELINE), entry_job, (config, f, BASELINE)))
+        else:
+            initial += variant_jobs(f, entries[entry_key(f, BASELINE)]["val_rmse"], None)
+
+    def on_result(key: str, value: dict[str, Any]) -> list[Job]:
+        e = value["entry"]
+        save_model(out, e["function"], e["variant"], value["model"])
+        record(key, e, None)
+        if e["variant"] == BASELINE:
+            return variant_jobs(e["function"], e["val_rmse"], value["base_state"])
+        return []
+
+    def on_failure(key: str, error: str) -> list[Any]:
+        record(key, None, error)
+        f, v = key.split("/", 1)
+        if v == BASELINE:
+            for other in pending[f]:
+                if other != BASELINE:
+                    record(entry_key(f, other), None, f"its baseline failed ({error})")
+        return []
+
+    return run_jobs(client, initial, on_result, on_failure)
 
 
 def run_function(
@@ -235,49 +346,16 @@ def run_function(
     out: Path,
     done: Callable[[str], None] | None = None,
 ) -> None:
-    """All pending variants of one function; each finished entry is added to the results file."""
+    """All pending variants of one function, here; each finished entry goes to the results file."""
     path = out / RESULTS_FILE
-    entries = load_results(out)["entries"]
-    pending = [v for v in config.variants if entry_key(fname, v) not in entries]
-    if not pending:
-        return
-    fn = get_function(fname)
-    factor = config.samples_5d_factor if fn.dim > 2 else 1.0
-    data = sample_function(
-        fn, int(config.n_train * factor), int(config.n_val * factor), config.n_test,
-        seed=config.data_seed,
-    )
-    base_net = None
-    order = [BASELINE] if BASELINE in pending else []
-    order += [v for v in pending if v != BASELINE]
-    for vname in order:
-        t0 = time.perf_counter()
-        if vname == BASELINE:
-            sel = select_weight(data, BASELINE, math.inf, config.train)
-            base_net = getattr(sel.result, "std_model", None)
-        else:
-            base_val = entries[entry_key(fname, BASELINE)]["val_rmse"]
-            sel = select_weight(data, vname, base_val, config.train, config.tolerance,
-                                baseline=base_net)
-        train_time = time.perf_counter() - t0
-        meas = measure_network(sel.result.model, data, fn, config.time_limit,
-                               config.obbt_time_limit)
-        entry = {
-            "function": fname,
-            "variant": vname,
-            "description": get_variant(vname).description,
-            "scale": sel.result.scale,
-            "within_tolerance": sel.within_tolerance,
-            "tried": sel.tried,
-            "train_time": train_time,
-            "train_time_selected": sel.result.train_time,
-            **meas,
-        }
-        entry["val_rmse"] = sel.result.val_rmse
-        save_model(out, fname, vname, sel.result.model)
-        entries = update_entry(path, entry_key(fname, vname), entry)
-        if done is not None:
+
+    def record(key: str, entry: dict[str, Any] | None, error: str | None) -> None:
+        entries = update_entry(path, key, entry, error)
+        if done is not None and entry is not None:
             done(one_line(entry, entries.get(entry_key(fname, BASELINE))))
+
+    sub = SuiteConfig(**{**config.__dict__, "functions": [fname]})
+    run_entries(sub, out, None, record)
 
 
 def parse_list(text: str | Sequence[str] | None, known: Sequence[str], what: str) -> list[str]:
@@ -311,12 +389,14 @@ __all__ = [
     "TABLE_FILE",
     "TARGET_RMSE_RATIO",
     "SuiteConfig",
+    "entry_job",
     "environment",
     "load_model",
     "load_results",
     "markdown_table",
     "pareto_plot",
     "parse_list",
+    "run_entries",
     "run_function",
     "run_suite",
     "speedup",

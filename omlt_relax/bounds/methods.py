@@ -29,7 +29,7 @@ BOUND_METHODS: tuple[str, ...] = tuple(DIFFERENTIABLE)
 OPTIMIZATION: tuple[str, ...] = ("lp", "milp")
 #: Everything :func:`~omlt_relax.export_onnx` and ``omlt-relax train --bounds`` accept, default
 #: first.
-EXPORT_METHODS: tuple[str, ...] = ("lp", "milp", "crown", "ibp")
+EXPORT_METHODS: tuple[str, ...] = (*OPTIMIZATION, *BOUND_METHODS)
 
 
 def check_method(method: object, allowed: tuple[str, ...] = BOUND_METHODS) -> str:

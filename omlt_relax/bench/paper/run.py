@@ -151,11 +151,13 @@ def _claim(lock: Path) -> bool:
 
 
 def run_paper(cfg: PaperConfig, out_dir: str | os.PathLike[str],
-              log: Callable[[str], None] | None = print, progress: bool = True) -> list[dict]:
+              log: Callable[[str], None] | None = print, progress: bool = True,
+              client: Any = None) -> list[dict]:
     """Run every job of ``cfg`` not yet done in ``out_dir`` (resumable), then write the report.
 
     A job is claimed with an ``O_EXCL`` lock file, so several processes may run on one folder.
-    Returns the records of all finished jobs of ``cfg``.
+    With ``client`` (a :class:`distributed.Client`) the jobs run on its Dask workers instead
+    (:func:`run_paper_dask`). Returns the records of all finished jobs of ``cfg``.
     """
     out = Path(out_dir)
     (out / "jobs").mkdir(parents=True, exist_ok=True)
@@ -167,6 +169,10 @@ def run_paper(cfg: PaperConfig, out_dir: str | os.PathLike[str],
     cache: dict[tuple[str, int], PaperData] = {}
     if log is not None:
         log(f"paper suite: {len(jobs_of(cfg))} jobs, {len(todo)} to run, results in {out}")
+    if client is not None:
+        run_paper_dask(cfg, out, todo, client, log)
+        write_report(out, cfg)
+        return load_records(out, cfg)
     for i, job in enumerate(todo, 1):
         lock = out / "jobs" / f".{job.key}.lock"
         if not _claim(lock):
@@ -191,3 +197,63 @@ def run_paper(cfg: PaperConfig, out_dir: str | os.PathLike[str],
         write_report(out, cfg)
     write_report(out, cfg)
     return load_records(out, cfg)
+
+
+# -- on Dask ----------------------------------------------------------------------------------
+#: Data sets kept by a Dask worker process between its jobs.
+_WORKER_DATA: dict[tuple[str, int], PaperData] = {}
+
+
+def remote_job(job: Job, cfg: PaperConfig, saved_model: dict[str, Any] | None) -> dict[str, Any]:
+    """:func:`run_job` on a Dask worker, in a scratch folder (no shared file system needed).
+
+    ``saved_model`` is the job's stored network, if the submitting machine has one. Returns the
+    record and the stored network for the submitting process to write.
+    """
+    import tempfile
+
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp)
+        mpath = scratch / "models" / f"{job.key}.pt"
+        if saved_model is not None:
+            mpath.parent.mkdir(parents=True)
+            torch.save(saved_model, mpath)
+        rec = run_job(job, cfg, scratch, _WORKER_DATA)
+        return {"rec": rec, "model": torch.load(mpath, weights_only=False)}
+
+
+def run_paper_dask(cfg: PaperConfig, out: Path, todo: list[Job], client: Any,
+                   log: Callable[[str], None] | None = None) -> list[Any]:
+    """Run ``todo`` on a Dask client (:mod:`omlt_relax.bench.dask_runner`); this process alone
+    writes ``jobs/<key>.json`` and ``models/<key>.pt`` as results stream in. A job whose worker
+    dies is rescheduled by Dask; one that still fails is logged, listed in ``failed.json`` and run
+    again by the next call. Returns the failures."""
+    from omlt_relax.bench.dask_runner import Job as DaskJob
+    from omlt_relax.bench.dask_runner import run_jobs
+
+    (out / "models").mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for job in todo:
+        mpath = out / "models" / f"{job.key}.pt"
+        saved = torch.load(mpath, weights_only=False) if mpath.is_file() else None
+        jobs.append(DaskJob(job.key, remote_job, (job, cfg, saved)))
+    failed: dict[str, str] = {}
+
+    def on_result(key: str, value: dict[str, Any]) -> None:
+        mpath = out / "models" / f"{key}.pt"
+        tmp = mpath.with_name(f".{mpath.name}.{os.getpid()}.tmp")
+        torch.save(value["model"], tmp)
+        os.replace(tmp, mpath)
+        write_json(out / "jobs" / f"{key}.json", value["rec"])
+        if log is not None:
+            log(f"{key}: done")
+
+    def on_failure(key: str, error: str) -> None:
+        failed[key] = error
+        if log is not None:
+            log(f"{key}: FAILED ({error}); run the same command again to retry it")
+
+    failures = run_jobs(client, jobs, on_result, on_failure)
+    write_json(out / "failed.json", failed)
+    return failures

@@ -1,0 +1,365 @@
+"""The ``cflp`` benchmark suite: unregularized vs relaxation-informed quantile networks.
+
+For each instance size: generate (or load) the data, train an unregularized quantile network and,
+per regularized variant, the largest weight on its grid whose validation pinball loss is within
+``tolerance`` × the unregularized one (searched from the largest weight down; if none qualifies the
+smallest is kept and flagged), solve the first-stage MILP of each selected network (HiGHS, one
+thread, time limit), score its decision on held-out scenarios by exact second-stage solves and, for
+instances with at most :data:`~omlt_relax.stochastic.evaluate.MAX_ENUMERATION` facilities, against
+the exact SAA optimum over all :math:`2^n` decisions.
+
+Everything is cached under ``out_dir`` (data chunks, trained networks, SAA table) and the results
+JSON is rewritten after every step, so an interrupted run resumes where it stopped.
+``omlt-relax bench --suite cflp`` runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from omlt_relax.bench.results import write_json
+from omlt_relax.stochastic.data import Sampling, generate_data
+from omlt_relax.stochastic.evaluate import (
+    EVAL_SEED,
+    MAX_ENUMERATION,
+    all_decisions,
+    evaluate_decision,
+    saa_optimum,
+)
+from omlt_relax.stochastic.first_stage import (
+    RiskObjective,
+    solve_first_stage,
+    surrogate_objective,
+)
+from omlt_relax.stochastic.instance import make_instance
+from omlt_relax.stochastic.quantile_net import (
+    Penalties,
+    TrainSettings,
+    build_quantile_net,
+    fit_quantile_net,
+)
+
+
+@dataclass(frozen=True)
+class BenchVariant:
+    """A way of training: the penalties at scale ``s`` are ``Penalties(bigm=b·s, stability=st·s,
+    lp_gap=g·s)``."""
+
+    name: str
+    description: str
+    bigm: float = 0.0
+    stability: float = 0.0
+    lp_gap: float = 0.0
+    grid: tuple[float, ...] = (0.0,)
+
+    def penalties(self, scale: float) -> Penalties:
+        return Penalties(bigm=self.bigm * scale, stability=self.stability * scale,
+                         lp_gap=self.lp_gap * scale)
+
+
+VARIANTS: tuple[BenchVariant, ...] = (
+    BenchVariant("unregularized", "pinball loss only"),
+    BenchVariant("bounds", "big-M (IBP) + stability (CROWN triangle)", bigm=1.0, stability=1.0,
+                 grid=(1e-1, 3e-2, 1e-2, 3e-3)),
+    BenchVariant("lp_gap", "LP-gap penalty (total derivative)", lp_gap=1.0,
+                 grid=(1e-3, 3e-4, 1e-4, 3e-5)),
+    BenchVariant("combined", "big-M + stability + LP gap", bigm=1.0, stability=1.0, lp_gap=1e-2,
+                 grid=(1e-1, 3e-2, 1e-2, 3e-3)),
+)
+
+
+@dataclass(frozen=True)
+class CFLPBenchConfig:
+    """Settings of one run of the suite (all go into the results file)."""
+
+    sizes: tuple[tuple[int, int], ...] = ((10, 10),)
+    instance_seed: int = 7
+    hidden: tuple[int, ...] = (100, 100)
+    n_decisions: int = 8000
+    epochs: int = 80
+    tolerance: float = 1.1
+    time_limit: float = 300.0
+    lam: float = 0.5
+    tail: int = 15
+    eval_scenarios: int = 100
+    eval_seed: int = EVAL_SEED
+    workers: int | None = None
+    variants: tuple[str, ...] = tuple(v.name for v in VARIANTS)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["sizes"] = [list(s) for s in self.sizes]
+        d["hidden"] = list(self.hidden)
+        d["variants"] = list(self.variants)
+        return d
+
+
+@dataclass
+class _Results:
+    path: Path
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def save(self) -> None:
+        write_json(self.path, self.data)
+
+
+def _train_cached(
+    path: Path, x: np.ndarray, y: np.ndarray, settings: TrainSettings, pen: Penalties, log: Any
+) -> dict[str, Any]:
+    """Train (or load from ``path``) one network; returns its record (and keeps the model)."""
+    meta_path = path.with_suffix(".json")
+    key = {"settings": settings.to_dict(), "penalties": asdict(pen)}
+    if path.is_file() and meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("key") == json.loads(json.dumps(key)):
+            model = build_quantile_net(x.shape[1], settings.hidden, settings.n_quantiles).double()
+            model.load_state_dict(torch.load(path, weights_only=True))
+            return {**meta["record"], "model": model.eval()}
+    fit = fit_quantile_net(x, y, settings, pen)
+    rec = {
+        "penalties": asdict(pen),
+        "val_pinball": fit.val_pinball,
+        "test_pinball": fit.test_pinball,
+        "train_time": fit.train_time,
+        "final": fit.history[-1],
+    }
+    torch.save(fit.model.state_dict(), path)
+    meta_path.write_text(json.dumps({"key": key, "record": rec}, indent=1))
+    log(f"  trained {path.stem}: val pinball {fit.val_pinball:.2f}, test {fit.test_pinball:.2f}, "
+        f"{fit.train_time:.0f} s")
+    return {**rec, "model": fit.model}
+
+
+def run_cflp_bench(
+    out_dir: str | os.PathLike[str], config: CFLPBenchConfig | None = None, log: Any = print
+) -> dict[str, Any]:
+    """Run (or resume) the suite; writes ``results.json`` and ``results.md`` in ``out_dir``."""
+    cfg = config or CFLPBenchConfig()
+    torch.set_num_threads(1)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    res = _Results(out / "results.json")
+    if res.path.is_file():
+        res.data = json.loads(res.path.read_text())
+        if res.data.get("config") != json.loads(json.dumps(cfg.to_dict())):
+            msg = (
+                f"{res.path} holds results of another configuration; use another output "
+                "directory or delete it"
+            )
+            raise ValueError(msg)
+    res.data.setdefault("config", cfg.to_dict())
+    res.data.setdefault("machine", machine())
+    res.data.setdefault("instances", {})
+    risk = RiskObjective(cfg.lam, cfg.tail)
+    variants = {v.name: v for v in VARIANTS}
+    unknown = [v for v in cfg.variants if v not in variants]
+    if unknown:
+        msg = f"unknown cflp variants {unknown}; known: {', '.join(variants)}"
+        raise ValueError(msg)
+    for n, m in cfg.sizes:
+        inst = make_instance(n, m, cfg.instance_seed)
+        rec = res.data["instances"].setdefault(inst.name, {"networks": {}})
+        log(f"[{inst.name}] data")
+        t0 = time.perf_counter()
+        data = generate_data(inst, Sampling(n_decisions=cfg.n_decisions), out / "data" / inst.name,
+                             workers=cfg.workers)
+        rec.setdefault("data_time", time.perf_counter() - t0)
+        rec["n_rows"] = len(data.q)
+        res.save()
+        settings = TrainSettings(hidden=cfg.hidden, epochs=cfg.epochs)
+        models_dir = out / "models" / inst.name
+        models_dir.mkdir(parents=True, exist_ok=True)
+        scenarios = inst.scenarios(cfg.eval_scenarios, cfg.eval_seed)
+        base = _train_cached(models_dir / "unregularized.pt", data.x, data.q, settings,
+                             Penalties(), log)
+        for name in cfg.variants:
+            v = variants[name]
+            net = rec["networks"].get(name, {})
+            if "milp" in net and "evaluation" in net:
+                continue
+            if name == "unregularized":
+                chosen, tried = base, []
+                net.update({"scale": 0.0, "within_tolerance": True})
+            else:
+                tried, chosen = [], None
+                for s in sorted(v.grid, reverse=True):
+                    r = _train_cached(models_dir / f"{name}_{s:g}.pt", data.x, data.q, settings,
+                                      v.penalties(s), log)
+                    ok = r["val_pinball"] <= cfg.tolerance * base["val_pinball"]
+                    tried.append({"scale": s, "val_pinball": r["val_pinball"],
+                                  "test_pinball": r["test_pinball"], "within": ok})
+                    chosen = r
+                    if ok:
+                        break
+                net.update({"scale": tried[-1]["scale"], "within_tolerance": tried[-1]["within"]})
+            net.update({
+                "description": v.description,
+                "tried": tried,
+                "val_pinball": chosen["val_pinball"],
+                "test_pinball": chosen["test_pinball"],
+                "train_time": chosen["train_time"],
+            })
+            rec["networks"][name] = net
+            res.save()
+            log(f"[{inst.name}] {name}: first-stage MILP (time limit {cfg.time_limit:g} s)")
+            fs = solve_first_stage(chosen["model"], inst, risk, time_limit=cfg.time_limit)
+            net["milp"] = fs.to_dict()
+            res.save()
+            log(f"  {fs.status}, {fs.time:.1f} s, {fs.nodes} nodes, gap {fs.gap}, "
+                f"{fs.binaries} binaries, x={fs.x}")
+            if fs.x is not None:
+                ev = evaluate_decision(inst, np.array(fs.x, float), scenarios, risk,
+                                       workers=cfg.workers)
+                net["evaluation"] = ev.to_dict()
+            else:
+                net["evaluation"] = None
+            res.save()
+            write_markdown(res.data, out / "results.md")
+        if n <= MAX_ENUMERATION:
+            _enumerated_decisions(rec, inst, risk, scenarios, models_dir, data, settings, cfg,
+                                  base, log)
+            res.save()
+            log(f"[{inst.name}] exact SAA optimum over all {2 ** n} decisions")
+            opt = saa_optimum(inst, scenarios, risk, out / "saa_optimum" / inst.name,
+                              workers=cfg.workers)
+            rec["saa_optimum"] = opt.to_dict()
+            for net in rec["networks"].values():
+                for what, gap in (("evaluation", "saa_gap"),
+                                  ("enumerated_evaluation", "enumerated_saa_gap")):
+                    if net.get(what) is not None:
+                        net[gap] = opt.gap(net[what]["risk_objective"])
+            res.save()
+        write_markdown(res.data, out / "results.md")
+    return res.data
+
+
+def _enumerated_decisions(
+    rec: dict[str, Any], inst: Any, risk: RiskObjective, scenarios: np.ndarray, models_dir: Path,
+    data: Any, settings: TrainSettings, cfg: CFLPBenchConfig, base: dict[str, Any], log: Any,
+) -> None:
+    """Each network's own optimum by forward passes over all :math:`2^n` decisions, scored.
+
+    What the first-stage MILP returns given enough time; it tells a network's accuracy apart from
+    its MILP's speed when the MILP stops at its limit.
+    """
+    xs = all_decisions(inst.n_facilities)
+    variants = {v.name: v for v in VARIANTS}
+    for name, net in rec["networks"].items():
+        if "enumerated_x" in net:
+            continue
+        if name == "unregularized":
+            model = base["model"]
+        else:
+            s = net["scale"]
+            model = _train_cached(models_dir / f"{name}_{s:g}.pt", data.x, data.q, settings,
+                                  variants[name].penalties(s), log)["model"]
+        obj = surrogate_objective(model, inst, xs, risk)
+        x = xs[int(np.argmin(obj))]
+        net["enumerated_x"] = [int(v) for v in x]
+        net["enumerated_objective"] = float(obj.min())
+        milp_x = (net.get("milp") or {}).get("x")
+        if milp_x is not None and list(milp_x) == net["enumerated_x"] and net.get("evaluation"):
+            net["enumerated_evaluation"] = net["evaluation"]
+        else:
+            net["enumerated_evaluation"] = evaluate_decision(
+                inst, x, scenarios, risk, workers=cfg.workers
+            ).to_dict()
+
+
+def machine() -> dict[str, Any]:
+    """Where the numbers come from."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        highs = version("highspy")
+    except PackageNotFoundError:  # pragma: no cover - highspy is a dependency
+        highs = "?"
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "highspy": highs,
+        "solver": "HiGHS via Pyomo (first stage, 1 thread); highspy direct (second stage, "
+        "1 thread)",
+    }
+
+
+def _fmt(v: Any, spec: str = ".1f", none: str = "-") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return none
+    return format(v, spec)
+
+
+def write_markdown(data: dict[str, Any], path: str | os.PathLike[str]) -> str:
+    """The results as a markdown table (also written to ``path``).
+
+    Speed-up: the unregularized network's first-stage MILP time over this network's (``≥`` when
+    the unregularized MILP stopped at its time limit). SAA gap: relative gap of the decision's
+    held-out risk objective to the exact SAA optimum on the same scenarios. "Net optimum": the
+    network's own best decision by forward passes over all :math:`2^n` (what its MILP would
+    return with unlimited time), and its SAA gap.
+    """
+    cfg = data["config"]
+    lines = [
+        f"CFLP suite: hidden {cfg['hidden']}, {cfg['n_decisions']} training decisions, "
+        f"{cfg['epochs']} epochs, lambda={cfg['lam']}, tail {cfg['tail']} of 50, MILP limit "
+        f"{cfg['time_limit']:g} s, {cfg['eval_scenarios']} held-out scenarios",
+        "",
+        "| instance | network | scale | test pinball (×unreg) | MILP time [s] | speed-up | nodes "
+        "| gap at limit | binaries | MILP x | held-out risk obj. | expected cost | SAA gap "
+        "| net optimum x | its SAA gap |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for iname, rec in data["instances"].items():
+        nets = rec["networks"]
+        base = nets.get("unregularized", {})
+        base_milp = base.get("milp") or {}
+        for name, net in nets.items():
+            milp = net.get("milp") or {}
+            ev = net.get("evaluation") or {}
+            t = milp.get("time")
+            tt = ("≥" if milp.get("status") != "optimal" else "") + _fmt(t) if t else "-"
+            speed = "-"
+            if name != "unregularized" and t and base_milp.get("time"):
+                if milp.get("status") == "optimal":
+                    lower = base_milp.get("status") != "optimal"
+                    speed = ("≥" if lower else "") + f"{base_milp['time'] / t:.0f}×"
+            ratio = ""
+            if base.get("test_pinball"):
+                ratio = f" ({net['test_pinball'] / base['test_pinball']:.2f})"
+            flag = "" if net.get("within_tolerance", True) else " (outside tolerance)"
+            x, ex = milp.get("x"), net.get("enumerated_x")
+            lines.append(
+                f"| {iname} | {name}{flag} | {net.get('scale', 0):g} | "
+                f"{_fmt(net.get('test_pinball'))}{ratio} | {tt} | {speed} | "
+                f"{_fmt(milp.get('nodes'), 'd')} | {_fmt(milp.get('gap'), '.3f')} | "
+                f"{_fmt(milp.get('binaries'), 'd')} | {''.join(map(str, x)) if x else 'none'} | "
+                f"{_fmt(ev.get('risk_objective'))} | {_fmt(ev.get('expected_cost'))} | "
+                f"{_fmt(net.get('saa_gap'), '.2%')} | {''.join(map(str, ex)) if ex else '-'} | "
+                f"{_fmt(net.get('enumerated_saa_gap'), '.2%')} |"
+            )
+        if "saa_optimum" in rec:
+            o = rec["saa_optimum"]
+            lines.append(
+                f"| {iname} | exact SAA optimum ({o['solved']} of {o['total']} decisions solved) "
+                f"| | | | | | | | {''.join(map(str, o['x']))} | {o['objective']:.1f} | "
+                f"{o['evaluation']['expected_cost']:.1f} | 0 | | |"
+            )
+    text = "\n".join(lines) + "\n"
+    Path(path).write_text(text)
+    return text
+
+
+__all__ = ["VARIANTS", "BenchVariant", "CFLPBenchConfig", "run_cflp_bench", "write_markdown"]
