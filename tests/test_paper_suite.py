@@ -231,6 +231,10 @@ def test_cli_paper_suite_report_and_errors(tmp_path, capsys) -> None:
                  "rastrigin"]) == 2
     assert "unknown function 'rastrigin'" in capsys.readouterr().err
     assert main(["bench", "--suite", "paper", "--out", str(tmp_path), "--lambdas", "-1"]) == 2
+    capsys.readouterr()
+    # 0 is refused, not silently replaced by the protocol's default
+    assert main(["bench", "--suite", "paper", "--out", str(tmp_path), "--n-train", "0"]) == 2
+    assert "n_train must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_job_finished_by_another_process_meanwhile_is_not_run_again(tmp_path, monkeypatch) -> None:
