@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -256,3 +257,45 @@ def test_job_finished_by_another_process_meanwhile_is_not_run_again(tmp_path, mo
     run_paper(cfg, tmp_path, log=None, progress=False)
     assert rec.stat().st_mtime_ns == before
     assert not (tmp_path / "jobs" / ".peaks-d1-s0-none-0.lock").exists()
+
+
+def test_lr_decay_schedule_and_unregularized_control() -> None:
+    """``*_ftd`` variants hold the learning rate for half the epochs, then cosine-decay it to
+    LR_FLOOR; ``none_ft`` is one job (no λ grid) and is not counted as regularized."""
+    from omlt_relax.bench.paper import lr_factor
+    from omlt_relax.bench.paper.protocol import LR_FLOOR
+
+    v = PAPER_VARIANTS["stable_crown_ftd"]
+    f = [lr_factor(v, e, 10) for e in range(10)]
+    assert f[:5] == [1.0] * 5
+    assert all(a > b for a, b in pairwise(f[4:]))  # strictly decreasing after the half
+    assert f[-1] == pytest.approx(LR_FLOOR)
+    assert lr_factor(PAPER_VARIANTS["stable_ft"], 9, 10) == 1.0  # the paper's constant rate
+    cfg = PaperConfig(functions=("peaks",), depths=(2,), seeds=(0,),
+                      variants=("none", "none_ft", "stable_ftd"), lambdas=(1e-3, 1e-2))
+    keys = [j.key for j in jobs_of(cfg)]
+    assert keys == ["peaks-d2-s0-none-0", "peaks-d2-s0-none_ft-0", "peaks-d2-s0-stable_ftd-0.001",
+                    "peaks-d2-s0-stable_ftd-0.01"]
+
+
+def test_none_ft_trains_with_decaying_rate_and_counts_as_unregularized() -> None:
+    from omlt_relax.bench.paper import paper_data, summarize, train_paper
+
+    cfg = PaperConfig(functions=("peaks",), depths=(2,), seeds=(0,), variants=("none_ft",),
+                      width=6, n_train=300, n_val=100, n_test=100, epochs=8, lr=1e-3)
+    data = paper_data("peaks", 0, 300, 100, 100)
+    base = paper_network(2, 2, 6, seed=3)
+    net = train_paper(Job("peaks", 2, 0, "none_ft", 0.0), cfg, data, init=base.state_dict())
+    lrs = [h["lr"] for h in net.history]
+    assert len(lrs) == 4 and lrs[:2] == [1e-3, 1e-3] and lrs[-1] == pytest.approx(1e-5)
+    assert all(h["lam"] == 0.0 for h in net.history)
+
+    def rec(variant: str, mse: float) -> dict:
+        return {"job": {"function": "peaks", "depth": 2, "seed": 0, "variant": variant,
+                        "lam": 0.0 if variant.startswith("none") else 1e-3},
+                "test_mse": mse, "milp": {}}
+
+    rows = summarize([rec("none", 2.0), rec("none_ft", 1.0), rec("stable_ftd", 3.0)])
+    by = {r["variant"]: r for r in rows}
+    assert by["stable_ftd"]["mse_ratio"] == pytest.approx(1.5)       # against `none`
+    assert by["stable_ftd"]["mse_ratio_best"] == pytest.approx(3.0)  # against the best control

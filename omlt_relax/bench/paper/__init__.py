@@ -100,6 +100,7 @@ from omlt_relax.bench.paper.training import (
     PaperRegularizer,
     TrainedNet,
     checkpoint_from,
+    lr_factor,
     schedule_factor,
     train_paper,
 )
@@ -130,6 +131,7 @@ __all__ = [
     "jobs_of",
     "latin_hypercube",
     "load_records",
+    "lr_factor",
     "markdown_report",
     "measure_paper",
     "paper_data",

@@ -30,6 +30,8 @@ TIME_LIMIT = 1800.0
 MIP_GAP = 1e-4
 #: Samples of the LP-gap penalty per mini-batch.
 LP_SAMPLES = 8
+#: Final learning rate of an ``lr_decay`` variant, relative to the initial one.
+LR_FLOOR = 0.01
 #: Test MSE ratio (to the unregularized network of the same function, depth and seed set) within
 #: which a regularized network counts as "at competitive accuracy" for the headline speed-up.
 MSE_RATIO = 1.5
@@ -72,6 +74,9 @@ class PaperVariant:
         lp_derivative: ``"direct"`` (the paper's) or ``"total"``.
         schedule: ``"constant"`` (λ from the first step), ``"continuation"`` or ``"finetune"``
             (see the module docstring).
+        lr_decay: the learning rate is held for the first half of the epochs and then
+            cosine-decayed to :data:`LR_FLOOR` × its start over the second half (the
+            "recovery" phase of the recipe; the paper keeps it constant).
         description: one line for tables.
     """
 
@@ -81,11 +86,17 @@ class PaperVariant:
     bounds: str = "ibp"
     lp_derivative: str = "direct"
     schedule: str = "constant"
+    lr_decay: bool = False
     description: str = ""
 
     @property
     def regularized(self) -> bool:
         return bool(self.terms)
+
+    @property
+    def finetunes(self) -> bool:
+        """Starts from the trained unregularized network of the same function, depth, seed."""
+        return self.schedule == "finetune"
 
 
 PAPER_VARIANTS: dict[str, PaperVariant] = {
@@ -107,6 +118,16 @@ PAPER_VARIANTS: dict[str, PaperVariant] = {
                      description="stable neuron (IBP), continuation schedule"),
         PaperVariant("stable_ft", "ours", ("stable",), schedule="finetune",
                      description="stable neuron (IBP), fine-tuning the unregularized network"),
+        PaperVariant("none_ft", "ours", schedule="finetune", lr_decay=True,
+                     description="unregularized, fine-tuned with the decaying learning rate "
+                                 "(the accuracy control of the *_ftd recipes)"),
+        PaperVariant("stable_ftd", "ours", ("stable",), schedule="finetune", lr_decay=True,
+                     description="stable neuron (IBP), fine-tuning, then learning-rate decay"),
+        PaperVariant("stable_crown_ftd", "ours", ("stable",), bounds="crown",
+                     schedule="finetune", lr_decay=True,
+                     description="stable neuron (CROWN), fine-tuning, then learning-rate decay"),
+        PaperVariant("width_ftd", "ours", ("width",), schedule="finetune", lr_decay=True,
+                     description="bound width (IBP), fine-tuning, then learning-rate decay"),
     )
 }
 
@@ -193,7 +214,7 @@ class Job:
 
     @property
     def key(self) -> str:
-        lam = "0" if self.variant == "none" else f"{self.lam:g}"
+        lam = "0" if not get_paper_variant(self.variant).regularized else f"{self.lam:g}"
         return f"{self.function}-d{self.depth}-s{self.seed}-{self.variant}-{lam}"
 
 
@@ -204,7 +225,7 @@ def jobs_of(cfg: PaperConfig) -> list[Job]:
         for d in cfg.depths:
             for s in cfg.seeds:
                 for v in cfg.variants:
-                    lams = (0.0,) if v == "none" else cfg.lambdas
+                    lams = cfg.lambdas if get_paper_variant(v).regularized else (0.0,)
                     out += [Job(f, d, s, v, float(lam)) for lam in lams]
     return out
 

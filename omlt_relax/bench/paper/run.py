@@ -84,7 +84,7 @@ def run_job(job: Job, cfg: PaperConfig, out: Path, data_cache: dict[tuple[str, i
                              saved["train_time"], saved["history"])
     if trained is None:
         init = None
-        if get_paper_variant(job.variant).schedule == "finetune":
+        if get_paper_variant(job.variant).finetunes:
             init = _stored(out / "models" / f"{base_job(job).key}.pt", cfg)
             if init is None:
                 msg = f"{job.key}: the unregularized network {base_job(job).key} is not trained"
@@ -165,7 +165,7 @@ def run_paper(cfg: PaperConfig, out_dir: str | os.PathLike[str],
     write_json(cfg_path, {"config": cfg.to_dict(), "environment": environment()})
     todo = [j for j in jobs_of(cfg) if not _done(out / "jobs" / f"{j.key}.json", cfg)]
     # fine-tunings start from a trained unregularized network: run them after the others
-    todo.sort(key=lambda j: get_paper_variant(j.variant).schedule == "finetune")
+    todo.sort(key=lambda j: get_paper_variant(j.variant).finetunes)
     cache: dict[tuple[str, int], PaperData] = {}
     if log is not None:
         log(f"paper suite: {len(jobs_of(cfg))} jobs, {len(todo)} to run, results in {out}")

@@ -14,6 +14,7 @@ from torch import nn
 
 from omlt_relax.bench.paper.protocol import (
     LP_SAMPLES,
+    LR_FLOOR,
     Array,
     Job,
     PaperConfig,
@@ -80,7 +81,7 @@ class PaperRegularizer:
 
 def epochs_of(variant: PaperVariant, epochs: int) -> int:
     """Epochs a variant trains: ``epochs``, or half of them for a fine-tuning."""
-    return max(1, epochs // 2) if variant.schedule == "finetune" else epochs
+    return max(1, epochs // 2) if variant.finetunes else epochs
 
 
 def schedule_factor(variant: PaperVariant, epoch: int, epochs: int) -> float:
@@ -89,7 +90,7 @@ def schedule_factor(variant: PaperVariant, epoch: int, epochs: int) -> float:
     fine-tuning ramp (linear to 1 over the first half)."""
     if variant.schedule == "constant":
         return 1.0
-    if variant.schedule == "finetune":
+    if variant.finetunes:
         start, end = 0, max(1, epochs // 2)
     else:
         start, end = epochs // 2, (3 * epochs) // 4
@@ -100,11 +101,25 @@ def schedule_factor(variant: PaperVariant, epoch: int, epochs: int) -> float:
     return (epoch - start + 1) / max(1, end - start)
 
 
+def lr_factor(variant: PaperVariant, epoch: int, epochs: int) -> float:
+    r"""Multiplier of the learning rate at ``epoch`` (0-based) of ``epochs``: 1, or for an
+    ``lr_decay`` variant 1 over the first half and then the cosine
+    :math:`\rho + (1 - \rho)\,\tfrac12(1 + \cos(\pi t))`, :math:`t = (e - h + 1)/(E - h)`,
+    :math:`h = \lfloor E/2 \rfloor`, down to :math:`\rho` = :data:`LR_FLOOR` at the last epoch."""
+    if not variant.lr_decay:
+        return 1.0
+    half = epochs // 2
+    if epoch < half or epochs - half < 1:
+        return 1.0
+    t = (epoch - half + 1) / (epochs - half)
+    return LR_FLOOR + (1.0 - LR_FLOOR) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
 def checkpoint_from(variant: PaperVariant, epochs: int) -> int:
     """First epoch whose parameters may be kept (after the ramp of a schedule)."""
     if variant.schedule == "continuation":
         return (3 * epochs) // 4
-    if variant.schedule == "finetune":
+    if variant.finetunes:
         return max(1, epochs // 2) - 1
     return 0
 
@@ -130,7 +145,7 @@ def train_paper(job: Job, cfg: PaperConfig, data: PaperData,
     """
     v = get_paper_variant(job.variant)
     model = paper_network(data.x_train.shape[1], job.depth, cfg.width, job.seed)
-    if v.schedule == "finetune":
+    if v.finetunes:
         if init is None:
             msg = f"{job.key} fine-tunes the unregularized network, which is not trained yet"
             raise ValueError(msg)
@@ -150,6 +165,8 @@ def train_paper(job: Job, cfg: PaperConfig, data: PaperData,
     t0 = time.perf_counter()
     for epoch in range(epochs):
         lam = job.lam * schedule_factor(v, epoch, epochs) if reg is not None else 0.0
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * lr_factor(v, epoch, epochs)
         perm = torch.randperm(n, generator=gen)
         tot = 0.0
         for s in range(0, n, bs):
@@ -169,7 +186,7 @@ def train_paper(job: Job, cfg: PaperConfig, data: PaperData,
         with torch.no_grad():
             val = float(torch.mean((model(xv) - yv) ** 2))
         rec = {"epoch": float(epoch), "loss": tot / math.ceil(n / bs), "val_mse": val,
-               "lam": lam}
+               "lam": lam, "lr": opt.param_groups[0]["lr"]}
         if reg is not None and epoch % 10 == 0:
             rec.update({k: float(t) for k, t in reg.metrics().items()})
         history.append(rec)
