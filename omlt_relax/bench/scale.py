@@ -578,7 +578,10 @@ def _milp_pair(e: dict[str, Any]) -> str:
         cell = time_cell(m["time"], m["status"] != "optimal")
         if m["status"] != "optimal":
             gap = m.get("gap")
-            cell += f" (gap {fmt(100 * gap, '.3g') if gap is not None else '–'}%)"
+            if m.get("objective") is None and "objective" in m:
+                cell += " (no incumbent)"
+            else:
+                cell += f" (gap {fmt(100 * gap, '.3g') if gap is not None else '–'}%)"
         parts.append(cell)
     return " + ".join(parts)
 
