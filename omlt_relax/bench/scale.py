@@ -39,18 +39,26 @@ The machinery is the default suite's: :class:`ScaleConfig` extends
 How to run
 ----------
 
-The full run (5 functions × {2×100, 3×100} × (1 unregularized + 8 regularized) networks, 300
-epochs, 600 s per MILP; resumable, rerun the same command after an interruption)::
+The full run (5 functions × {2×100, 3×100} × (1 unregularized + 8 regularized) = 90 networks,
+300 epochs, 600 s per MILP; resumable: rerun the same command after an interruption)::
 
     omlt-relax bench --suite scale --out bench_scale
 
-The documented long run (3600 s per MILP, 3×100 only)::
+Training is cheap (under 30 s per network); the MILPs are the cost: each unregularized network
+takes up to 4 × 600 s (stock OMLT and ours, min and max), each regularized one up to 2 × 600 s.
+Expect about a day on one core if the unregularized and the weakly regularized networks hit the
+limit (at most 36 h if every MILP did); ``--jobs 2`` halves that on an idle 2-core machine.
 
-    omlt-relax bench --suite scale --sizes 3x100 --time-limit 3600 --out bench_scale_3600
+The documented long run (3600 s per MILP, 3×100, the big-M + stability weights; up to 4 × 3600 s
+per unregularized network, up to 2 × 3600 s per regularized one: plan for about two days on one
+core, at most 70 h; or use ``--jobs``/``--scheduler``)::
 
-A quick look (one function, one size, a few epochs, 30 s limit; about 5 minutes)::
+    omlt-relax bench --suite scale --sizes 3x100 --variants bigm+stability --time-limit 3600 \
+        --out bench_scale_3600
 
-    omlt-relax bench --suite scale --functions peaks --sizes 2x100 --epochs 30 \
+A quick look (one function, one size, 100 epochs, 30 s limit; about 4 minutes)::
+
+    omlt-relax bench --suite scale --functions peaks --sizes 2x100 --epochs 100 \
         --variants bigm+stability --scales 1e-4,1e-3 --time-limit 30 --out bench_scale_smoke
 
 ``--report-only`` rewrites ``scale.md``, the JSON report and the plots from ``results.json``.
