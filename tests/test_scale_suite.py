@@ -82,7 +82,7 @@ def test_scale_suite_end_to_end(tmp_path: Path) -> None:
 
 
 def _milp(t: float, hit: bool) -> dict[str, Any]:
-    return {"time": t, "status": "time_limit" if hit else "optimal", "gap": 0.5 if hit else 0.0}
+    return {"time": t, "status": "feasible" if hit else "optimal", "gap": 0.5 if hit else 0.0}
 
 
 def _entry(size: str, variant: str, scale: float, rmse: float, t: float, hit: bool,
@@ -146,6 +146,7 @@ def test_report_logic_on_synthetic_entries() -> None:
     text = markdown_report(results)
     assert "≥600×" in text  # A vs stock OMLT
     assert "none as accurate" in text  # D
+    assert "≥600 (gap 50%) + 600" in text  # 2x100 unregularized: min hit the limit, max solved
 
 
 def test_bounds_are_never_rounded_the_wrong_way() -> None:

@@ -583,13 +583,16 @@ def _milp_pair(e: dict[str, Any]) -> str:
         if m is None:
             parts.append("–")
             continue
-        cell = time_cell(m["time"], m["status"] != "optimal")
-        if m["status"] != "optimal":
+        stopped = m["status"] in ("feasible", "no_solution")
+        cell = time_cell(m["time"], stopped)
+        if stopped:
             gap = m.get("gap")
             if m.get("objective") is None and "objective" in m:
                 cell += " (no incumbent)"
             else:
                 cell += f" (gap {fmt(100 * gap, '.3g') if gap is not None else '–'}%)"
+        elif m["status"] != "optimal":  # e.g. numerically_unreliable: not a time measurement
+            cell += f" ({m['status']})"
         parts.append(cell)
     return " + ".join(parts)
 
