@@ -9,6 +9,7 @@
     omlt-relax tighten in.onnx --out out.onnx [--bounds lp]         # any dense ReLU ONNX + bounds
     omlt-relax bench [--functions 2d] [--variants all] --out DIR    # the benchmark suite
     omlt-relax tune data.csv --budget 1.25 --trials 40 --out DIR    # Optuna study (on Dask)
+    omlt-relax bench --suite scale --out DIR                        # 2x100/3x100, two baselines
     omlt-relax bench --suite cflp --out DIR                         # two-stage facility location
     omlt-relax cflp data|train|solve|evaluate ...                   # the two-stage workflow
 
@@ -42,6 +43,9 @@ EXIT_USAGE = 2
 EXIT_UNRELIABLE = 3
 #: The status of such an answer (:data:`omlt_relax.verify.UNRELIABLE`).
 UNRELIABLE = "numerically_unreliable"
+
+#: The results file of every suite (``omlt_relax.bench.results.RESULTS_FILE``).
+RESULTS_FILE_NAME = "results.json"
 
 #: Defaults of ``bench``: sized so that the whole suite (8 functions × 10 variants, ``--jobs 2``)
 #: fits in about 40 minutes on a 2-core machine.
@@ -388,6 +392,8 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
     if a.suite == "paper":
         return _bench_paper(a)
+    if a.suite == "scale":
+        return _bench_scale(a)
     if a.suite == "cflp":
         from omlt_relax.stochastic.cli import cmd_bench_cflp
 
@@ -511,6 +517,84 @@ def _bench_paper(a: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_scale(a: argparse.Namespace) -> int:
+    """``omlt-relax bench --suite scale``: 2x100/3x100 networks, two baselines, equal-accuracy
+    speed-ups (:mod:`omlt_relax.bench.scale`)."""
+    import torch
+
+    from omlt_relax.bench.functions import FUNCTIONS
+    from omlt_relax.bench.scale import (
+        REPORT_FILE,
+        REPORT_JSON,
+        SCALE_EPOCHS,
+        SCALE_FUNCTIONS,
+        SCALE_TIME_LIMIT,
+        SCALE_VARIANTS,
+        ScaleConfig,
+        parse_sizes,
+        run_scale,
+        write_scale_report,
+    )
+    from omlt_relax.bench.suite import parse_list
+    from omlt_relax.train import VARIANTS, TrainConfig
+
+    torch.set_num_threads(1)
+    time_limit = SCALE_TIME_LIMIT if a.time_limit is None else a.time_limit
+    epochs = SCALE_EPOCHS if a.epochs is None else a.epochs
+    _positive(time_limit, "--time-limit")
+    if epochs < 1:
+        msg = f"--epochs must be at least 1, got {epochs}"
+        raise CliError(msg)
+    if a.sizes is not None and a.hidden is not None:
+        msg = "give the network sizes once: --sizes 2x100,3x100 or --hidden '100,100;100,100,100'"
+        raise CliError(msg)
+    base = ScaleConfig()
+    try:
+        sizes = parse_sizes(a.sizes or a.hidden) if (a.sizes or a.hidden) else base.sizes
+        variants = parse_list(a.variants or ",".join(SCALE_VARIANTS), list(VARIANTS), "variant")
+        scales = None
+        if a.scales is not None:
+            vals = _floats(a.scales, "--scales") or []
+            scales = {v: vals for v in variants if v != "unregularized"}
+        n_train = base.n_train if a.n_train is None else a.n_train
+        for name, n in (("--n-train", n_train), ("--n-val", a.n_val), ("--n-test", a.n_test)):
+            if n is not None and n < 1:
+                msg = f"{name} must be at least 1, got {n}"
+                raise CliError(msg)
+        cfg = ScaleConfig(
+            functions=parse_list(a.functions or ",".join(SCALE_FUNCTIONS), list(FUNCTIONS),
+                                 "function"),
+            variants=variants,
+            train=TrainConfig(epochs=epochs, seed=a.seed),
+            time_limit=time_limit,
+            n_train=n_train,
+            n_val=max(20, n_train // 4) if a.n_val is None else a.n_val,
+            n_test=n_train if a.n_test is None else a.n_test,
+            sizes=sizes,
+            scales=scales or {},
+            stock=not a.no_stock,
+        )
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    out = Path(a.out)
+    if a.report_only:
+        print(write_scale_report(out).read_text())
+        return 0
+    log = None if a.quiet else (lambda s: print(s, flush=True))
+    t0 = time.perf_counter()
+    from omlt_relax.cli_tune import dask_for
+
+    with dask_for(a) as client:
+        results = run_scale(cfg, out, fresh=a.fresh, progress=not a.quiet, log=log,
+                            client=client)
+    if not a.quiet:
+        print((out / REPORT_FILE).read_text())
+    print(f"{len(results['entries'])} networks; wrote {out / RESULTS_FILE_NAME}, "
+          f"{out / REPORT_FILE}, {out / REPORT_JSON} and scale_<function>.png in "
+          f"{time.perf_counter() - t0:.0f} s")
+    return 0
+
+
 # -- entry point --------------------------------------------------------------------------------
 def hidden_default() -> str:
     """The default hidden widths of ``train``/``demo``/``bench``, e.g. ``"50,50"``."""
@@ -591,29 +675,46 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_tighten)
 
     s = sub.add_parser("bench", help="the benchmark suite: JSON, markdown table, Pareto plot")
-    s.add_argument("--suite", choices=("default", "paper", "cflp"), default="default",
+    s.add_argument("--suite", choices=("default", "paper", "scale", "cflp"), default="default",
                    help="'default': our suite (2x50 nets, all variants); 'paper': Tsay 2026's "
                         "protocol (width 25, depths 2/3/5, 70k LHS samples, 1800 s MILPs) with "
-                        "our variants beside the paper's; 'cflp': two-stage facility location "
+                        "our variants beside the paper's; 'scale': the well-fitted functions at "
+                        "2x100 and 3x100, 600 s MILPs, stock OMLT (a) and our pipeline (b) on "
+                        "every unregularized net, speed-ups at equal accuracy (full run: "
+                        "'omlt-relax bench --suite scale --out bench_scale'; see "
+                        "omlt_relax.bench.scale); 'cflp': two-stage facility location "
                         "with quantile networks (omlt_relax.stochastic.bench)")
     s.add_argument("--out", default="bench_results", help="output directory (resumable)")
     s.add_argument("--functions", default=None,
-                   help="comma-separated, '2d' or 'all' (default: 2d; paper: all)")
-    s.add_argument("--variants", default=None, help="comma-separated or 'all' (default)")
+                   help="comma-separated, '2d' or 'all' (default: 2d; paper: all; scale: peaks,"
+                        "rosenbrock,himmelblau,styblinski_tang,rosenbrock5)")
+    s.add_argument("--variants", default=None,
+                   help="comma-separated or 'all' (default: all; scale: bigm+stability,"
+                        "stability)")
     s.add_argument("--epochs", type=int, default=None,
-                   help=f"training epochs (default {BENCH_EPOCHS}; paper: 200; cflp: 80)")
+                   help=f"training epochs (default {BENCH_EPOCHS}; paper: 200; scale: 300; "
+                        "cflp: 80)")
     s.add_argument("--hidden", default=None,
-                   help=f"hidden widths (default {hidden}; cflp: 100,100)")
+                   help=f"hidden widths (default {hidden}; cflp: 100,100; scale: several sizes "
+                        "separated by ';', e.g. '100,100;100,100,100')")
+    s.add_argument("--scales", default=None,
+                   help="scale suite: weight scales for every regularized variant, e.g. "
+                        "1e-4,1e-3 (default per variant: bigm+stability 1e-5,3e-5,1e-4,3e-4,"
+                        "1e-3; stability 1e-5,1e-4,1e-3)")
+    s.add_argument("--no-stock", action="store_true",
+                   help="scale suite: skip baseline (a), stock OMLT, on the unregularized nets")
     s.add_argument("--time-limit", type=float, default=None,
-                   help=f"seconds per MILP (default {BENCH_TIME_LIMIT:g}; paper: 1800; cflp: 300)")
+                   help=f"seconds per MILP (default {BENCH_TIME_LIMIT:g}; paper: 1800; scale: "
+                        "600; cflp: 300)")
     s.add_argument("--tolerance", type=float, default=None,
                    help="weight selection: validation RMSE (cflp: pinball loss) <= tolerance x "
                         "baseline (default 1.2; cflp: 1.1)")
     s.add_argument("--n-train", type=int, default=None,
                    help="training samples (default 2000, validation a quarter, test as many; "
-                        "paper: 70000/30000/10000)")
-    s.add_argument("--n-val", type=int, default=None, help="paper suite: validation samples")
-    s.add_argument("--n-test", type=int, default=None, help="paper suite: test samples")
+                        "paper: 70000/30000/10000; scale: 4000/1000/4000)")
+    s.add_argument("--n-val", type=int, default=None,
+                   help="paper and scale suites: validation samples")
+    s.add_argument("--n-test", type=int, default=None, help="paper and scale suites: test samples")
     s.add_argument("--depths", default=None, help="paper suite: hidden layers, e.g. 3,5")
     s.add_argument("--seeds", default=None, help="paper suite: seeds, e.g. 0,1,2 (default 0-19)")
     s.add_argument("--lambdas", default=None, help="paper suite: weights (default 1e-4,1e-3,1e-2)")
@@ -623,7 +724,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--formulations", default="paper,ours",
                    help="paper suite: 'paper' (IBP big-M) and/or 'ours' (LP-OBBT big-M)")
     s.add_argument("--report-only", action="store_true",
-                   help="paper suite: only rewrite the report from the finished jobs in --out")
+                   help="paper and scale suites: only rewrite the report from the finished "
+                        "jobs in --out")
     s.add_argument("--seed", type=int, default=0, help="training seed")
     s.add_argument("--fresh", action="store_true", help="ignore earlier results in --out")
     s.add_argument("--jobs", type=int, default=1,

@@ -8,6 +8,9 @@ Data flow of one benchmark entry (function × variant)::
         ── suite (resumable results JSON, markdown table, Pareto plot)
 
 ``omlt-relax bench`` (:mod:`omlt_relax.cli`) runs the suite; ``omlt-relax demo`` runs one pair.
+``--suite paper`` is Tsay 2026's protocol (:mod:`omlt_relax.bench.paper`); ``--suite scale`` the
+paper-scale suite (2×100 and 3×100 networks, stock OMLT and our pipeline as baselines, speed-ups at
+equal accuracy; :mod:`omlt_relax.bench.scale`).
 """
 
 from omlt_relax.bench.data import Dataset, Standardizer, fold_standardization, sample_function

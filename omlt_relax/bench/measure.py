@@ -137,12 +137,62 @@ def measure_network(
     return out
 
 
+def measure_stock_omlt(
+    model: nn.Module,
+    data: Dataset,
+    time_limit: float | None = 60.0,
+    workdir: str | os.PathLike[str] | None = None,
+    senses: tuple[str, ...] = SENSES,
+) -> dict[str, Any]:
+    """The MILPs a user of stock OMLT gets today for ``model``, as a JSON-ready dict.
+
+    The network is exported to ONNX with its input box (:func:`~omlt_relax.export.export_onnx`;
+    the sidecar ``<file>.bounds.json`` is OMLT's own format), loaded with plain
+    ``omlt.io.load_onnx_neural_network_with_bounds`` and formulated with OMLT's
+    ``ReluBigMFormulation`` (OMLT's own interval bounds, a binary for every hidden neuron). Each
+    sense is solved with the same wrapper, solver, thread count and limit as ours
+    (:func:`~omlt_relax.optimize.solve_milp`, ``formulation="omlt"``). The incumbent's
+    objective is checked by a float64 forward pass of ``model``: ``forward`` (per sense) is
+    :math:`f(x^*)` and ``forward_error`` :math:`|f(x^*) - \text{objective}|`.
+
+    Keys: ``milp`` (per sense, :meth:`MilpResult.to_dict` plus ``forward`` and ``forward_error``),
+    ``time_total``, ``solved_all``, ``nodes_total``, ``n_binaries``.
+    """
+    import torch
+    from omlt.io import load_onnx_neural_network_with_bounds
+
+    lo, hi = np.asarray(data.lower, np.float64), np.asarray(data.upper, np.float64)
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        path = os.path.join(tmp, "net.onnx")
+        export_onnx(model, path, (lo, hi), bounds="ibp")  # the stored bounds are not used
+        net = load_onnx_neural_network_with_bounds(path)
+        milps = {s: solve_milp(net, None, s, time_limit, formulation="omlt") for s in senses}
+    out: dict[str, Any] = {"milp": {}}
+    for s, r in milps.items():
+        d = r.to_dict()
+        d["forward"] = d["forward_error"] = None
+        if r.x is not None:
+            p = next(model.parameters())
+            with torch.no_grad():
+                fx = model(torch.as_tensor([r.x], dtype=p.dtype))[0, 0]
+            d["forward"] = float(fx)
+            if r.objective is not None:
+                d["forward_error"] = abs(float(fx) - r.objective)
+        out["milp"][s] = d
+    out["time_total"] = float(sum(r.time for r in milps.values()))
+    out["solved_all"] = all(r.solved for r in milps.values())
+    out["nodes_total"] = int(sum(r.nodes or 0 for r in milps.values()))
+    out["n_binaries"] = max((r.n_binaries or 0 for r in milps.values()), default=0)
+    return out
+
+
 __all__ = [
     "SENSES",
     "MilpResult",
     "build_milp",
     "count_binaries",
     "measure_network",
+    "measure_stock_omlt",
     "root_lp_bounds",
     "solve_milp",
 ]

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -90,6 +90,9 @@ class SuiteConfig:
     data_seed: int = 0
     obbt_time_limit: float | None = 60.0
 
+    #: List settings that a resumed run may change (they only add or drop entries).
+    EXTENSIBLE: ClassVar[tuple[str, ...]] = ("functions", "variants")
+
     def __post_init__(self) -> None:
         for f in self.functions:
             get_function(f)
@@ -111,8 +114,8 @@ class SuiteConfig:
     def fingerprint(self) -> dict[str, Any]:
         """The settings that must match for a results file to be resumed (not the lists)."""
         d = self.to_dict()
-        d.pop("functions")
-        d.pop("variants")
+        for k in self.EXTENSIBLE:
+            d.pop(k, None)
         return d
 
 
@@ -167,27 +170,8 @@ def run_suite(
         msg = f"jobs must be at least 1, got {jobs}"
         raise ValueError(msg)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     path = out / RESULTS_FILE
-    results: dict[str, Any]
-    if path.exists() and not fresh:
-        results = load_results(out)
-        old = results.get("meta", {}).get("config", {})
-        old_fp = {k: v for k, v in old.items() if k not in ("functions", "variants")}
-        if old_fp != json.loads(json.dumps(config.fingerprint())):
-            msg = (
-                f"{path} was written with a different configuration; resume with the same "
-                "settings, or use another --out directory or --fresh"
-            )
-            raise ValueError(msg)
-        results["meta"]["config"] = config.to_dict()
-        results.pop("summary", None)
-    else:
-        results = {"meta": {"config": config.to_dict(), "environment": environment(),
-                            "started": time.strftime("%Y-%m-%d %H:%M:%S")},
-                   "entries": {}}
-    results.setdefault("failed", {})
-    write_json(path, results)
+    results = open_results(config, out, fresh)
     entries: dict[str, Any] = results["entries"]
     say = log or (lambda s: None)
     n_all = len(config.functions) * len(config.variants)
@@ -230,8 +214,39 @@ def run_suite(
     return results
 
 
+def open_results(config: SuiteConfig, out: Path, fresh: bool = False) -> dict[str, Any]:
+    """Start ``out/results.json`` for ``config``, or reopen it to resume; returns its contents.
+
+    A file written with other settings (:meth:`SuiteConfig.fingerprint`; the lists in
+    ``EXTENSIBLE`` may differ) is refused with a ``ValueError``; ``fresh`` starts over.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / RESULTS_FILE
+    results: dict[str, Any]
+    if path.exists() and not fresh:
+        results = load_results(out)
+        old = results.get("meta", {}).get("config", {})
+        old_fp = {k: v for k, v in old.items() if k not in config.EXTENSIBLE}
+        if old_fp != json.loads(json.dumps(config.fingerprint())):
+            msg = (
+                f"{path} was written with a different configuration; resume with the same "
+                "settings, or use another --out directory or --fresh"
+            )
+            raise ValueError(msg)
+        results["meta"]["config"] = config.to_dict()
+        results.pop("summary", None)
+    else:
+        results = {"meta": {"config": config.to_dict(), "environment": environment(),
+                            "started": time.strftime("%Y-%m-%d %H:%M:%S")},
+                   "entries": {}}
+    results.setdefault("failed", {})
+    write_json(path, results)
+    return results
+
+
 # -- jobs ---------------------------------------------------------------------------------------
-def _function_data(config: SuiteConfig, fname: str) -> tuple[Any, Any]:
+def function_data(config: SuiteConfig, fname: str) -> tuple[Any, Any]:
+    """The benchmark function called ``fname`` and its seeded data set under ``config``."""
     fn = get_function(fname)
     factor = config.samples_5d_factor if fn.dim > 2 else 1.0
     data = sample_function(
@@ -255,7 +270,7 @@ def entry_job(
     Returns ``{"entry": ..., "model": float64 state_dict, "base_state": ...}``.
     """
     torch.set_num_threads(1)
-    fn, data = _function_data(config, fname)
+    fn, data = function_data(config, fname)
     t0 = time.perf_counter()
     if vname == BASELINE:
         sel = select_weight(data, BASELINE, math.inf, config.train)
@@ -391,9 +406,11 @@ __all__ = [
     "SuiteConfig",
     "entry_job",
     "environment",
+    "function_data",
     "load_model",
     "load_results",
     "markdown_table",
+    "open_results",
     "pareto_plot",
     "parse_list",
     "run_entries",

@@ -216,7 +216,8 @@ def cmd_bench_cflp(a: argparse.Namespace) -> int:
 def add_bench_options(s: argparse.ArgumentParser) -> None:
     """The ``bench`` options only the ``cflp`` suite reads."""
     s.add_argument("--sizes", default=None,
-                   help="cflp suite: instance sizes, e.g. 10x10,25x25 (default 10x10)%(default).0s")
+                   help="cflp suite: instance sizes, e.g. 10x10,25x25 (default 10x10); scale "
+                        "suite: network sizes DEPTHxWIDTH (default 2x100,3x100)%(default).0s")
     s.add_argument("--n-decisions", type=int, default=None,
                    help="cflp suite: training decisions per instance (default 8000)%(default).0s")
     s.add_argument("--eval-scenarios", type=int, default=None,

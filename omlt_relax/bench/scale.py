@@ -1,0 +1,830 @@
+r"""The paper-scale suite (``omlt-relax bench --suite scale``): wide networks, long MILP limits,
+two baselines, accuracy-matched speed-ups.
+
+The default suite (:mod:`omlt_relax.bench.suite`) measures 2×50 networks with a 20 s limit, where
+the unregularized MILP already solves in seconds. This suite measures the regime the library is
+for: the well-fitted functions at 2×100 and 3×100, MILPs with a long limit, and it compares every
+relaxation-informed network with **two** baselines, solved side by side in the same job:
+
+* **(a) stock OMLT**, what a user gets today: the unregularized network exported to ONNX, loaded
+  with ``omlt.io.load_onnx_neural_network_with_bounds`` and formulated with OMLT's
+  ``ReluBigMFormulation`` (OMLT's own interval bounds, a binary for every neuron)
+  (:func:`~omlt_relax.bench.measure.measure_stock_omlt`);
+* **(b) our pipeline on the same unregularized network**, the honest one: LP-OBBT bounds and
+  :class:`~omlt_relax.BoundedReluBigMFormulation` (no binary for a stable neuron)
+  (:func:`~omlt_relax.bench.measure.measure_network`).
+
+Regularized networks are measured with (b) only. Every MILP (minimum and maximum of the network
+over the box) is solved with HiGHS, one thread, the same time limit; every incumbent is checked by
+a float64 forward pass.
+
+Entries are (function, size, variant, weight): the variants are trained at a fixed list of weight
+scales each (no selection rule), so that the report can draw the Pareto front of (test RMSE, MILP
+time) over *every* network trained, and find the **speed-up at equal accuracy**: for each
+regularized network, the fastest unregularized network of *any* size that is at least as accurate
+(:func:`equal_accuracy`), and for each accuracy level an unregularized network reaches, the
+fastest relaxation-informed network at least as accurate (:func:`accuracy_levels`). Speed-ups are
+(min + max) solver times; ``≥`` where the baseline hit the limit (a lower bound), ``≤`` where the
+network itself did, ``~`` where both did. A bound is never rounded the wrong way
+(:func:`fmt_bound`).
+
+The machinery is the default suite's: :class:`ScaleConfig` extends
+:class:`~omlt_relax.bench.suite.SuiteConfig`, ``results.json`` is opened and resumed by
+:func:`~omlt_relax.bench.suite.open_results` and written after each entry
+(:func:`~omlt_relax.bench.results.update_entry`), and the jobs run on
+:mod:`~omlt_relax.bench.dask_runner` (``--jobs``/``--scheduler``). Outputs in ``--out``:
+``results.json`` (every entry), ``scale.md`` and ``scale_report.json`` (the report),
+``scale_<function>.png`` (one plot per function), ``models/`` (the networks).
+
+How to run
+----------
+
+The full run (5 functions × {2×100, 3×100} × (1 unregularized + 8 regularized) = 90 networks,
+300 epochs, 600 s per MILP; resumable: rerun the same command after an interruption)::
+
+    omlt-relax bench --suite scale --out bench_scale
+
+Training is cheap (under 30 s per network); the MILPs are the cost: each unregularized network
+takes up to 4 × 600 s (stock OMLT and ours, min and max), each regularized one up to 2 × 600 s.
+Expect about a day on one core if the unregularized and the weakly regularized networks hit the
+limit (at most 36 h if every MILP did); ``--jobs 2`` halves that on an idle 2-core machine.
+
+The documented long run (3600 s per MILP, 3×100, the big-M + stability weights; up to 4 × 3600 s
+per unregularized network, up to 2 × 3600 s per regularized one: plan for about two days on one
+core, at most 70 h; or use ``--jobs``/``--scheduler``)::
+
+    omlt-relax bench --suite scale --sizes 3x100 --variants bigm+stability --time-limit 3600 \
+        --out bench_scale_3600
+
+A quick look (one function, one size, 100 epochs, 30 s limit; about 4 minutes)::
+
+    omlt-relax bench --suite scale --functions peaks --sizes 2x100 --epochs 100 \
+        --variants bigm+stability --scales 1e-4,1e-3 --time-limit 30 --out bench_scale_smoke
+
+``--report-only`` rewrites ``scale.md``, the JSON report and the plots from ``results.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from omlt_relax.bench.dask_runner import Job, n_workers, run_jobs
+from omlt_relax.bench.functions import get_function
+from omlt_relax.bench.measure import measure_network, measure_stock_omlt
+from omlt_relax.bench.report import fmt, format_table
+from omlt_relax.bench.results import (
+    BASELINE,
+    RESULTS_FILE,
+    load_results,
+    save_model,
+    update_entry,
+    write_json,
+)
+from omlt_relax.bench.stats import TARGET_RMSE_RATIO
+from omlt_relax.bench.suite import SuiteConfig, function_data, open_results
+from omlt_relax.train import TrainConfig, fit, get_variant
+
+#: The well-fitted functions of the 2×50 suite (test RMSE / std ≤ 0.07; the better-fitted 5-D one).
+SCALE_FUNCTIONS: tuple[str, ...] = (
+    "peaks", "rosenbrock", "himmelblau", "styblinski_tang", "rosenbrock5",
+)
+#: Network sizes (hidden widths).
+SCALE_SIZES: tuple[tuple[int, ...], ...] = ((100, 100), (100, 100, 100))
+#: Relaxation-informed variants run by default, and their weight scales.
+SCALE_VARIANTS: tuple[str, ...] = ("bigm+stability", "stability")
+SCALE_WEIGHTS: dict[str, tuple[float, ...]] = {
+    "bigm+stability": (1e-5, 3e-5, 1e-4, 3e-4, 1e-3),
+    "stability": (1e-5, 1e-4, 1e-3),
+}
+#: Seconds per MILP solve by default.
+SCALE_TIME_LIMIT = 600.0
+SCALE_EPOCHS = 300
+
+REPORT_FILE = "scale.md"
+REPORT_JSON = "scale_report.json"
+#: Speed-ups below this time are not trusted further: divisions use ``max(t, MIN_TIME)``.
+MIN_TIME = 1e-6
+
+
+def size_name(hidden: Sequence[int]) -> str:
+    """``(100, 100)`` → ``"2x100"``; unequal widths → ``"100-50"``."""
+    hidden = [int(h) for h in hidden]
+    if len(set(hidden)) == 1:
+        return f"{len(hidden)}x{hidden[0]}"
+    return "-".join(str(h) for h in hidden)
+
+
+def parse_sizes(text: str) -> list[list[int]]:
+    """``"2x100,3x100"`` or ``"100,100;100,100,100"`` → ``[[100, 100], [100, 100, 100]]``."""
+    parts = [p.strip() for p in (text.split(";") if ";" in text or "x" not in text
+                                 else text.split(",")) if p.strip()]
+    sizes: list[list[int]] = []
+    for p in parts:
+        try:
+            if "x" in p:
+                depth, width = p.split("x")
+                size = [int(width)] * int(depth)
+            else:
+                size = [int(w) for w in p.split(",") if w.strip()]
+        except ValueError:
+            msg = (f"cannot read the network size {p!r}; write e.g. 2x100,3x100 or "
+                   "100,100;100,100,100")
+            raise ValueError(msg) from None
+        if not size or min(size) < 1:
+            msg = f"a network size needs at least one hidden layer of width >= 1, got {p!r}"
+            raise ValueError(msg)
+        sizes.append(size)
+    if not sizes:
+        msg = f"no network size in {text!r}"
+        raise ValueError(msg)
+    return sizes
+
+
+@dataclass
+class ScaleConfig(SuiteConfig):
+    """What a scale-suite run does (:class:`~omlt_relax.bench.suite.SuiteConfig` plus sizes,
+    weights and the stock-OMLT baseline).
+
+    Attributes (besides the base class's; ``train.hidden`` is ignored, ``tolerance`` unused):
+        sizes: hidden widths of each network size.
+        scales: weight scales per regularized variant (missing variants: :data:`SCALE_WEIGHTS`,
+            else the variant's grid).
+        stock: also solve baseline (a), stock OMLT, for every unregularized network.
+    """
+
+    functions: list[str] = field(default_factory=lambda: list(SCALE_FUNCTIONS))
+    variants: list[str] = field(default_factory=lambda: list(SCALE_VARIANTS))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=SCALE_EPOCHS))
+    time_limit: float = SCALE_TIME_LIMIT
+    n_train: int = 4000
+    n_val: int = 1000
+    n_test: int = 4000
+    obbt_time_limit: float | None = 120.0
+    sizes: list[list[int]] = field(default_factory=lambda: [list(s) for s in SCALE_SIZES])
+    scales: dict[str, list[float]] = field(default_factory=dict)
+    stock: bool = True
+
+    EXTENSIBLE: ClassVar[tuple[str, ...]] = ("functions", "variants", "sizes", "scales")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.sizes:
+            msg = "give at least one network size"
+            raise ValueError(msg)
+        self.sizes = [[int(w) for w in s] for s in self.sizes]
+        for s in self.sizes:
+            if not s or min(s) < 1:
+                msg = f"a network size needs hidden layers of width >= 1, got {s}"
+                raise ValueError(msg)
+        scales: dict[str, list[float]] = {}
+        for v in self.variants:
+            if v == BASELINE:
+                continue
+            given = self.scales.get(v)
+            if given is None:
+                given = SCALE_WEIGHTS.get(v, get_variant(v).grid)
+            vals = sorted({float(x) for x in given})
+            if not vals or any(not math.isfinite(x) or x <= 0 for x in vals):
+                msg = f"weight scales of {v} must be positive numbers, got {list(given)}"
+                raise ValueError(msg)
+            scales[v] = vals
+        self.scales = scales
+
+    def jobs(self) -> list[tuple[str, str, list[int], str, float]]:
+        """``(key, function, hidden, variant, scale)`` of every entry, in running order."""
+        out = []
+        for f in self.functions:
+            for h in self.sizes:
+                out.append((entry_key(f, h, BASELINE, 0.0), f, h, BASELINE, 0.0))
+                for v in self.variants:
+                    if v != BASELINE:
+                        out += [(entry_key(f, h, v, s), f, h, v, s) for s in self.scales[v]]
+        return out
+
+
+def entry_key(function: str, hidden: Sequence[int], variant: str, scale: float) -> str:
+    """``"peaks/2x100/unregularized"``, ``"peaks/3x100/bigm+stability@0.0003"``."""
+    base = f"{function}/{size_name(hidden)}/{variant}"
+    return base if variant == BASELINE else f"{base}@{scale:g}"
+
+
+# -- one job ------------------------------------------------------------------------------------
+def scale_job(config: ScaleConfig, fname: str, hidden: list[int], vname: str,
+              scale: float) -> dict[str, Any]:
+    """Train one network at one weight and measure it; runs on a worker.
+
+    The unregularized network also gets baseline (a), stock OMLT, under ``"stock"``.
+    Returns ``{"entry": ..., "model": float64 state_dict}``.
+    """
+    torch.set_num_threads(1)
+    fn, data = function_data(config, fname)
+    cfg = replace(config.train, hidden=tuple(hidden))
+    t0 = time.perf_counter()
+    res = fit(data, vname, scale, cfg)
+    train_time = time.perf_counter() - t0
+    meas = measure_network(res.model, data, fn, config.time_limit, config.obbt_time_limit)
+    entry: dict[str, Any] = {
+        "function": fname, "size": size_name(hidden), "hidden": list(hidden),
+        "variant": vname, "description": get_variant(vname).description,
+        "scale": res.scale, "train_time": train_time, **meas,
+    }
+    entry["val_rmse"] = res.val_rmse
+    if vname == BASELINE and config.stock:
+        entry["stock"] = measure_stock_omlt(res.model, data, config.time_limit)
+    return {"entry": entry, "model": res.model.state_dict()}
+
+
+# -- the run ------------------------------------------------------------------------------------
+def run_scale(
+    config: ScaleConfig,
+    out_dir: str | os.PathLike[str],
+    fresh: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+    jobs: int = 1,
+    scheduler: str | None = None,
+    client: Any = None,
+) -> dict[str, Any]:
+    """Run (or resume) the scale suite; returns the results dict, also in ``out_dir``.
+
+    Each entry is one job (here or on Dask, as :func:`~omlt_relax.bench.suite.run_suite`);
+    finished entries are skipped, failed ones recorded under ``"failed"`` and retried by the next
+    run. The report (:func:`write_scale_report`) is written at the end.
+    """
+    if jobs < 1:
+        msg = f"jobs must be at least 1, got {jobs}"
+        raise ValueError(msg)
+    out = Path(out_dir)
+    path = out / RESULTS_FILE
+    results = open_results(config, out, fresh)
+    entries = results["entries"]
+    todo = [j for j in config.jobs() if j[0] not in entries]
+    say = log or (lambda s: None)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        n_all = len(config.jobs())
+        bar = tqdm(total=n_all, initial=n_all - len(todo), desc="bench scale", unit="net")
+    t_run = time.perf_counter()
+
+    def on_result(key: str, value: dict[str, Any]) -> None:
+        e = value["entry"]
+        save_model(out, e["function"], f"{e['size']}__{e['variant']}_{e['scale']:g}",
+                   value["model"])
+        update_entry(path, key, e, None)
+        say(progress_line(e))
+        if bar is not None:
+            bar.update(1)
+
+    def on_failure(key: str, error: str) -> None:
+        update_entry(path, key, None, error)
+        say(f"{key}: FAILED ({error}); rerun the same command to retry it")
+        if bar is not None:
+            bar.update(1)
+
+    with contextlib.ExitStack() as stack:
+        if client is None and (scheduler is not None or jobs > 1):
+            from omlt_relax.bench.dask_runner import dask_client
+
+            client = stack.enter_context(dask_client(scheduler, jobs))
+        workers = n_workers(client)
+        failures = run_jobs(client, [Job(k, scale_job, (config, f, h, v, s))
+                                     for k, f, h, v, s in todo], on_result, on_failure)
+    if bar is not None:
+        bar.close()
+    results = load_results(out)
+    results["meta"]["last_run_seconds"] = time.perf_counter() - t_run
+    results["meta"]["workers"] = workers
+    results["meta"]["load_average"] = list(os.getloadavg())
+    write_json(path, results)
+    write_scale_report(out, results)
+    if failures:
+        say(f"{len(failures)} entr{'y' if len(failures) == 1 else 'ies'} failed (listed under "
+            f"'failed' in {path}); rerun the same command to retry")
+    return load_results(out)
+
+
+def progress_line(e: dict[str, Any]) -> str:
+    """One line for a finished entry."""
+    s = (f"{e['function']}/{e['size']}/{e['variant']} scale {e['scale']:g}: test RMSE "
+         f"{e['test_rmse']:.4g}, unstable {e['unstable_obbt']}, MILP (b) "
+         f"{time_cell(e['time_total'], not e['solved_all'])} s")
+    st = e.get("stock")
+    if st:
+        s += f", stock OMLT (a) {time_cell(st['time_total'], not st['solved_all'])} s"
+    return s
+
+
+# -- numbers ------------------------------------------------------------------------------------
+def floor_sig(x: float, digits: int = 3) -> float:
+    """``x`` rounded *down* to ``digits`` significant digits (for lower bounds)."""
+    if x <= 0 or not math.isfinite(x):
+        return x
+    e = math.floor(math.log10(x)) - digits + 1
+    return math.floor(x / 10.0**e) * 10.0**e
+
+
+def ceil_sig(x: float, digits: int = 3) -> float:
+    """``x`` rounded *up* to ``digits`` significant digits (for upper bounds)."""
+    if x <= 0 or not math.isfinite(x):
+        return x
+    e = math.floor(math.log10(x)) - digits + 1
+    return math.ceil(x / 10.0**e) * 10.0**e
+
+
+def fmt_bound(x: float | None, flag: str = "", suffix: str = "×") -> str:
+    """A ratio with its flag; ``≥`` values rounded down, ``≤`` values up, others to 3 digits."""
+    if x is None or not math.isfinite(x):
+        return "–"
+    if flag == "≥":
+        v = floor_sig(x)
+    elif flag == "≤":
+        v = ceil_sig(x)
+    else:
+        v = x
+    text = f"{v:,.0f}" if v >= 1000 else format(v, ".3g")
+    return f"{flag}{text}{suffix}"
+
+
+def time_cell(t: float, hit: bool) -> str:
+    """A solve time; one that hit the limit is a lower bound, ``≥t`` (rounded down)."""
+    return fmt_bound(t, "≥" if hit else "", "")
+
+
+def ratio(base_time: float, base_hit: bool, time_: float, hit: bool) -> tuple[float, str]:
+    """``base_time / time_`` and its flag: ``≥`` (base hit the limit), ``≤`` (this one did),
+    ``~`` (both did: not a measurement), ``""``."""
+    r = base_time / max(time_, MIN_TIME)
+    return r, ("~" if base_hit and hit else "≥" if base_hit else "≤" if hit else "")
+
+
+def geomean_flag(items: Sequence[tuple[float, str]]) -> tuple[float | None, str]:
+    """Geometric mean of ratios and the flag it carries (``~`` if bounds point both ways)."""
+    if not items:
+        return None, ""
+    g = float(np.exp(np.mean([np.log(max(r, MIN_TIME)) for r, _ in items])))
+    flags = {f for _, f in items} - {""}
+    if not flags:
+        return g, ""
+    if flags == {"≥"}:
+        return g, "≥"
+    if flags == {"≤"}:
+        return g, "≤"
+    return g, "~"
+
+
+def records(entries: dict[str, Any]) -> list[dict[str, Any]]:
+    """One flat record per entry: what the report needs (also what tests build by hand).
+
+    Keys: ``key, function, size, depth, variant, scale, test_rmse, unstable, time, hit`` (our
+    pipeline, min + max) and, for unregularized networks measured with stock OMLT,
+    ``stock_time, stock_hit``; ``obbt_time``.
+    """
+    out = []
+    for key, e in entries.items():
+        r = {
+            "key": key, "function": e["function"], "size": e["size"],
+            "depth": len(e.get("hidden", [])), "variant": e["variant"],
+            "scale": float(e.get("scale", 0.0)), "test_rmse": float(e["test_rmse"]),
+            "unstable": e.get("unstable_obbt"), "neurons": e.get("neurons"),
+            "time": float(e["time_total"]), "hit": not e["solved_all"],
+            "obbt_time": e.get("obbt_time"), "train_time": e.get("train_time"),
+        }
+        st = e.get("stock")
+        if st:
+            r["stock_time"] = float(st["time_total"])
+            r["stock_hit"] = not st["solved_all"]
+        out.append(r)
+    return out
+
+
+def _unreg(recs: list[dict[str, Any]], function: str, size: str | None = None) -> list[dict]:
+    return [r for r in recs if r["function"] == function and r["variant"] == BASELINE
+            and (size is None or r["size"] == size)]
+
+
+def per_network(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each record with its RMSE ratio and speed-ups vs (a) and (b) of the same function and
+    size (``None`` where that baseline is missing)."""
+    out = []
+    for r in recs:
+        row = dict(r)
+        base = _unreg(recs, r["function"], r["size"])
+        b = base[0] if base else None
+        row["rmse_ratio"] = r["test_rmse"] / b["test_rmse"] if b else None
+        row["vs_b"] = ratio(b["time"], b["hit"], r["time"], r["hit"]) if b else None
+        row["vs_a"] = (ratio(b["stock_time"], b["stock_hit"], r["time"], r["hit"])
+                       if b and "stock_time" in b else None)
+        out.append(row)
+    return out
+
+
+def same_architecture(recs: list[dict[str, Any]],
+                      max_ratio: float = TARGET_RMSE_RATIO) -> list[dict[str, Any]]:
+    """Per (function, size): the fastest regularized network with test RMSE ≤ ``max_ratio`` ×
+    the unregularized network's of that size, its speed-ups vs (b) and (a); ``best`` is
+    ``None`` if no regularized network is accurate enough."""
+    rows = per_network(recs)
+    out = []
+    seen = []
+    for r in rows:
+        k = (r["function"], r["size"])
+        if k in seen or r["variant"] != BASELINE:
+            continue
+        seen.append(k)
+        cands = [o for o in rows if (o["function"], o["size"]) == k and o["variant"] != BASELINE
+                 and o["rmse_ratio"] is not None and o["rmse_ratio"] <= max_ratio]
+        best = min(cands, key=lambda o: o["time"]) if cands else None
+        out.append({"function": k[0], "size": k[1], "base": r, "best": best})
+    return out
+
+
+def equal_accuracy(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Speed-up at equal accuracy: for each regularized network, the fastest unregularized
+    network of *any* size of the same function with test RMSE ≤ its own.
+
+    ``vs_b``: that network's (b) time over this one's (fastest by (b) time); ``vs_a``: the
+    fastest stock-OMLT time among the same candidates over this one's. ``base_b``/``base_a``
+    are the chosen networks (``None`` when no unregularized network is as accurate: this one is
+    more accurate than all of them).
+    """
+    out = []
+    for r in recs:
+        if r["variant"] == BASELINE:
+            continue
+        cands = [o for o in _unreg(recs, r["function"]) if o["test_rmse"] <= r["test_rmse"]]
+        row: dict[str, Any] = {"net": r, "base_b": None, "base_a": None, "vs_b": None,
+                               "vs_a": None}
+        if cands:
+            b = min(cands, key=lambda o: (o["time"], o["test_rmse"]))
+            row["base_b"] = b
+            row["vs_b"] = ratio(b["time"], b["hit"], r["time"], r["hit"])
+            stock = [o for o in cands if "stock_time" in o]
+            if stock:
+                a = min(stock, key=lambda o: (o["stock_time"], o["test_rmse"]))
+                row["base_a"] = a
+                row["vs_a"] = ratio(a["stock_time"], a["stock_hit"], r["time"], r["hit"])
+        out.append(row)
+    return out
+
+
+def accuracy_levels(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The other way round: for each unregularized network (an accuracy level), the fastest
+    relaxation-informed network of any size at least as accurate, and the speed-up over that
+    unregularized network's (b) and (a) times (``best`` ``None``: none is as accurate)."""
+    out = []
+    for u in recs:
+        if u["variant"] != BASELINE:
+            continue
+        cands = [o for o in recs if o["function"] == u["function"] and o["variant"] != BASELINE
+                 and o["test_rmse"] <= u["test_rmse"]]
+        best = min(cands, key=lambda o: (o["time"], o["test_rmse"])) if cands else None
+        row: dict[str, Any] = {"level": u, "best": best, "vs_b": None, "vs_a": None}
+        if best is not None:
+            row["vs_b"] = ratio(u["time"], u["hit"], best["time"], best["hit"])
+            if "stock_time" in u:
+                row["vs_a"] = ratio(u["stock_time"], u["stock_hit"], best["time"], best["hit"])
+        out.append(row)
+    return out
+
+
+def pareto_front(recs: list[dict[str, Any]], function: str) -> list[dict[str, Any]]:
+    """The networks of ``function`` not dominated in (test RMSE, MILP time (b)): sorted by
+    RMSE, each faster than every more accurate one. A time that hit the limit counts as its
+    lower bound (it stays on the front only if nothing more accurate was faster)."""
+    pts = sorted((r for r in recs if r["function"] == function),
+                 key=lambda r: (r["test_rmse"], r["time"]))
+    front, best = [], math.inf
+    for r in pts:
+        if r["time"] < best:
+            front.append(r)
+            best = r["time"]
+    return front
+
+
+def summarize_scale(results: dict[str, Any]) -> dict[str, Any]:
+    """The report's numbers as JSON: per network, same architecture, equal accuracy, accuracy
+    levels, Pareto fronts, geometric means over functions (per size)."""
+    recs = records(results["entries"])
+    funcs = list(dict.fromkeys(r["function"] for r in recs))
+    same = same_architecture(recs)
+    geo: dict[str, Any] = {}
+    for size in dict.fromkeys(r["size"] for r in recs):
+        for which in ("vs_b", "vs_a"):
+            items = []
+            for s in same:
+                if s["size"] != size or s["best"] is None:
+                    continue
+                b = s["base"]
+                if which == "vs_b":
+                    items.append(ratio(b["time"], b["hit"], s["best"]["time"], s["best"]["hit"]))
+                elif "stock_time" in b:
+                    items.append(ratio(b["stock_time"], b["stock_hit"], s["best"]["time"],
+                                       s["best"]["hit"]))
+            g, flag = geomean_flag(items)
+            geo[f"{size}/{which}"] = {"geomean": g, "flag": flag, "functions": len(items)}
+
+    def key(r: dict[str, Any] | None) -> str | None:
+        return None if r is None else r["key"]
+
+    def pair(x: tuple[float, str] | None) -> dict[str, Any] | None:
+        return None if x is None else {"ratio": x[0], "flag": x[1]}
+
+    return {
+        "per_network": [{k: (pair(v) if k in ("vs_a", "vs_b") else v) for k, v in r.items()}
+                        for r in per_network(recs)],
+        "same_architecture": [
+            {"function": s["function"], "size": s["size"], "best": key(s["best"]),
+             "rmse_ratio": s["best"]["test_rmse"] / s["base"]["test_rmse"] if s["best"] else None,
+             "vs_b": pair(ratio(s["base"]["time"], s["base"]["hit"], s["best"]["time"],
+                                s["best"]["hit"])) if s["best"] else None,
+             "vs_a": pair(ratio(s["base"]["stock_time"], s["base"]["stock_hit"],
+                                s["best"]["time"], s["best"]["hit"]))
+             if s["best"] and "stock_time" in s["base"] else None}
+            for s in same],
+        "geomean_same_architecture": geo,
+        "equal_accuracy": [
+            {"net": e["net"]["key"], "base_b": key(e["base_b"]), "vs_b": pair(e["vs_b"]),
+             "base_a": key(e["base_a"]), "vs_a": pair(e["vs_a"])} for e in equal_accuracy(recs)],
+        "accuracy_levels": [
+            {"level": a["level"]["key"], "best": key(a["best"]), "vs_b": pair(a["vs_b"]),
+             "vs_a": pair(a["vs_a"])} for a in accuracy_levels(recs)],
+        "pareto": {f: [r["key"] for r in pareto_front(recs, f)] for f in funcs},
+    }
+
+
+# -- report -------------------------------------------------------------------------------------
+def _label(r: dict[str, Any]) -> str:
+    if r["variant"] == BASELINE:
+        return f"{r['size']} {BASELINE}"
+    return f"{r['size']} {r['variant']} {r['scale']:g}"
+
+
+def _cell(x: tuple[float, str] | None) -> str:
+    return "–" if x is None else fmt_bound(*x)
+
+
+def _milp_pair(e: dict[str, Any]) -> str:
+    """``min + max`` solver times of one MILP record dict, each ``≥`` if it hit the limit."""
+    parts = []
+    for s in ("min", "max"):
+        m = e["milp"].get(s)
+        if m is None:
+            parts.append("–")
+            continue
+        stopped = m["status"] in ("feasible", "no_solution")
+        cell = time_cell(m["time"], stopped)
+        if stopped:
+            gap = m.get("gap")
+            if m.get("objective") is None and "objective" in m:
+                cell += " (no incumbent)"
+            else:
+                cell += f" (gap {fmt(100 * gap, '.3g') if gap is not None else '–'}%)"
+        elif m["status"] != "optimal":  # e.g. numerically_unreliable: not a time measurement
+            cell += f" ({m['status']})"
+        parts.append(cell)
+    return " + ".join(parts)
+
+
+def markdown_report(results: dict[str, Any]) -> str:
+    """The scale suite's report (markdown)."""
+    entries = results["entries"]
+    recs = records(entries)
+    meta = results.get("meta", {})
+    cfg = meta.get("config", {})
+    env = meta.get("environment", {})
+    tr = cfg.get("train", {})
+    lines = ["# Paper-scale suite (`omlt-relax bench --suite scale`)", ""]
+    if env:
+        lines.append(
+            f"Machine: {env.get('processor')} ({env.get('cpus')} CPUs), {env.get('platform')}; "
+            f"Python {env.get('python')}, torch {env.get('torch')}, HiGHS {env.get('highs')}, "
+            f"Pyomo {env.get('pyomo')}, OMLT {env.get('omlt')}.")
+    if cfg:
+        lines.append(
+            f"Networks: sizes {', '.join(size_name(s) for s in cfg.get('sizes', []))}; "
+            f"{tr.get('epochs')} epochs, Adam (lr {tr.get('lr')}, cosine decay), batch "
+            f"{tr.get('batch_size')}, seed {tr.get('seed')}; weights per variant "
+            f"{cfg.get('scales')}. Data: {cfg.get('n_train')}/{cfg.get('n_val')}/"
+            f"{cfg.get('n_test')} train/validation/test (5-D: ×{cfg.get('samples_5d_factor')} "
+            f"train and validation), seed {cfg.get('data_seed')}. MILP: min and max over the "
+            f"box, HiGHS one thread, {cfg.get('time_limit')} s per solve; (a) stock OMLT "
+            "`ReluBigMFormulation` with OMLT's own bounds on the ONNX file loaded by "
+            "`load_onnx_neural_network_with_bounds`; (b) LP-OBBT bounds (budget "
+            f"{cfg.get('obbt_time_limit')} s, not in the MILP time) + "
+            "`BoundedReluBigMFormulation`.")
+    if "last_run_seconds" in meta:
+        la = meta.get("load_average")
+        lines.append(f"Wall time of the last run: {meta['last_run_seconds'] / 60:.1f} min"
+                     + (f"; load average at the end {la[0]:.2f}, {la[1]:.2f}, {la[2]:.2f}"
+                        if la else "") + f"; workers {meta.get('workers', 1)}.")
+    lines += ["", "Times: HiGHS solver seconds, min + max. `≥`: hit the time limit (a lower "
+              "bound, rounded down); speed-up `≥`: the baseline hit the limit, `≤`: this network "
+              "did, `~`: both did (no measurement). Speed-ups vs (a) and (b) compare with the "
+              "unregularized network of the same size.", ""]
+    rows_all = per_network(recs)
+    head = ["size", "variant", "scale", "test RMSE", "ratio", "unstable (b)", "OBBT s",
+            "MILP (a) stock OMLT s", "MILP (b) ours s", "speed-up vs (a)", "speed-up vs (b)"]
+    for f in dict.fromkeys(r["function"] for r in recs):
+        fn = get_function(f)
+        lines += [f"## {f} ({fn.dim}-D, box [{fn.lower[0]}, {fn.upper[0]}]^{fn.dim})", ""]
+        body = []
+        for r in sorted((r for r in rows_all if r["function"] == f),
+                        key=lambda r: (r["depth"], r["size"], r["variant"] != BASELINE,
+                                       r["variant"], r["scale"])):
+            e = entries[r["key"]]
+            st = e.get("stock")
+            body.append([
+                r["size"], r["variant"], fmt(r["scale"], ".3g") if r["scale"] else "–",
+                fmt(r["test_rmse"], ".4g"), fmt(r["rmse_ratio"], ".3f"),
+                f"{r['unstable']}/{r['neurons']}", fmt(r["obbt_time"], ".3g"),
+                _milp_pair(st) if st else "–", _milp_pair(e),
+                _cell(r["vs_a"]) if r["variant"] != BASELINE else "–",
+                _cell(r["vs_b"]) if r["variant"] != BASELINE else "–",
+            ])
+            if r["variant"] == BASELINE and st:
+                body[-1][9] = _cell(ratio(r["stock_time"], r["stock_hit"], r["time"], r["hit"]))
+                body[-1][9] += " (b vs a)"
+        lines += [format_table(head, body, markdown=True), ""]
+        front = pareto_front(recs, f)
+        lines += ["Pareto front (test RMSE, MILP time (b)), most accurate first: "
+                  + "; ".join(f"{_label(r)} ({r['test_rmse']:.4g}, "
+                              f"{time_cell(r['time'], r['hit'])} s)" for r in front), ""]
+
+    lines += [f"## Same architecture: fastest regularized network within {TARGET_RMSE_RATIO}× "
+              "the unregularized test RMSE", ""]
+    body = []
+    for s in same_architecture(recs):
+        b, best = s["base"], s["best"]
+        if best is None:
+            body.append([s["function"], s["size"], "none within the ratio", "–", "–", "–", "–"])
+            continue
+        va = (ratio(b["stock_time"], b["stock_hit"], best["time"], best["hit"])
+              if "stock_time" in b else None)
+        body.append([s["function"], s["size"], f"{best['variant']} {best['scale']:g}",
+                     f"{best['test_rmse'] / b['test_rmse']:.3f}",
+                     time_cell(best["time"], best["hit"]),
+                     _cell(va), _cell(ratio(b["time"], b["hit"], best["time"], best["hit"]))])
+    lines += [format_table(["function", "size", "network", "RMSE ratio", "MILP s",
+                            "speed-up vs (a)", "speed-up vs (b)"], body, markdown=True), ""]
+    summ = summarize_scale(results)
+    geo = summ["geomean_same_architecture"]
+    if geo:
+        lines += ["Geometric means over functions: " + "; ".join(
+            f"{k.replace('/vs_', ' vs (')}) {fmt_bound(v['geomean'], v['flag'])} "
+            f"({v['functions']} functions)" for k, v in geo.items() if v["geomean"] is not None),
+            ""]
+
+    lines += ["## Speed-up at equal accuracy", "",
+              "For each regularized network: the fastest unregularized network of any size of "
+              "the same function that is at least as accurate (test RMSE), its time over this "
+              "network's. (b): by our pipeline's time; (a): by stock OMLT's.", ""]
+    body = []
+    for e in equal_accuracy(recs):
+        n = e["net"]
+        bb, ba = e["base_b"], e["base_a"]
+        body.append([n["function"], _label(n), fmt(n["test_rmse"], ".4g"),
+                     time_cell(n["time"], n["hit"]),
+                     f"{_label(bb)}, {bb['test_rmse']:.4g}, {time_cell(bb['time'], bb['hit'])}"
+                     if bb else "none as accurate", _cell(e["vs_b"]),
+                     f"{_label(ba)}, {time_cell(ba['stock_time'], ba['stock_hit'])}"
+                     if ba else "–", _cell(e["vs_a"])])
+    lines += [format_table(["function", "network", "test RMSE", "MILP s",
+                            "unregularized (b): net, RMSE, s", "speed-up vs (b)",
+                            "unregularized (a): net, s", "speed-up vs (a)"], body,
+                           markdown=True), ""]
+    lines += ["Per accuracy level of an unregularized network: the fastest relaxation-informed "
+              "network (any size) at least as accurate.", ""]
+    body = []
+    for a in accuracy_levels(recs):
+        u, best = a["level"], a["best"]
+        body.append([u["function"], _label(u), fmt(u["test_rmse"], ".4g"),
+                     time_cell(u["time"], u["hit"]),
+                     time_cell(u["stock_time"], u["stock_hit"]) if "stock_time" in u else "–",
+                     f"{_label(best)}, {best['test_rmse']:.4g}, "
+                     f"{time_cell(best['time'], best['hit'])}" if best else "none as accurate",
+                     _cell(a["vs_b"]), _cell(a["vs_a"])])
+    lines += [format_table(["function", "unregularized", "test RMSE", "(b) s", "(a) s",
+                            "fastest as accurate: net, RMSE, s", "speed-up vs (b)",
+                            "speed-up vs (a)"], body, markdown=True), ""]
+    return "\n".join(lines)
+
+
+def scale_plots(results: dict[str, Any], out_dir: str | os.PathLike[str]) -> list[Path]:
+    """One plot per function: test RMSE against MILP time (min + max), every network.
+
+    Colour: variant; marker: size; filled: solved, hollow: hit the limit (drawn at its lower
+    bound); black crosses: stock OMLT (a) on the unregularized networks; grey steps: the Pareto
+    front of our pipeline's times.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recs = records(results["entries"])
+    limit = results.get("meta", {}).get("config", {}).get("time_limit")
+    variants = list(dict.fromkeys(r["variant"] for r in recs))
+    sizes = list(dict.fromkeys(r["size"] for r in sorted(recs, key=lambda r: r["depth"])))
+    markers = "osD^v<>pP*h"
+    cmap = plt.get_cmap("tab10")
+    paths = []
+    for f in dict.fromkeys(r["function"] for r in recs):
+        fig, ax = plt.subplots(figsize=(7, 4.8))
+        for r in (r for r in recs if r["function"] == f):
+            c = cmap(variants.index(r["variant"]) % 10)
+            m = markers[sizes.index(r["size"]) % len(markers)]
+            ax.scatter(r["test_rmse"], max(r["time"], 1e-3), marker=m, s=42, edgecolors=c,
+                       facecolors="none" if r["hit"] else c, zorder=3)
+            if "stock_time" in r:
+                ax.scatter(r["test_rmse"], max(r["stock_time"], 1e-3), marker="x", s=50,
+                           color="k", zorder=3)
+                ax.annotate(f"(a) {r['size']}", (r["test_rmse"], max(r["stock_time"], 1e-3)),
+                            fontsize=7, xytext=(4, 4), textcoords="offset points")
+        front = pareto_front(recs, f)
+        if front:
+            ax.step([r["test_rmse"] for r in front], [max(r["time"], 1e-3) for r in front],
+                    where="post", color="0.6", lw=1, zorder=1)
+        handles = [plt.Line2D([], [], ls="", marker="o", color=cmap(i % 10), label=v)
+                   for i, v in enumerate(variants)]
+        handles += [plt.Line2D([], [], ls="", marker=markers[i % len(markers)], color="0.3",
+                               markerfacecolor="none", label=s) for i, s in enumerate(sizes)]
+        handles.append(plt.Line2D([], [], ls="", marker="x", color="k",
+                                  label="stock OMLT (a), unregularized"))
+        if limit:
+            ax.axhline(2 * limit, color="0.4", ls=":", lw=1)
+            handles.append(plt.Line2D([], [], ls=":", color="0.4", label="min + max at the limit"))
+        ax.legend(handles=handles, fontsize=7, loc="best")
+        xs = [r["test_rmse"] for r in recs if r["function"] == f]
+        if min(xs) > 0 and max(xs) / min(xs) > 3:
+            ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("test RMSE")
+        ax.set_ylabel("MILP time min + max [s] (HiGHS, 1 thread)")
+        ax.set_title(f"{f}: accuracy vs MILP time (hollow: hit the limit)", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        path = Path(out_dir) / f"scale_{f}.png"
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def write_scale_report(out_dir: str | os.PathLike[str],
+                       results: dict[str, Any] | None = None) -> Path:
+    """Write ``scale.md``, ``scale_report.json`` and the plots from ``results.json``; returns
+    the markdown's path."""
+    out = Path(out_dir)
+    results = results if results is not None else load_results(out)
+    md = out / REPORT_FILE
+    tmp = md.with_name(f".{md.name}.{os.getpid()}.tmp")
+    tmp.write_text(markdown_report(results))
+    os.replace(tmp, md)
+    write_json(out / REPORT_JSON, {"meta": results.get("meta", {}),
+                                   **summarize_scale(results)})
+    scale_plots(results, out)
+    return md
+
+
+__all__ = [
+    "REPORT_FILE",
+    "REPORT_JSON",
+    "SCALE_EPOCHS",
+    "SCALE_FUNCTIONS",
+    "SCALE_SIZES",
+    "SCALE_TIME_LIMIT",
+    "SCALE_VARIANTS",
+    "SCALE_WEIGHTS",
+    "ScaleConfig",
+    "accuracy_levels",
+    "ceil_sig",
+    "entry_key",
+    "equal_accuracy",
+    "floor_sig",
+    "fmt_bound",
+    "geomean_flag",
+    "markdown_report",
+    "pareto_front",
+    "parse_sizes",
+    "per_network",
+    "ratio",
+    "records",
+    "run_scale",
+    "same_architecture",
+    "scale_job",
+    "scale_plots",
+    "size_name",
+    "summarize_scale",
+    "write_scale_report",
+]

@@ -1,0 +1,174 @@
+"""The paper-scale suite (``omlt-relax bench --suite scale``): one tiny run end to end with real
+HiGHS, and the report's arithmetic (speed-ups, bounds, equal accuracy, Pareto) on made-up
+entries whose answers are worked out by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from omlt_relax.bench.scale import (
+    REPORT_FILE,
+    REPORT_JSON,
+    ScaleConfig,
+    accuracy_levels,
+    entry_key,
+    equal_accuracy,
+    fmt_bound,
+    geomean_flag,
+    markdown_report,
+    pareto_front,
+    parse_sizes,
+    records,
+    run_scale,
+    same_architecture,
+    time_cell,
+)
+from omlt_relax.bench.suite import RESULTS_FILE
+from omlt_relax.cli import main
+from omlt_relax.train import TrainConfig, build_model
+
+#: Relative agreement of two optimal objectives of the same network / of a forward pass.
+OBJ_TOL = 1e-6
+
+
+def _tiny(epochs: int = 3) -> ScaleConfig:
+    return ScaleConfig(
+        functions=["peaks"], variants=["bigm+stability"], scales={"bigm+stability": [1e-3]},
+        sizes=[[6, 6]], train=TrainConfig(epochs=epochs), n_train=200, n_val=50, n_test=200,
+        time_limit=30.0, obbt_time_limit=10.0,
+    )
+
+
+def test_scale_suite_end_to_end(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    res = run_scale(_tiny(), tmp_path, progress=False)
+    base_key = entry_key("peaks", [6, 6], "unregularized", 0.0)
+    reg_key = entry_key("peaks", [6, 6], "bigm+stability", 1e-3)
+    assert set(res["entries"]) == {base_key, reg_key}
+    base = res["entries"][base_key]
+    assert "stock" not in res["entries"][reg_key]
+    stock = base["stock"]
+    # stock OMLT: a binary for every hidden neuron; ours none for a stable one
+    assert stock["n_binaries"] == 12
+    model = build_model(2, [6, 6], 1, 0).to(torch.float64)
+    model.load_state_dict(torch.load(tmp_path / "models" / "peaks__2x6__unregularized_0.pt"))
+    for sense in ("min", "max"):
+        a, b = stock["milp"][sense], base["milp"][sense]
+        assert a["status"] == b["status"] == "optimal"
+        # the stock objective is the network's value at its incumbent (forward pass here) ...
+        with torch.no_grad():
+            fx = float(model(torch.tensor([a["x"]], dtype=torch.float64))[0, 0])
+        scale = 1 + abs(fx)
+        assert abs(fx - a["objective"]) <= OBJ_TOL * scale
+        assert abs(a["forward"] - fx) <= OBJ_TOL * scale
+        assert a["forward_error"] <= OBJ_TOL * scale
+        # ... and the same optimum as our pipeline finds on the same network
+        assert abs(a["objective"] - b["objective"]) <= 1e-5 * scale
+    for f in (REPORT_FILE, REPORT_JSON, "scale_peaks.png", RESULTS_FILE):
+        assert (tmp_path / f).is_file(), f
+    report = json.loads((tmp_path / REPORT_JSON).read_text())
+    assert [r["key"] for r in report["per_network"]] == [base_key, reg_key]
+    assert "stock OMLT" in (tmp_path / REPORT_FILE).read_text()
+    # resuming with the same settings trains nothing; other settings are refused
+    again = run_scale(_tiny(), tmp_path, progress=False)
+    assert again["entries"][base_key]["train_time"] == base["train_time"]
+    with pytest.raises(ValueError, match="different configuration"):
+        run_scale(_tiny(epochs=4), tmp_path, progress=False)
+
+
+def _milp(t: float, hit: bool) -> dict[str, Any]:
+    return {"time": t, "status": "feasible" if hit else "optimal", "gap": 0.5 if hit else 0.0}
+
+
+def _entry(size: str, variant: str, scale: float, rmse: float, t: float, hit: bool,
+           stock: tuple[float, bool] | None = None) -> tuple[str, dict[str, Any]]:
+    hidden = [100] * int(size[0])
+    e: dict[str, Any] = {
+        "function": "peaks", "size": size, "hidden": hidden, "variant": variant, "scale": scale,
+        "test_rmse": rmse, "unstable_obbt": 10, "neurons": sum(hidden), "obbt_time": 1.0,
+        "train_time": 1.0, "time_total": t, "solved_all": not hit,
+        "milp": {"min": _milp(t / 2, hit), "max": _milp(t / 2, False)},
+    }
+    if stock is not None:
+        e["stock"] = {"time_total": stock[0], "solved_all": not stock[1],
+                      "milp": {"min": _milp(stock[0] / 2, stock[1]),
+                               "max": _milp(stock[0] / 2, False)}}
+    return entry_key("peaks", hidden, variant, scale), e
+
+
+def _synthetic() -> dict[str, Any]:
+    rows = [
+        _entry("2x100", "unregularized", 0.0, 0.020, 1200.0, True, (1200.0, True)),
+        _entry("3x100", "unregularized", 0.0, 0.015, 800.0, False, (1200.0, True)),
+        _entry("2x100", "bigm+stability", 1e-4, 0.024, 2.0, False),   # A
+        _entry("3x100", "bigm+stability", 1e-4, 0.016, 10.0, False),  # B
+        _entry("3x100", "bigm+stability", 1e-3, 0.050, 0.1, False),   # C
+        _entry("2x100", "stability", 1e-5, 0.010, 50.0, False),       # D: best accuracy
+    ]
+    return {"meta": {}, "entries": dict(rows)}
+
+
+def test_report_logic_on_synthetic_entries() -> None:
+    results = _synthetic()
+    recs = records(results["entries"])
+    by = {r["key"]: r for r in recs}
+    a, b, c, d = (f"peaks/{k}" for k in ("2x100/bigm+stability@0.0001",
+                                        "3x100/bigm+stability@0.0001",
+                                        "3x100/bigm+stability@0.001", "2x100/stability@1e-05"))
+    u2, u3 = "peaks/2x100/unregularized", "peaks/3x100/unregularized"
+    assert set(by) == {a, b, c, d, u2, u3}
+
+    eq = {e["net"]["key"]: e for e in equal_accuracy(recs)}
+    # A: both unregularized nets are as accurate; the fastest (b) is 3x100 (800 s, solved)
+    assert eq[a]["base_b"]["key"] == u3
+    assert eq[a]["vs_b"] == (pytest.approx(400.0), "")
+    # vs (a): both stock solves hit the limit -> a lower bound
+    assert eq[a]["vs_a"] == (pytest.approx(600.0), "≥")
+    assert eq[b]["base_b"]["key"] == u3 and eq[b]["vs_b"][0] == pytest.approx(80.0)
+    assert eq[c]["vs_b"][0] == pytest.approx(8000.0)
+    assert eq[d]["base_b"] is None and eq[d]["vs_b"] is None  # more accurate than all
+
+    same = {s["size"]: s for s in same_architecture(recs)}
+    assert same["2x100"]["best"]["key"] == a  # D is within 1.25x too, but slower
+    assert same["3x100"]["best"]["key"] == b  # C is faster but 3.3x the RMSE
+
+    lev = {x["level"]["key"]: x for x in accuracy_levels(recs)}
+    assert lev[u2]["best"]["key"] == b and lev[u2]["vs_b"] == (pytest.approx(120.0), "≥")
+    assert lev[u3]["best"]["key"] == d and lev[u3]["vs_b"] == (pytest.approx(16.0), "")
+
+    assert [r["key"] for r in pareto_front(recs, "peaks")] == [d, b, a, c]
+
+    text = markdown_report(results)
+    assert "≥600×" in text  # A vs stock OMLT
+    assert "none as accurate" in text  # D
+    assert "≥600 (gap 50%) + 600" in text  # 2x100 unregularized: min hit the limit, max solved
+
+
+def test_bounds_are_never_rounded_the_wrong_way() -> None:
+    assert fmt_bound(1239.9, "≥") == "≥1,230×"
+    assert fmt_bound(1231.0, "≤") == "≤1,240×"
+    assert fmt_bound(0.59996, "≥") == "≥0.599×"
+    assert time_cell(599.96, True) == "≥599"  # a limit-hit time is not shown as 600
+    assert time_cell(12.345, False) == "12.3"
+    assert geomean_flag([(100.0, "≥"), (1.0, "")]) == (pytest.approx(10.0), "≥")
+    assert geomean_flag([(100.0, "≥"), (1.0, "≤")])[1] == "~"
+
+
+def test_sizes_and_bad_input(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert parse_sizes("2x100,3x100") == [[100, 100], [100, 100, 100]]
+    assert parse_sizes("100,100;100,100,100") == [[100, 100], [100, 100, 100]]
+    assert parse_sizes("50,20") == [[50, 20]]
+    with pytest.raises(ValueError, match="cannot read the network size"):
+        parse_sizes("2xabc")
+    with pytest.raises(ValueError, match="positive"):
+        ScaleConfig(scales={"stability": [-1.0]})
+    assert main(["bench", "--suite", "scale", "--sizes", "0x5", "--out", str(tmp_path)]) == 2
+    assert "at least one hidden layer" in capsys.readouterr().err
+    assert main(["bench", "--suite", "scale", "--sizes", "2x5", "--hidden", "5,5",
+                 "--out", str(tmp_path)]) == 2
+    assert "give the network sizes once" in capsys.readouterr().err
