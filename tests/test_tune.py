@@ -32,7 +32,17 @@ from omlt_relax.cli import main
 from omlt_relax.data import predict, rmse
 from omlt_relax.export import load_onnx
 from omlt_relax.train import TrainConfig, fit
-from omlt_relax.tune import TuneConfig, run_tune
+from omlt_relax.tune import (
+    TuneConfig,
+    effective_seconds,
+    hardness_key,
+    open_study,
+    pick_trial,
+    remaining_gap,
+    run_tune,
+    seed_params,
+    write_report,
+)
 
 torch.set_num_threads(1)
 
@@ -205,6 +215,17 @@ def test_tune_on_local_cluster_end_to_end(cluster, data, tmp_path) -> None:
     # the exported network is the picked trial's: same validation RMSE
     ref = study.user_attrs["reference"]["val_rmse"]
     assert res.picked.user_attrs["val_rmse"] / ref == pytest.approx(res.picked.values[0])
+    # the MILP objective is the effective time: the raw time when solved, more when capped
+    for t in study.trials:
+        if t.state.name == "COMPLETE":
+            a = t.user_attrs
+            assert t.values[1] == a["milp_effective_seconds"]
+            if a["solved_all"]:
+                assert a["milp_effective_seconds"] == pytest.approx(a["milp_seconds"])
+            else:
+                assert a["milp_effective_seconds"] >= cfg.time_limit
+    # the first trials were the suite's seeds
+    assert [t.params for t in study.trials] == seed_params(cfg)[:3]
 
 
 def test_study_resumes_from_sqlite_with_the_trials_already_done(data, tmp_path) -> None:
@@ -218,8 +239,11 @@ def test_study_resumes_from_sqlite_with_the_trials_already_done(data, tmp_path) 
                       progress=False, log=lines.append)
     again = [(t.number, t.params, t.values) for t in second.study.trials]
     assert again[:2] == done and len(again) == 3
-    # one new trial, no second reference
+    # one new trial, no second reference; the seeds were queued once, not again on resume
     assert [s.split(":")[0] for s in lines] == ["trial 2"]
+    assert second.study.trials[2].params == seed_params(second_cfg := TuneConfig(
+        budget=2.0, trials=3, **TINY_TUNE))[2]
+    assert len(second.study.trials) == 3 and len(seed_params(second_cfg)) > 3
     # other settings in the same study are refused
     with pytest.raises(ValueError, match="was run with other settings"):
         run_tune(data, TuneConfig(budget=2.0, trials=3, time_limit=9,
@@ -258,3 +282,110 @@ def test_paper_suite_runs_on_the_dask_cluster_and_resumes(cluster, tmp_path) -> 
     lines.clear()
     assert len(run_paper(cfg, tmp_path, log=lines.append, progress=False, client=cluster)) == 2
     assert not any(s.endswith(": done") for s in lines)
+
+
+# -- MILP hardness at the cap and the pick ------------------------------------------------------
+def _solve(status: str, time_: float, objective: float | None = None,
+           bound: float | None = None) -> dict[str, object]:
+    return {"status": status, "time": time_, "objective": objective, "bound": bound}
+
+
+def test_remaining_gap_is_the_open_fraction_of_the_root_gap() -> None:
+    # min: incumbent 0, root LP bound -10; branch and bound proved -2: 20 % left open
+    assert remaining_gap(_solve("feasible", 20, 0.0, -2.0), -10.0) == pytest.approx(0.2)
+    # max: incumbent 5, root 9, bound 8: 75 % left open
+    assert remaining_gap(_solve("feasible", 20, 5.0, 8.0), 9.0) == pytest.approx(0.75)
+    assert remaining_gap(_solve("optimal", 3, 5.0, 5.0), 9.0) == 0.0
+    assert remaining_gap(_solve("no_solution", 20, None, -2.0), -10.0) == 1.0
+    assert remaining_gap(_solve("feasible", 20, 0.0, None), -10.0) == 1.0
+    assert remaining_gap(_solve("feasible", 20, 0.0, -12.0), -10.0) == 1.0  # clipped
+    assert remaining_gap(_solve("feasible", 20, 0.0, -1.0), float("-inf")) == 1.0
+
+
+def test_capped_solves_are_ranked_by_the_gap_they_left_open() -> None:
+    root_lp, cap = {"min": -10.0, "max": 10.0}, 20.0
+
+    def eff(mn: dict[str, object], mx: dict[str, object]) -> float:
+        return effective_seconds({"min": mn, "max": mx}, root_lp, cap)
+
+    solved = eff(_solve("optimal", 19.9, 0.0, 0.0), _solve("optimal", 1.0, 5.0, 5.0))
+    assert solved == pytest.approx(20.9)
+    # min capped at 20 s with 10 % / 50 % of its root gap open; max solved in 1 s
+    near = eff(_solve("feasible", 20.01, 0.0, -1.0), _solve("optimal", 1.0, 5.0, 5.0))
+    far = eff(_solve("feasible", 20.01, 0.0, -5.0), _solve("optimal", 1.0, 5.0, 5.0))
+    no_inc = eff(_solve("no_solution", 20.0), _solve("optimal", 1.0, 5.0, 5.0))
+    both = eff(_solve("feasible", 20.0, 0.0, -1.0), _solve("feasible", 20.0, 5.0, 5.5))
+    assert near == pytest.approx(20 * 1.1 + 1) and far == pytest.approx(20 * 1.5 + 1)
+    assert no_inc == pytest.approx(41.0)
+    assert solved < near < far < no_inc < both
+    # remaining ties: fewer unstable neurons, then smaller root gap, then fewer nodes
+    base = {"milp_effective_seconds": 40.0, "unstable_obbt": 50,
+            "root_gap": {"min": 0.5, "max": 0.5}, "nodes": 100}
+    order = [
+        {**base, "milp_effective_seconds": 39.0, "unstable_obbt": 90},
+        {**base, "unstable_obbt": 40, "nodes": 900},
+        {**base, "root_gap": {"min": 0.1, "max": 0.2}},
+        {**base, "nodes": 10},
+        base,
+        {**base, "root_gap": {"min": None, "max": 0.1}},
+    ]
+    assert sorted(order, key=hardness_key) == order
+
+
+def _add(study, ratio: float, attrs: dict[str, object]) -> None:
+    import optuna
+
+    full = {"val_rmse_ratio": ratio, "val_rmse": ratio, "milp_seconds": 40.0,
+            "solved_all": False, "unstable_obbt": 50, "unstable_crown": 55,
+            "root_gap": {"min": 0.5, "max": 0.5}, "nodes": 100, "mean_bigm_obbt": 2.0,
+            "test_rmse": 1.0, **attrs}
+    dist = optuna.distributions
+    study.add_trial(optuna.trial.create_trial(
+        params={"bigm": 1e-3, "stability": 1e-4, "bounds": "ibp", "warmup": 0.0, "ramp": 0.0},
+        distributions={"bigm": dist.FloatDistribution(1e-4, 3e-2, log=True),
+                       "stability": dist.FloatDistribution(3e-5, 1e-2, log=True),
+                       "bounds": dist.CategoricalDistribution(["ibp", "crown"]),
+                       "warmup": dist.FloatDistribution(0, 0.5),
+                       "ramp": dist.FloatDistribution(0, 0.5)},
+        values=[ratio, full["milp_effective_seconds"]], user_attrs=full))
+
+
+def test_pick_uses_the_hardness_key_and_never_leaves_the_budget(data, tmp_path) -> None:
+    cfg = TuneConfig(budget=1.2, trials=8, seed_scales=(), **TINY_TUNE)
+    study = open_study(cfg, data, f"sqlite:///{tmp_path / 'study.db'}", "pick")
+    # every trial hit the cap: the raw time is 40 s for all of them
+    _add(study, 1.05, {"milp_effective_seconds": 52.0})                        # 0
+    _add(study, 1.30, {"milp_effective_seconds": 41.0})                        # 1: over budget
+    _add(study, 1.15, {"milp_effective_seconds": 47.0, "unstable_obbt": 60})   # 2
+    _add(study, 1.19, {"milp_effective_seconds": 47.0, "unstable_obbt": 45})   # 3: tie, fewer
+    _add(study, 1.2000001, {"milp_effective_seconds": 40.5})                   # 4: just over
+    t = pick_trial(study, "fastest-within-budget", cfg.budget)
+    assert t.number == 3 and t.values[0] <= cfg.budget
+    assert pick_trial(study, "most-accurate", cfg.budget).number == 0
+    # the pick is in budget for every budget that admits a trial, and refused otherwise
+    for budget in (1.0, 1.05, 1.1, 1.16, 1.2, 1.25, 1.3, 2.0):
+        try:
+            t = pick_trial(study, "fastest-within-budget", budget)
+        except ValueError as err:
+            assert budget < 1.05 and "no completed trial is within the budget" in str(err)
+            continue
+        assert t.values[0] <= budget
+        within = [s for s in study.trials if s.values[0] <= budget]
+        assert t.values[1] == min(s.values[1] for s in within)
+    # the Pareto table shows the effective time and marks the pick
+    text = write_report(study, cfg, tmp_path, "fastest-within-budget")
+    assert "| effective s |" in text and "| 3 (picked) |" in text
+    assert "T × (1 + g)" in text
+
+
+def test_seeds_are_the_suite_candidates_inside_the_ranges() -> None:
+    cfg = TuneConfig(seed_scales=(1e-2, 3e-3, 1e-1), **TINY_TUNE)
+    seeds = seed_params(cfg)
+    assert seeds[0]["bigm"] == cfg.bigm_range[1]  # 1e-1 clipped to the range
+    assert {"bigm": 3e-3, "stability": pytest.approx(9e-4), "bounds": "ibp", "warmup": 0.0,
+            "ramp": 0.0} in seeds
+    for p in seeds:
+        assert cfg.bigm_range[0] <= p["bigm"] <= cfg.bigm_range[1]
+        assert cfg.stability_range[0] <= p["stability"] <= cfg.stability_range[1]
+    with pytest.raises(ValueError, match="bigm range must satisfy"):
+        TuneConfig(bigm_range=(1e-2, 1e-3))
