@@ -57,10 +57,21 @@ def data():
     return sample_function(get_function("peaks"), 300, 80, 100, seed=1)
 
 
+def _warm() -> int:
+    """Import what the jobs import, once per worker (a cold worker spends seconds on imports)."""
+    import omlt_relax.bench.paper
+    import omlt_relax.bench.suite
+    import omlt_relax.tune  # noqa: F401
+
+    return os.getpid()
+
+
 @pytest.fixture(scope="module")
 def cluster():
-    """One local Dask cluster of 2 single-threaded worker processes for the module."""
+    """One local Dask cluster of 2 single-threaded worker processes for the module, warmed up."""
     with dask_client(None, jobs=2) as client:
+        client.wait_for_workers(2)
+        client.run(_warm)
         yield client
 
 
@@ -137,6 +148,53 @@ def test_runner_streams_results_follow_ups_and_failures_inline() -> None:
     assert failed == ["b"] and out[0].key == "b" and "negative input -1.0" in out[0].error
 
 
+def _stamp(x: float) -> tuple[float, float]:
+    time.sleep(x)
+    return time.time() - x, time.time()
+
+
+def test_runner_hands_out_the_highest_priority_first_here_and_on_the_cluster(cluster) -> None:
+    order: list[str] = []
+
+    def on_result(key: str, value: object) -> list[Job]:
+        order.append(key)
+        return [Job("urgent", _half, (1.0,), priority=100)] if key == "b" else []
+
+    jobs = [Job("a", _half, (1.0,), priority=1), Job("b", _half, (1.0,), priority=5),
+            Job("c", _half, (1.0,), priority=5), Job("d", _half, (1.0,))]
+    run_jobs(None, jobs, on_result)
+    assert order == ["b", "urgent", "c", "a", "d"]
+    # on 2 workers, one job per free worker: longest first, the short ones fill in at the end
+    starts: dict[str, float] = {}
+    lengths = {"s1": 0.05, "l1": 0.6, "s2": 0.05, "m1": 0.3, "l2": 0.6, "m2": 0.3}
+    run_jobs(cluster, [Job(k, _stamp, (v,), priority=v) for k, v in lengths.items()],
+             lambda k, v: starts.__setitem__(k, v[0]), max_in_flight="workers")
+    by_start = sorted(starts, key=starts.get)
+    assert set(by_start[:2]) == {"l1", "l2"} and set(by_start[4:]) == {"s1", "s2"}
+    with pytest.raises(ValueError, match="max_in_flight must be"):
+        run_jobs(None, jobs, on_result, max_in_flight="all")
+
+
+def test_suite_runs_the_baselines_first_then_the_longest_entries(tmp_path) -> None:
+    from omlt_relax.bench.suite import estimated_seconds
+
+    cfg = SuiteConfig(functions=["peaks", "himmelblau"], variants=["l1", "bigm"], **TINY_SUITE)
+    assert estimated_seconds(cfg, "peaks", "stability") > estimated_seconds(cfg, "peaks", "l1")
+    base = {"train_time": 2.0, "obbt_time": 1.0, "time_total": 3.0}
+    assert estimated_seconds(cfg, "peaks", "stability", base) == pytest.approx(
+        2.0 * 3.2 * 3 + 4.0)
+    lines: list[str] = []
+    run_suite(cfg, tmp_path, progress=False, log=lines.append)
+    keys = [s.split(":")[0] for s in lines]
+    assert set(keys[:2]) == {"peaks/unregularized", "himmelblau/unregularized"}
+    # then longest first, by the estimate from each function's measured baseline
+    entries = load_results(tmp_path)["entries"]
+    est = [estimated_seconds(cfg, *k.split("/"), entries[k.split("/")[0] + "/unregularized"])
+           for k in keys[2:]]
+    assert len(est) == 4 and est == sorted(est, reverse=True)
+    assert all(e["job_seconds"] >= e["train_time"] for e in entries.values())
+
+
 def test_unreachable_scheduler_is_a_clear_error_within_seconds(capsys) -> None:
     t0 = time.perf_counter()
     with pytest.raises(SchedulerUnreachableError, match="cannot reach a Dask scheduler"):
@@ -182,6 +240,8 @@ def test_bench_on_local_cluster_survives_a_killed_worker_and_resumes(cluster, tm
     lines.clear()
     again = run_suite(cfg, tmp_path, progress=False, log=lines.append, client=cluster)
     assert lines == [] and again["entries"] == data["entries"]
+    cluster.wait_for_workers(2)  # the nanny restarted the killed worker: warm it for the next tests
+    cluster.run(_warm)
 
 
 def test_suite_records_a_failed_entry_and_the_rerun_retries_it(tmp_path) -> None:
