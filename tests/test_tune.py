@@ -449,3 +449,16 @@ def test_seeds_are_the_suite_candidates_inside_the_ranges() -> None:
         assert cfg.stability_range[0] <= p["stability"] <= cfg.stability_range[1]
     with pytest.raises(ValueError, match="bigm range must satisfy"):
         TuneConfig(bigm_range=(1e-2, 1e-3))
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--bigm-range", "1e-2,1e-3"], "bigm range must satisfy 0 < low <= high"),
+    (["--stability-range", "1e-3"], "--stability-range takes two numbers LO,HI"),
+    (["--seed-scales", "x"], "--seed-scales must be comma-separated numbers"),
+])
+def test_cli_tune_refuses_a_bad_search_space(tmp_path, capsys, args, needle) -> None:
+    assert main(["tune", "--function", "peaks", "--out", str(tmp_path), "--trials", "1",
+                 "--epochs", "1", "--n-train", "50", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]
+    assert not (tmp_path / "study.db").exists()
