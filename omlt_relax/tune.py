@@ -2,20 +2,45 @@ r"""Multi-objective tuning of the relaxation-informed training with Optuna, on o
 
 Each **trial** trains one network from the seeded initialization with
 
-* big-M weight :math:`w_B` and stability weight :math:`w_S` (log-uniform in ``weight_range``),
+* big-M weight :math:`w_B` and stability weight :math:`w_S` (log-uniform in ``bigm_range`` and
+  ``stability_range``, see "Search space" below),
 * the bound method of both penalties (``"ibp"`` or ``"crown"``),
 * the schedule (:class:`~omlt_relax.schedule.Schedule`): warm-up fraction in
   ``[0, max_warmup]``, linear-ramp fraction in ``[0, max_ramp]``,
 
 and minimizes two objectives: the **validation RMSE ratio** :math:`r/r_0` to the unregularized
-reference network (same data, architecture, epochs, seed), and the **MILP hardness**: HiGHS solve
-time (one thread) of the network's minimum plus maximum over the box, each under ``time_limit``
-(LP-OBBT bounds, :class:`~omlt_relax.formulations.BoundedReluBigMFormulation`, exactly what
-:func:`~omlt_relax.bench.measure.measure_network` measures; a solve that hits the limit counts as
-the limit). The cheap signals -- unstable neurons and mean big-M under sound CROWN bounds, and after
-the MILP the OBBT counts and the root LP gap -- are stored with each trial. A trial whose ratio
+reference network (same data, architecture, epochs, seed), and the **MILP hardness**: the effective
+HiGHS solve time (one thread) of the network's minimum plus maximum over the box, each solve under
+the cap :math:`T` = ``time_limit`` (LP-OBBT bounds,
+:class:`~omlt_relax.formulations.BoundedReluBigMFormulation`, exactly what
+:func:`~omlt_relax.bench.measure.measure_network` measures). A solve that finishes counts with its
+time :math:`t`; a solve stopped at the cap counts as
+
+.. math:: t_{\text{eff}} = T \, (1 + g), \qquad
+   g = \operatorname{clip}_{[0, 1]}\frac{|z^{\text{inc}} - z^{\text{bound}}|}
+   {|z^{\text{inc}} - z^{\text{root}}|},
+
+where :math:`g` is the fraction of the root LP gap (root LP bound :math:`z^{\text{root}}` against
+the incumbent :math:`z^{\text{inc}}`) that branch and bound had *not* closed when the cap hit
+(:func:`effective_seconds`; :math:`g = 1` without an incumbent or a bound). So every capped solve
+ranks behind every finished one, and among capped solves the one that got further ranks first:
+the objective still separates networks when the machine is slow or the cap is short. Remaining
+ties (e.g. two trials both without an incumbent) are broken by :func:`hardness_key`: unstable
+neurons under OBBT bounds, then the root LP gap, then branch-and-bound nodes. The cheap signals --
+unstable neurons and mean big-M under sound CROWN bounds, and after the MILP the OBBT counts and
+the root LP gap -- are stored with each trial, as is the raw ``milp_seconds``. A trial whose ratio
 exceeds ``budget × skip_factor`` skips the MILP and is recorded as *pruned* (it could never be
 picked, and the MILP is most of a trial's cost).
+
+**Search space.** The two weights are log-uniform in ``bigm_range`` and ``stability_range``,
+which default to the range the benchmark suite's weight rule chooses from
+(:data:`~omlt_relax.train.GRID_BOUND` times the ``bigm+stability`` variant's base weights, 1 and
+0.3); wider ranges mostly produce trials far over any budget. The first trials of a study are
+**seeded** (``enqueue_trial``, one by one as trials are asked for) with the suite's own candidates
+(:func:`seed_params`): ``bigm+stability`` and ``bigm`` at each scale of ``seed_scales``, IBP
+bounds, no warm-up or ramp -- so the sampler starts from what the fixed-grid rule would pick and
+the tune does not have to rediscover it. (They are the suite's *weights*; the continuation
+network of ``train --budget`` is a different network and is not among the trials.)
 
 **Storage and resuming.** The study lives in an Optuna storage (default: SQLite file
 ``study.db`` in the output folder). Only the process that runs :func:`run_tune` talks to the
@@ -27,8 +52,9 @@ With ``storage="postgresql://..."`` several machines can run :func:`run_tune` on
 the same time. A trial whose job fails (after Dask's retries on dead workers) is recorded as
 *failed* with the error, never dropped.
 
-**Picking.** ``fastest-within-budget`` (default): the smallest MILP time among completed trials
-with ratio :math:`\le` ``budget``; ``most-accurate``: the smallest ratio; or a trial number. The
+**Picking.** ``fastest-within-budget`` (default): the smallest :func:`hardness_key` (effective
+MILP time, then the tie-breaks) among completed trials with ratio :math:`\le` ``budget`` (so
+the pick never leaves the budget); ``most-accurate``: the smallest ratio; or a trial number. The
 picked network is exported with :func:`~omlt_relax.export.export_onnx` (bounds and sidecar). Its
 weights are saved per trial in ``models/``; a trial run elsewhere is retrained from its
 parameters (training is deterministic) and its validation RMSE checked against the stored one.
@@ -54,14 +80,19 @@ import torch
 from omlt_relax.budget import check_budget, unstable_and_bigm
 from omlt_relax.data import Dataset, predict, rmse
 from omlt_relax.schedule import Schedule, train_scheduled
-from omlt_relax.train import TrainConfig, Variant, build_model, fit
+from omlt_relax.train import GRID_BOUND, TrainConfig, Variant, build_model, fit
 
 OPTUNA_PIP = "pip install optuna"
 STUDY_FILE = "study.db"
 TABLE_FILE = "pareto.md"
 PLOT_FILE = "pareto.png"
 PICKS = ("fastest-within-budget", "most-accurate")
-OBJECTIVES = ("val_rmse_ratio", "milp_seconds")
+OBJECTIVES = ("val_rmse_ratio", "milp_effective_seconds")
+#: Base weights of the suite's ``bigm+stability`` variant (its scale multiplies both).
+SUITE_BIGM, SUITE_STABILITY = 1.0, 0.3
+#: Default weight ranges: the suite's grid of scales times those base weights.
+BIGM_RANGE = (SUITE_BIGM * min(GRID_BOUND), SUITE_BIGM * max(GRID_BOUND))
+STABILITY_RANGE = (SUITE_STABILITY * min(GRID_BOUND), SUITE_STABILITY * max(GRID_BOUND))
 
 
 def require_optuna() -> Any:
@@ -82,7 +113,10 @@ class TuneConfig:
         time_limit: seconds per MILP solve (min and max, HiGHS one thread).
         obbt_time_limit: budget of LP-based bound tightening per network.
         skip_factor: trials with ratio > ``budget * skip_factor`` skip the MILP (pruned).
-        weight_range: log-uniform range of both penalty weights (standardized units).
+        bigm_range, stability_range: log-uniform ranges of the two penalty weights
+            (standardized units; default: the suite's grid, module docstring).
+        seed_scales: scales of the suite's candidates a new study starts with
+            (:func:`seed_params`; empty: no seeds).
         bound_methods: bound methods the penalties may use.
         max_warmup, max_ramp: ranges of the schedule fractions.
         sampler_seed: seed of the TPE sampler.
@@ -94,7 +128,9 @@ class TuneConfig:
     time_limit: float = 20.0
     obbt_time_limit: float | None = 60.0
     skip_factor: float = 1.5
-    weight_range: tuple[float, float] = (1e-5, 1e-1)
+    bigm_range: tuple[float, float] = BIGM_RANGE
+    stability_range: tuple[float, float] = STABILITY_RANGE
+    seed_scales: tuple[float, ...] = (3e-3, 1e-3, 3e-4)
     bound_methods: tuple[str, ...] = ("ibp", "crown")
     max_warmup: float = 0.5
     max_ramp: float = 0.5
@@ -108,10 +144,15 @@ class TuneConfig:
         if not (self.time_limit > 0 and math.isfinite(self.time_limit)):
             msg = f"time limit must be a positive number, got {self.time_limit}"
             raise ValueError(msg)
-        lo, hi = self.weight_range
-        if not 0 < lo <= hi:
-            msg = f"weight range must satisfy 0 < low <= high, got {self.weight_range}"
-            raise ValueError(msg)
+        for name in ("bigm_range", "stability_range"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi:
+                msg = f"{name.replace('_', ' ')} must satisfy 0 < low <= high, got {(lo, hi)}"
+                raise ValueError(msg)
+        for sc in self.seed_scales:
+            if not (sc > 0 and math.isfinite(sc)):
+                msg = f"seed scales must be positive numbers, got {sc}"
+                raise ValueError(msg)
         if not self.skip_factor >= 1:
             msg = f"skip factor must be >= 1, got {self.skip_factor}"
             raise ValueError(msg)
@@ -125,7 +166,9 @@ class TuneConfig:
         d = asdict(self)
         d.pop("trials")
         d["train"] = self.train.to_dict()
-        d["weight_range"] = list(self.weight_range)
+        d["bigm_range"] = list(self.bigm_range)
+        d["stability_range"] = list(self.stability_range)
+        d["seed_scales"] = list(self.seed_scales)
         d["bound_methods"] = list(self.bound_methods)
         d["data"] = data_hash(data)
         return json.loads(json.dumps(d))
@@ -142,14 +185,37 @@ def data_hash(data: Dataset) -> str:
 # -- search space -----------------------------------------------------------------------------
 def suggest(trial: Any, cfg: TuneConfig) -> dict[str, Any]:
     """Sample one point of the search space (module docstring) on an Optuna trial."""
-    lo, hi = cfg.weight_range
     return {
-        "bigm": trial.suggest_float("bigm", lo, hi, log=True),
-        "stability": trial.suggest_float("stability", lo, hi, log=True),
+        "bigm": trial.suggest_float("bigm", *cfg.bigm_range, log=True),
+        "stability": trial.suggest_float("stability", *cfg.stability_range, log=True),
         "bounds": trial.suggest_categorical("bounds", list(cfg.bound_methods)),
         "warmup": trial.suggest_float("warmup", 0.0, cfg.max_warmup),
         "ramp": trial.suggest_float("ramp", 0.0, cfg.max_ramp),
     }
+
+
+def seed_params(cfg: TuneConfig) -> list[dict[str, Any]]:
+    """The suite's candidates a new study is seeded with, strongest first.
+
+    For each scale :math:`s` of ``cfg.seed_scales``: ``bigm+stability`` (big-M :math:`s`,
+    stability :math:`0.3 s`) and ``bigm`` alone (stability at the low end of its range, the
+    closest the log-uniform space gets to zero); IBP bounds (the first of ``bound_methods`` if
+    IBP is not among them), no warm-up, no ramp. Weights are clipped into the ranges; duplicates
+    are dropped.
+    """
+    def clip(x: float, r: tuple[float, float]) -> float:
+        return float(min(max(x, r[0]), r[1]))
+
+    bounds = "ibp" if "ibp" in cfg.bound_methods else cfg.bound_methods[0]
+    out: list[dict[str, Any]] = []
+    for sc in sorted(cfg.seed_scales, reverse=True):
+        for stab in (SUITE_STABILITY * sc, cfg.stability_range[0]):
+            p = {"bigm": clip(SUITE_BIGM * sc, cfg.bigm_range),
+                 "stability": clip(stab, cfg.stability_range), "bounds": bounds,
+                 "warmup": 0.0, "ramp": 0.0}
+            if p not in out:
+                out.append(p)
+    return out
 
 
 def variant_of(params: dict[str, Any]) -> tuple[Variant, Schedule]:
@@ -166,17 +232,75 @@ def train_trial(data: Dataset, cfg: TuneConfig, params: dict[str, Any]) -> torch
     return train_scheduled(data, v, sched, cfg.train)[0]
 
 
+# -- MILP hardness ----------------------------------------------------------------------------
+def remaining_gap(solve: dict[str, Any], root: float | None) -> float:
+    r"""Fraction :math:`g \in [0, 1]` of the root LP gap a solve left open (module docstring).
+
+    ``solve`` has the incumbent ``objective`` and the best ``bound``; ``root`` is the root LP
+    bound of the same sense. 0 for a solved MILP; 1 without an incumbent, a bound or a finite root
+    bound; 0 if the root LP was already tight.
+    """
+    if solve.get("status") == "optimal":
+        return 0.0
+    z, b = solve.get("objective"), solve.get("bound")
+    if z is None or b is None or root is None or not all(map(math.isfinite, (z, b, root))):
+        return 1.0
+    root_gap = abs(z - root)
+    if root_gap == 0:
+        return 0.0
+    return float(min(1.0, max(0.0, abs(z - b) / root_gap)))
+
+
+def effective_seconds(milp: dict[str, dict[str, Any]], root_lp: dict[str, float] | None,
+                      time_limit: float) -> float:
+    r"""Effective MILP time :math:`\sum_s t_{\text{eff}, s}` over the senses ``milp`` holds.
+
+    A solved sense counts with its solver time; one stopped by the cap :math:`T` (or otherwise
+    unsolved) counts as :math:`T (1 + g)` with :func:`remaining_gap` :math:`g`. Monotone: a
+    finished solve is never worse than a capped one, and a capped one is worse the more of its
+    root gap it left open.
+    """
+    total = 0.0
+    for sense, r in milp.items():
+        if r.get("status") == "optimal":
+            total += float(r["time"])
+        else:
+            root = (root_lp or {}).get(sense)
+            total += float(time_limit) * (1.0 + remaining_gap(r, root))
+    return total
+
+
+def hardness_key(attrs: dict[str, Any]) -> tuple[float, ...]:
+    """Sort key of MILP hardness (smaller is easier): effective time, then the tie-breaks.
+
+    ``attrs`` are a measured trial's (or the reference's) user attributes: effective seconds
+    (:func:`effective_seconds`), unstable neurons under OBBT bounds, the sum of the root LP gaps
+    (min + max, relative to the network's range; missing counts as infinite) and the
+    branch-and-bound nodes.
+    """
+    rg = attrs.get("root_gap") or {}
+    gaps = [v for v in rg.values() if v is not None]
+    gap_sum = float(sum(gaps)) if gaps and len(gaps) == len(rg) else math.inf
+    return (float(attrs["milp_effective_seconds"]), float(attrs.get("unstable_obbt", math.inf)),
+            gap_sum, float(attrs.get("nodes") or 0))
+
+
 # -- jobs (run on Dask workers) ---------------------------------------------------------------
 def _measure(model: torch.nn.Module, data: Dataset, cfg: TuneConfig) -> dict[str, Any]:
     from omlt_relax.bench.measure import measure_network
 
     m = measure_network(model, data, None, cfg.time_limit, cfg.obbt_time_limit)
+    milp = {s: {k: r[k] for k in ("status", "time", "gap", "nodes", "objective", "bound")}
+            for s, r in m["milp"].items()}
+    for s, r in milp.items():
+        r["remaining_gap"] = remaining_gap(r, m["root_lp"].get(s))
     return {
-        "milp_seconds": m["time_total"], "solved_all": m["solved_all"],
+        "milp_seconds": m["time_total"],
+        "milp_effective_seconds": effective_seconds(milp, m["root_lp"], cfg.time_limit),
+        "solved_all": m["solved_all"],
         "nodes": m["nodes_total"], "unstable_obbt": m["unstable_obbt"],
         "mean_bigm_obbt": m["mean_bigm_obbt"], "root_gap": m["root_gap"],
-        "milp": {s: {k: r[k] for k in ("status", "time", "gap", "nodes", "objective")}
-                 for s, r in m["milp"].items()},
+        "root_lp": m["root_lp"], "milp": milp,
         "test_rmse": m["test_rmse"],
     }
 
@@ -301,6 +425,22 @@ def requeue_interrupted(study: Any) -> int:
     return len(stale)
 
 
+def _enqueue_seed(study: Any, cfg: TuneConfig) -> None:
+    """Queue the next of :func:`seed_params` unless all were queued or a trial is waiting.
+
+    Seeds are queued one by one, just before a trial is asked for, so a study of fewer trials
+    than seeds holds no waiting leftovers, and a resumed study continues with the next seed.
+    """
+    from optuna.trial import TrialState
+
+    seeds = seed_params(cfg)
+    k = int(study.user_attrs.get("seeded", 0))
+    if k >= len(seeds) or study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        return
+    study.enqueue_trial(seeds[k], skip_if_exists=False)
+    study.set_user_attr("seeded", k + 1)
+
+
 @dataclass
 class TuneResult:
     """What :func:`run_tune` did: the study and the trial it picked (if any)."""
@@ -314,9 +454,14 @@ class TuneResult:
     seconds: float
 
 
+def trial_key(t: Any) -> tuple[float, ...]:
+    """A completed trial's :func:`hardness_key`, then its ratio (the pick's order)."""
+    return (*hardness_key(t.user_attrs), t.values[0])
+
+
 def _best_within(trials: list[Any], budget: float) -> Any:
     ok = [t for t in trials if t.values is not None and t.values[0] <= budget]
-    return min(ok, key=lambda t: (t.values[1], t.values[0])) if ok else None
+    return min(ok, key=trial_key) if ok else None
 
 
 def pick_trial(study: Any, rule: str | int, budget: float) -> Any:
@@ -345,7 +490,7 @@ def pick_trial(study: Any, rule: str | int, budget: float) -> Any:
             raise ValueError(msg)
         return t
     if rule == "most-accurate":
-        return min(done, key=lambda t: (t.values[0], t.values[1]))
+        return min(done, key=lambda t: (t.values[0], *hardness_key(t.user_attrs)))
     msg = f"unknown pick {rule!r}; use {', '.join(PICKS)} or a trial number"
     raise ValueError(msg)
 
@@ -428,7 +573,8 @@ def run_tune(
             return
         best = _best_within(study.get_trials(deepcopy=False, states=(
             optuna.trial.TrialState.COMPLETE,)), cfg.budget)
-        b = (f"best in budget #{best.number}: {best.values[1]:.3g} s at {best.values[0]:.3f}x"
+        b = (f"best in budget #{best.number}: {best.values[1]:.3g} s (effective) at "
+             f"{best.values[0]:.3f}x"
              if best is not None else "none in budget yet")
         per = f", {np.mean(times):.0f} s/trial" if times else ""
         bar.set_postfix_str(b + per)
@@ -438,6 +584,7 @@ def run_tune(
         for _ in range(k):
             if len(_finished(study)) + len(in_flight) >= cfg.trials:
                 break
+            _enqueue_seed(study, cfg)
             trial = study.ask()
             params = suggest(trial, cfg)
             key = f"trial-{trial.number}"
@@ -452,8 +599,8 @@ def run_tune(
             torch.save(value["model"], out / "models" / "reference.pt")
             r = value["reference"]
             say(f"reference: validation RMSE {r['val_rmse']:.4g}, MILP {r['milp_seconds']:.3g} s"
-                f" ({'solved' if r['solved_all'] else 'time limit'}), {r['unstable_obbt']} "
-                "unstable (OBBT)")
+                f" ({'solved' if r['solved_all'] else 'time limit'}; effective "
+                f"{r['milp_effective_seconds']:.3g} s), {r['unstable_obbt']} unstable (OBBT)")
             return next_jobs(r["val_rmse"], workers)
         trial = in_flight.pop(key)
         attrs = value["attrs"]
@@ -466,10 +613,12 @@ def run_tune(
             line = (f"trial {trial.number}: ratio {attrs['val_rmse_ratio']:.3f} far over budget,"
                     " MILP skipped")
         else:
-            study.tell(trial, [attrs["val_rmse_ratio"], attrs["milp_seconds"]])
+            study.tell(trial, [attrs["val_rmse_ratio"], attrs["milp_effective_seconds"]])
             line = (f"trial {trial.number}: ratio {attrs['val_rmse_ratio']:.3f}, MILP "
-                    f"{attrs['milp_seconds']:.3g} s{'' if attrs['solved_all'] else ' (limit)'}, "
-                    f"{attrs['unstable_obbt']} unstable")
+                    f"{attrs['milp_seconds']:.3g} s"
+                    + ("" if attrs["solved_all"] else
+                       f" (limit; effective {attrs['milp_effective_seconds']:.3g} s)")
+                    + f", {attrs['unstable_obbt']} unstable")
         times.append(time.perf_counter() - started.pop(key))
         if bar is not None:
             bar.update(1)
@@ -530,7 +679,20 @@ def run_tune(
 
 
 # -- report -----------------------------------------------------------------------------------
-def _cells(t: Any, ref: dict[str, Any]) -> list[str]:
+def _open_gaps(a: dict[str, Any]) -> str:
+    """``min/max`` remaining root-gap fractions of a measured trial (``-`` when solved)."""
+    m = a.get("milp") or {}
+
+    def one(s: str) -> str:
+        r = m.get(s)
+        if r is None:
+            return "?"
+        return "-" if r.get("status") == "optimal" else f"{r.get('remaining_gap', 1.0):.2f}"
+
+    return f"{one('min')}/{one('max')}"
+
+
+def _cells(t: Any, ref: dict[str, Any], picked: int | None = None) -> list[str]:
     """One Pareto-table row of a completed trial."""
     from omlt_relax.bench.report import fmt
 
@@ -538,16 +700,19 @@ def _cells(t: Any, ref: dict[str, Any]) -> list[str]:
     rg = a.get("root_gap") or {}
     test_ratio = a["test_rmse"] / ref["test_rmse"] if ref.get("test_rmse") else None
     limit = "" if a.get("solved_all", True) else " (limit)"
-    return [str(t.number), f"{p['bigm']:.2g}", f"{p['stability']:.2g}", p["bounds"],
+    return [f"{t.number}{' (picked)' if t.number == picked else ''}", f"{p['bigm']:.2g}",
+            f"{p['stability']:.2g}", p["bounds"],
             f"{p['warmup']:.2f}", f"{p['ramp']:.2f}", f"{a['val_rmse_ratio']:.3f}",
             fmt(test_ratio, ".3f"), f"{a['unstable_crown']}/{a['unstable_obbt']}",
             fmt(a["mean_bigm_obbt"]), f"{fmt(rg.get('min'), '.2g')}/{fmt(rg.get('max'), '.2g')}",
-            f"{a['milp_seconds']:.3g}{limit}", str(a["nodes"])]
+            f"{a['milp_seconds']:.3g}{limit}", _open_gaps(a),
+            f"{a['milp_effective_seconds']:.3g}", str(a["nodes"])]
 
 
 def pareto_front(study: Any) -> list[Any]:
-    """Completed trials on the Pareto front of (ratio, MILP time), by ratio."""
-    return sorted(study.best_trials, key=lambda t: (t.values[0], t.values[1]))
+    """Completed trials on the Pareto front of (ratio, effective MILP time), by ratio, then by
+    :func:`trial_key`."""
+    return sorted(study.best_trials, key=lambda t: (t.values[0], *trial_key(t)))
 
 
 def write_report(study: Any, cfg: TuneConfig, out: Path, pick: str | int) -> str:
@@ -565,24 +730,37 @@ def write_report(study: Any, cfg: TuneConfig, out: Path, pick: str | int) -> str
         lines.append(
             f"Reference (unregularized): validation RMSE {ref['val_rmse']:.4g}, test RMSE "
             f"{ref['test_rmse']:.4g}, MILP min + max {ref['milp_seconds']:.3g} s"
-            f"{'' if ref['solved_all'] else ' (time limit hit)'}, {ref['unstable_obbt']} "
+            f"{'' if ref['solved_all'] else ' (time limit hit)'}, effective "
+            f"{ref['milp_effective_seconds']:.3g} s, {ref['unstable_obbt']} "
             f"unstable (OBBT), mean big-M {fmt(ref['mean_bigm_obbt'])}.")
-    lines.append(
+    lines += [
         f"Trials: {n[TrialState.COMPLETE]} completed, {n[TrialState.PRUNED]} pruned (ratio > "
         f"{cfg.budget * cfg.skip_factor:.3g}, MILP skipped), {n[TrialState.FAIL]} failed, "
         f"{n[TrialState.RUNNING]} running. Networks {list(cfg.train.hidden)}, "
-        f"{cfg.train.epochs} epochs; HiGHS one thread, {cfg.time_limit:g} s per MILP.")
+        f"{cfg.train.epochs} epochs; HiGHS one thread, {cfg.time_limit:g} s per MILP (T).",
+        "",
+        "MILP hardness = effective seconds: a solved MILP counts its time, one stopped at the cap "
+        "counts T × (1 + g), g = fraction of its root LP gap left open (column 'open gap'); ties "
+        "are broken by unstable neurons (OBBT), root LP gap, nodes. The pick uses the same order."]
     front = pareto_front(study) if n[TrialState.COMPLETE] else []
+    t_pick = None
+    with contextlib.suppress(ValueError):
+        t_pick = pick_trial(study, pick, cfg.budget)
+    rows = [_cells(t, ref, t_pick.number if t_pick else None) for t in front]
+    if t_pick is not None and all(t.number != t_pick.number for t in front):
+        rows.append(_cells(t_pick, ref, t_pick.number))  # a trial number off the front
     lines += ["", format_table(["trial", "w big-M", "w stability", "bounds", "warm-up", "ramp",
                                 "val ratio", "test ratio", "unstable CROWN/OBBT", "mean big-M",
-                                "root gap min/max", "MILP s", "nodes"],
-                               [_cells(t, ref) for t in front], markdown=True)]
-    with contextlib.suppress(ValueError):
-        t = pick_trial(study, pick, cfg.budget)
+                                "root gap min/max", "MILP s", "open gap min/max",
+                                "effective s", "nodes"], rows, markdown=True)]
+    if t_pick is not None:
+        t = t_pick
+        ref_eff = ref.get("milp_effective_seconds")
         lines += ["", f"Picked ({pick}): trial {t.number}, validation RMSE ratio "
-                  f"{t.values[0]:.3f}, MILP {t.values[1]:.3g} s"
-                  + (f" ({ref['milp_seconds'] / max(t.values[1], 1e-9):.3g}× faster than the "
-                     "reference)" if ref else "") + "."]
+                  f"{t.values[0]:.3f}, MILP {t.user_attrs['milp_seconds']:.3g} s, effective "
+                  f"{t.values[1]:.3g} s"
+                  + (f" (reference's effective time / this: "
+                     f"{ref_eff / max(t.values[1], 1e-9):.3g}×)" if ref_eff else "") + "."]
     text = "\n".join(lines) + "\n"
     (out / TABLE_FILE).write_text(text)
     plot(study, cfg, out / PLOT_FILE)
@@ -613,12 +791,13 @@ def plot(study: Any, cfg: TuneConfig, path: Path) -> None:
                 where="post", color="C1", label="Pareto front")
     ref = study.user_attrs.get("reference")
     if ref:
-        ax.scatter([1.0], [max(ref["milp_seconds"], 1e-3)], marker="*", s=120, color="C3",
+        ax.scatter([1.0], [max(ref["milp_effective_seconds"], 1e-3)], marker="*", s=120,
+                   color="C3",
                    label="unregularized")
     ax.axvline(cfg.budget, color="0.4", ls=":", lw=1, label=f"budget {cfg.budget:g}×")
     ax.set_yscale("log")
     ax.set_xlabel("validation RMSE / unregularized")
-    ax.set_ylabel("MILP time min + max [s] (HiGHS, 1 thread)")
+    ax.set_ylabel("effective MILP time min + max [s] (HiGHS, 1 thread)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -644,12 +823,17 @@ __all__ = [
     "PICKS",
     "TuneConfig",
     "TuneResult",
+    "effective_seconds",
+    "hardness_key",
     "open_storage",
     "open_study",
     "pareto_front",
     "pick_trial",
+    "remaining_gap",
     "run_tune",
+    "seed_params",
     "suggest",
     "train_trial",
+    "trial_key",
     "write_report",
 ]

@@ -32,7 +32,17 @@ from omlt_relax.cli import main
 from omlt_relax.data import predict, rmse
 from omlt_relax.export import load_onnx
 from omlt_relax.train import TrainConfig, fit
-from omlt_relax.tune import TuneConfig, run_tune
+from omlt_relax.tune import (
+    TuneConfig,
+    effective_seconds,
+    hardness_key,
+    open_study,
+    pick_trial,
+    remaining_gap,
+    run_tune,
+    seed_params,
+    write_report,
+)
 
 torch.set_num_threads(1)
 
@@ -47,10 +57,21 @@ def data():
     return sample_function(get_function("peaks"), 300, 80, 100, seed=1)
 
 
+def _warm() -> int:
+    """Import what the jobs import, once per worker (a cold worker spends seconds on imports)."""
+    import omlt_relax.bench.paper
+    import omlt_relax.bench.suite
+    import omlt_relax.tune  # noqa: F401
+
+    return os.getpid()
+
+
 @pytest.fixture(scope="module")
 def cluster():
-    """One local Dask cluster of 2 single-threaded worker processes for the module."""
+    """One local Dask cluster of 2 single-threaded worker processes for the module, warmed up."""
     with dask_client(None, jobs=2) as client:
+        client.wait_for_workers(2)
+        client.run(_warm)
         yield client
 
 
@@ -127,6 +148,53 @@ def test_runner_streams_results_follow_ups_and_failures_inline() -> None:
     assert failed == ["b"] and out[0].key == "b" and "negative input -1.0" in out[0].error
 
 
+def _stamp(x: float) -> tuple[float, float]:
+    time.sleep(x)
+    return time.time() - x, time.time()
+
+
+def test_runner_hands_out_the_highest_priority_first_here_and_on_the_cluster(cluster) -> None:
+    order: list[str] = []
+
+    def on_result(key: str, value: object) -> list[Job]:
+        order.append(key)
+        return [Job("urgent", _half, (1.0,), priority=100)] if key == "b" else []
+
+    jobs = [Job("a", _half, (1.0,), priority=1), Job("b", _half, (1.0,), priority=5),
+            Job("c", _half, (1.0,), priority=5), Job("d", _half, (1.0,))]
+    run_jobs(None, jobs, on_result)
+    assert order == ["b", "urgent", "c", "a", "d"]
+    # on 2 workers, one job per free worker: longest first, the short ones fill in at the end
+    starts: dict[str, float] = {}
+    lengths = {"s1": 0.05, "l1": 0.6, "s2": 0.05, "m1": 0.3, "l2": 0.6, "m2": 0.3}
+    run_jobs(cluster, [Job(k, _stamp, (v,), priority=v) for k, v in lengths.items()],
+             lambda k, v: starts.__setitem__(k, v[0]), max_in_flight="workers")
+    by_start = sorted(starts, key=starts.get)
+    assert set(by_start[:2]) == {"l1", "l2"} and set(by_start[4:]) == {"s1", "s2"}
+    with pytest.raises(ValueError, match="max_in_flight must be"):
+        run_jobs(None, jobs, on_result, max_in_flight="all")
+
+
+def test_suite_runs_the_baselines_first_then_the_longest_entries(tmp_path) -> None:
+    from omlt_relax.bench.suite import estimated_seconds
+
+    cfg = SuiteConfig(functions=["peaks", "himmelblau"], variants=["l1", "bigm"], **TINY_SUITE)
+    assert estimated_seconds(cfg, "peaks", "stability") > estimated_seconds(cfg, "peaks", "l1")
+    base = {"train_time": 2.0, "obbt_time": 1.0, "time_total": 3.0}
+    assert estimated_seconds(cfg, "peaks", "stability", base) == pytest.approx(
+        2.0 * 3.2 * 3 + 4.0)
+    lines: list[str] = []
+    run_suite(cfg, tmp_path, progress=False, log=lines.append)
+    keys = [s.split(":")[0] for s in lines]
+    assert set(keys[:2]) == {"peaks/unregularized", "himmelblau/unregularized"}
+    # then longest first, by the estimate from each function's measured baseline
+    entries = load_results(tmp_path)["entries"]
+    est = [estimated_seconds(cfg, *k.split("/"), entries[k.split("/")[0] + "/unregularized"])
+           for k in keys[2:]]
+    assert len(est) == 4 and est == sorted(est, reverse=True)
+    assert all(e["job_seconds"] >= e["train_time"] for e in entries.values())
+
+
 def test_unreachable_scheduler_is_a_clear_error_within_seconds(capsys) -> None:
     t0 = time.perf_counter()
     with pytest.raises(SchedulerUnreachableError, match="cannot reach a Dask scheduler"):
@@ -172,6 +240,8 @@ def test_bench_on_local_cluster_survives_a_killed_worker_and_resumes(cluster, tm
     lines.clear()
     again = run_suite(cfg, tmp_path, progress=False, log=lines.append, client=cluster)
     assert lines == [] and again["entries"] == data["entries"]
+    cluster.wait_for_workers(2)  # the nanny restarted the killed worker: warm it for the next tests
+    cluster.run(_warm)
 
 
 def test_suite_records_a_failed_entry_and_the_rerun_retries_it(tmp_path) -> None:
@@ -205,6 +275,17 @@ def test_tune_on_local_cluster_end_to_end(cluster, data, tmp_path) -> None:
     # the exported network is the picked trial's: same validation RMSE
     ref = study.user_attrs["reference"]["val_rmse"]
     assert res.picked.user_attrs["val_rmse"] / ref == pytest.approx(res.picked.values[0])
+    # the MILP objective is the effective time: the raw time when solved, more when capped
+    for t in study.trials:
+        if t.state.name == "COMPLETE":
+            a = t.user_attrs
+            assert t.values[1] == a["milp_effective_seconds"]
+            if a["solved_all"]:
+                assert a["milp_effective_seconds"] == pytest.approx(a["milp_seconds"])
+            else:
+                assert a["milp_effective_seconds"] >= cfg.time_limit
+    # the first trials were the suite's seeds
+    assert [t.params for t in study.trials] == seed_params(cfg)[:3]
 
 
 def test_study_resumes_from_sqlite_with_the_trials_already_done(data, tmp_path) -> None:
@@ -218,8 +299,11 @@ def test_study_resumes_from_sqlite_with_the_trials_already_done(data, tmp_path) 
                       progress=False, log=lines.append)
     again = [(t.number, t.params, t.values) for t in second.study.trials]
     assert again[:2] == done and len(again) == 3
-    # one new trial, no second reference
+    # one new trial, no second reference; the seeds were queued once, not again on resume
     assert [s.split(":")[0] for s in lines] == ["trial 2"]
+    assert second.study.trials[2].params == seed_params(second_cfg := TuneConfig(
+        budget=2.0, trials=3, **TINY_TUNE))[2]
+    assert len(second.study.trials) == 3 and len(seed_params(second_cfg)) > 3
     # other settings in the same study are refused
     with pytest.raises(ValueError, match="was run with other settings"):
         run_tune(data, TuneConfig(budget=2.0, trials=3, time_limit=9,
@@ -258,3 +342,123 @@ def test_paper_suite_runs_on_the_dask_cluster_and_resumes(cluster, tmp_path) -> 
     lines.clear()
     assert len(run_paper(cfg, tmp_path, log=lines.append, progress=False, client=cluster)) == 2
     assert not any(s.endswith(": done") for s in lines)
+
+
+# -- MILP hardness at the cap and the pick ------------------------------------------------------
+def _solve(status: str, time_: float, objective: float | None = None,
+           bound: float | None = None) -> dict[str, object]:
+    return {"status": status, "time": time_, "objective": objective, "bound": bound}
+
+
+def test_remaining_gap_is_the_open_fraction_of_the_root_gap() -> None:
+    # min: incumbent 0, root LP bound -10; branch and bound proved -2: 20 % left open
+    assert remaining_gap(_solve("feasible", 20, 0.0, -2.0), -10.0) == pytest.approx(0.2)
+    # max: incumbent 5, root 9, bound 8: 75 % left open
+    assert remaining_gap(_solve("feasible", 20, 5.0, 8.0), 9.0) == pytest.approx(0.75)
+    assert remaining_gap(_solve("optimal", 3, 5.0, 5.0), 9.0) == 0.0
+    assert remaining_gap(_solve("no_solution", 20, None, -2.0), -10.0) == 1.0
+    assert remaining_gap(_solve("feasible", 20, 0.0, None), -10.0) == 1.0
+    assert remaining_gap(_solve("feasible", 20, 0.0, -12.0), -10.0) == 1.0  # clipped
+    assert remaining_gap(_solve("feasible", 20, 0.0, -1.0), float("-inf")) == 1.0
+
+
+def test_capped_solves_are_ranked_by_the_gap_they_left_open() -> None:
+    root_lp, cap = {"min": -10.0, "max": 10.0}, 20.0
+
+    def eff(mn: dict[str, object], mx: dict[str, object]) -> float:
+        return effective_seconds({"min": mn, "max": mx}, root_lp, cap)
+
+    solved = eff(_solve("optimal", 19.9, 0.0, 0.0), _solve("optimal", 1.0, 5.0, 5.0))
+    assert solved == pytest.approx(20.9)
+    # min capped at 20 s with 10 % / 50 % of its root gap open; max solved in 1 s
+    near = eff(_solve("feasible", 20.01, 0.0, -1.0), _solve("optimal", 1.0, 5.0, 5.0))
+    far = eff(_solve("feasible", 20.01, 0.0, -5.0), _solve("optimal", 1.0, 5.0, 5.0))
+    no_inc = eff(_solve("no_solution", 20.0), _solve("optimal", 1.0, 5.0, 5.0))
+    both = eff(_solve("feasible", 20.0, 0.0, -1.0), _solve("feasible", 20.0, 5.0, 5.5))
+    assert near == pytest.approx(20 * 1.1 + 1) and far == pytest.approx(20 * 1.5 + 1)
+    assert no_inc == pytest.approx(41.0)
+    assert solved < near < far < no_inc < both
+    # remaining ties: fewer unstable neurons, then smaller root gap, then fewer nodes
+    base = {"milp_effective_seconds": 40.0, "unstable_obbt": 50,
+            "root_gap": {"min": 0.5, "max": 0.5}, "nodes": 100}
+    order = [
+        {**base, "milp_effective_seconds": 39.0, "unstable_obbt": 90},
+        {**base, "unstable_obbt": 40, "nodes": 900},
+        {**base, "root_gap": {"min": 0.1, "max": 0.2}},
+        {**base, "nodes": 10},
+        base,
+        {**base, "root_gap": {"min": None, "max": 0.1}},
+    ]
+    assert sorted(order, key=hardness_key) == order
+
+
+def _add(study, ratio: float, attrs: dict[str, object]) -> None:
+    import optuna
+
+    full = {"val_rmse_ratio": ratio, "val_rmse": ratio, "milp_seconds": 40.0,
+            "solved_all": False, "unstable_obbt": 50, "unstable_crown": 55,
+            "root_gap": {"min": 0.5, "max": 0.5}, "nodes": 100, "mean_bigm_obbt": 2.0,
+            "test_rmse": 1.0, **attrs}
+    dist = optuna.distributions
+    study.add_trial(optuna.trial.create_trial(
+        params={"bigm": 1e-3, "stability": 1e-4, "bounds": "ibp", "warmup": 0.0, "ramp": 0.0},
+        distributions={"bigm": dist.FloatDistribution(1e-4, 3e-2, log=True),
+                       "stability": dist.FloatDistribution(3e-5, 1e-2, log=True),
+                       "bounds": dist.CategoricalDistribution(["ibp", "crown"]),
+                       "warmup": dist.FloatDistribution(0, 0.5),
+                       "ramp": dist.FloatDistribution(0, 0.5)},
+        values=[ratio, full["milp_effective_seconds"]], user_attrs=full))
+
+
+def test_pick_uses_the_hardness_key_and_never_leaves_the_budget(data, tmp_path) -> None:
+    cfg = TuneConfig(budget=1.2, trials=8, seed_scales=(), **TINY_TUNE)
+    study = open_study(cfg, data, f"sqlite:///{tmp_path / 'study.db'}", "pick")
+    # every trial hit the cap: the raw time is 40 s for all of them
+    _add(study, 1.05, {"milp_effective_seconds": 52.0})                        # 0
+    _add(study, 1.30, {"milp_effective_seconds": 41.0})                        # 1: over budget
+    _add(study, 1.15, {"milp_effective_seconds": 47.0, "unstable_obbt": 60})   # 2
+    _add(study, 1.19, {"milp_effective_seconds": 47.0, "unstable_obbt": 45})   # 3: tie, fewer
+    _add(study, 1.2000001, {"milp_effective_seconds": 40.5})                   # 4: just over
+    t = pick_trial(study, "fastest-within-budget", cfg.budget)
+    assert t.number == 3 and t.values[0] <= cfg.budget
+    assert pick_trial(study, "most-accurate", cfg.budget).number == 0
+    # the pick is in budget for every budget that admits a trial, and refused otherwise
+    for budget in (1.0, 1.05, 1.1, 1.16, 1.2, 1.25, 1.3, 2.0):
+        try:
+            t = pick_trial(study, "fastest-within-budget", budget)
+        except ValueError as err:
+            assert budget < 1.05 and "no completed trial is within the budget" in str(err)
+            continue
+        assert t.values[0] <= budget
+        within = [s for s in study.trials if s.values[0] <= budget]
+        assert t.values[1] == min(s.values[1] for s in within)
+    # the Pareto table shows the effective time and marks the pick
+    text = write_report(study, cfg, tmp_path, "fastest-within-budget")
+    assert "| effective s |" in text and "| 3 (picked) |" in text
+    assert "T × (1 + g)" in text
+
+
+def test_seeds_are_the_suite_candidates_inside_the_ranges() -> None:
+    cfg = TuneConfig(seed_scales=(1e-2, 3e-3, 1e-1), **TINY_TUNE)
+    seeds = seed_params(cfg)
+    assert seeds[0]["bigm"] == cfg.bigm_range[1]  # 1e-1 clipped to the range
+    assert {"bigm": 3e-3, "stability": pytest.approx(9e-4), "bounds": "ibp", "warmup": 0.0,
+            "ramp": 0.0} in seeds
+    for p in seeds:
+        assert cfg.bigm_range[0] <= p["bigm"] <= cfg.bigm_range[1]
+        assert cfg.stability_range[0] <= p["stability"] <= cfg.stability_range[1]
+    with pytest.raises(ValueError, match="bigm range must satisfy"):
+        TuneConfig(bigm_range=(1e-2, 1e-3))
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--bigm-range", "1e-2,1e-3"], "bigm range must satisfy 0 < low <= high"),
+    (["--stability-range", "1e-3"], "--stability-range takes two numbers LO,HI"),
+    (["--seed-scales", "x"], "--seed-scales must be comma-separated numbers"),
+])
+def test_cli_tune_refuses_a_bad_search_space(tmp_path, capsys, args, needle) -> None:
+    assert main(["tune", "--function", "peaks", "--out", str(tmp_path), "--trials", "1",
+                 "--epochs", "1", "--n-train", "50", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]
+    assert not (tmp_path / "study.db").exists()

@@ -19,6 +19,11 @@ file, an Optuna study). This module runs such a list on a :class:`distributed.Cl
   finishes (in completion order), so results land in the store one by one and an interrupted run
   keeps everything finished so far. It may return follow-up jobs (e.g. a function's variants once
   its baseline is trained); they are submitted at once.
+* **Order**: every :class:`Job` has a ``priority``; the pending job with the highest priority is
+  submitted first (ties: in the order they were queued). With ``max_in_flight="workers"`` jobs are
+  handed out only as workers become free (at most one job per worker thread), so the order is
+  exactly the list-scheduling order -- e.g. longest-processing-time first, which keeps the tail of
+  a run short -- instead of whatever the scheduler assigned at submission time.
 * **Failures are never dropped**: a job that raises is retried ``retries`` times; a worker that
   dies loses only the job it was running, which the scheduler gives to another worker (up to
   Dask's ``distributed.scheduler.allowed-failures`` times, then ``KilledWorker``). A job that
@@ -30,6 +35,7 @@ file, an Optuna study). This module runs such a list on a :class:`distributed.Cl
 from __future__ import annotations
 
 import contextlib
+import heapq
 import logging
 import math
 import time
@@ -54,13 +60,15 @@ class Job:
     """One unit of work: ``fn(*args, **kwargs)`` on some worker, identified by ``key``.
 
     ``fn`` must be importable by the workers (a module-level function) and its arguments and
-    result picklable.
+    result picklable. Pending jobs with a higher ``priority`` are submitted first (e.g. the
+    estimated run time, for longest-processing-time-first order).
     """
 
     key: str
     fn: Callable[..., Any]
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
+    priority: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -148,13 +156,33 @@ def n_workers(client: Any) -> int:
     return max(1, sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values()))
 
 
+class _JobQueue:
+    """Pending jobs; :meth:`pop` gives the highest priority, the earliest queued among equals."""
+
+    def __init__(self, jobs: Iterable[Job] = ()) -> None:
+        self._heap: list[tuple[float, int, Job]] = []
+        self._count = 0
+        self.extend(jobs)
+
+    def extend(self, jobs: Iterable[Job]) -> None:
+        for job in jobs:
+            heapq.heappush(self._heap, (-float(job.priority), self._count, job))
+            self._count += 1
+
+    def pop(self) -> Job:
+        return heapq.heappop(self._heap)[2]
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+
 def run_jobs(
     client: Any,
     jobs: Iterable[Job],
     on_result: Callable[[str, Any], Iterable[Job] | None],
     on_failure: Callable[[str, str], Iterable[Job] | None] | None = None,
     retries: int = 1,
-    max_in_flight: int | None = None,
+    max_in_flight: int | str | None = None,
 ) -> list[JobFailure]:
     """Run ``jobs`` and the follow-ups the callbacks return to completion (module docstring).
 
@@ -166,16 +194,21 @@ def run_jobs(
         on_failure: called with ``(key, error line)`` for a job that failed after its retries
             (and after the scheduler's retries on dead workers); may return follow-up jobs.
         retries: extra attempts for a job that raised.
-        max_in_flight: at most this many jobs submitted at once (``None``: all). Jobs not yet
-            submitted are submitted as others finish, so the callbacks can influence them (the
-            tuner asks its sampler for the next trial only when a worker is free).
+        max_in_flight: at most this many jobs submitted at once (``None``: all; ``"workers"``:
+            the cluster's worker threads, counted again before each submission, so workers that
+            join later get work). Jobs not yet submitted are submitted as others finish, highest
+            ``priority`` first, so the callbacks can influence them (the tuner asks its sampler
+            for the next trial only when a worker is free).
 
     Returns the failures, in the order they happened.
     """
     if retries < 0:
         msg = f"retries must be >= 0, got {retries}"
         raise ValueError(msg)
-    queue: list[Job] = list(jobs)
+    if isinstance(max_in_flight, str) and max_in_flight != "workers":
+        msg = f"max_in_flight must be a number, None or 'workers', got {max_in_flight!r}"
+        raise ValueError(msg)
+    queue = _JobQueue(jobs)
     failures: list[JobFailure] = []
 
     def fail(key: str, err: str) -> None:
@@ -185,7 +218,7 @@ def run_jobs(
 
     if client is None:
         while queue:
-            job = queue.pop(0)
+            job = queue.pop()
             err: BaseException | None = None
             for _ in range(retries + 1):
                 try:
@@ -201,15 +234,22 @@ def run_jobs(
         return failures
 
     distributed = require_distributed()
-    limit = math.inf if max_in_flight is None else max(1, int(max_in_flight))
+    def limit() -> float:
+        if max_in_flight is None:
+            return math.inf
+        if max_in_flight == "workers":
+            return n_workers(client)
+        return max(1, int(max_in_flight))
+
     keys: dict[Any, str] = {}
     ac = distributed.as_completed([], loop=client.loop, with_results=False)
 
     def submit_more() -> None:
-        while queue and len(keys) < limit:
-            job = queue.pop(0)
+        while queue and len(keys) < limit():
+            job = queue.pop()
             fut = client.submit(job.fn, *job.args, **job.kwargs, pure=False, retries=retries,
-                                key=f"{job.key}-{time.monotonic_ns()}")
+                                key=f"{job.key}-{time.monotonic_ns()}",
+                                priority=job.priority)
             keys[fut] = job.key
             ac.add(fut)
 

@@ -270,6 +270,7 @@ def entry_job(
     Returns ``{"entry": ..., "model": float64 state_dict, "base_state": ...}``.
     """
     torch.set_num_threads(1)
+    t_job = time.perf_counter()
     fn, data = function_data(config, fname)
     t0 = time.perf_counter()
     if vname == BASELINE:
@@ -298,9 +299,42 @@ def entry_job(
         **meas,
     }
     entry["val_rmse"] = sel.result.val_rmse
+    entry["job_seconds"] = time.perf_counter() - t_job
     std = getattr(sel.result, "std_model", None)
     return {"entry": entry, "model": sel.result.model.state_dict(),
             "base_state": std.state_dict() if vname == BASELINE and std is not None else None}
+
+
+#: Relative cost of one training of a variant against one unregularized training (same epochs),
+#: measured on peaks 2×50 (10 epochs, one thread): the penalties' bounds and LPs per batch.
+TRAIN_COST: dict[str, float] = {
+    BASELINE: 1.0, "l1": 1.35, "pruning": 0.4, "rs_xiao": 1.9, "bigm": 1.9, "stability": 3.2,
+    "lp_direct": 8.0, "lp_total": 8.2, "bigm+stability": 3.9, "relax": 9.7,
+}
+#: Priority of a baseline job over every variant job (they unblock their function's variants).
+BASELINE_PRIORITY = 1e9
+
+
+def estimated_seconds(config: SuiteConfig, fname: str, vname: str,
+                      baseline: dict[str, Any] | None = None) -> float:
+    """Rough run time of one entry job, for longest-processing-time-first scheduling.
+
+    With the function's finished ``baseline`` entry: its training time × the variant's
+    :data:`TRAIN_COST` × the trainings the weight rule's bisection needs (about
+    :math:`\\lceil\\log_2(n + 1)\\rceil` for a grid of :math:`n` scales), plus the baseline's
+    measurement time (bounds and MILPs). Without it: the same in units of one epoch over the
+    function's training samples. Only the order of the estimates matters.
+    """
+    v = get_variant(vname)
+    fits = math.ceil(math.log2(len(v.grid) + 1)) if v.regularized else 1
+    train = TRAIN_COST.get(vname, 2.0) * fits
+    if baseline is not None:
+        per_fit = float(baseline.get("train_time", 1.0))
+        measure = float(baseline.get("obbt_time", 0.0)) + float(baseline.get("time_total", 0.0))
+        return train * per_fit + measure
+    fn = get_function(fname)
+    factor = config.samples_5d_factor if fn.dim > 2 else 1.0
+    return train * config.train.epochs * config.n_train * factor * 1e-5 + 2 * config.time_limit
 
 
 def run_entries(
@@ -314,6 +348,12 @@ def run_entries(
     A function's variants are submitted when its baseline finishes (they need its validation
     RMSE); if the baseline is already in the results file they are submitted at once, and
     pruning retrains the baseline itself. A failed baseline fails its pending variants too.
+
+    Scheduling: jobs are handed out one per free worker (``max_in_flight="workers"``), every
+    pending baseline before any variant (each unblocks its function's variants, so all the
+    functions' baselines run first, side by side), and the variants longest first by
+    :func:`estimated_seconds` (longest-processing-time order: the short jobs fill the gaps at the
+    end, so no worker idles long while another finishes a long job).
     """
     from omlt_relax.bench.dask_runner import Job, run_jobs
 
@@ -322,8 +362,9 @@ def run_entries(
     funcs = sorted(config.functions, key=lambda f: -get_function(f).dim)
     pending = {f: [v for v in config.variants if entry_key(f, v) not in entries] for f in funcs}
 
-    def variant_jobs(f: str, base_val: float, base_state: Any) -> list[Job]:
-        return [Job(entry_key(f, v), entry_job, (config, f, v, base_val, base_state))
+    def variant_jobs(f: str, base: dict[str, Any], base_state: Any) -> list[Job]:
+        return [Job(entry_key(f, v), entry_job, (config, f, v, base["val_rmse"], base_state),
+                    priority=estimated_seconds(config, f, v, base))
                 for v in pending[f] if v != BASELINE]
 
     initial: list[Job] = []
@@ -331,16 +372,18 @@ def run_entries(
         if not pending[f]:
             continue
         if BASELINE in pending[f]:
-            initial.append(Job(entry_key(f, BASELINE), entry_job, (config, f, BASELINE)))
+            initial.append(Job(entry_key(f, BASELINE), entry_job, (config, f, BASELINE),
+                               priority=BASELINE_PRIORITY
+                               + estimated_seconds(config, f, BASELINE)))
         else:
-            initial += variant_jobs(f, entries[entry_key(f, BASELINE)]["val_rmse"], None)
+            initial += variant_jobs(f, entries[entry_key(f, BASELINE)], None)
 
     def on_result(key: str, value: dict[str, Any]) -> list[Job]:
         e = value["entry"]
         save_model(out, e["function"], e["variant"], value["model"])
         record(key, e, None)
         if e["variant"] == BASELINE:
-            return variant_jobs(e["function"], e["val_rmse"], value["base_state"])
+            return variant_jobs(e["function"], e, value["base_state"])
         return []
 
     def on_failure(key: str, error: str) -> list[Any]:
@@ -352,7 +395,7 @@ def run_entries(
                     record(entry_key(f, other), None, f"its baseline failed ({error})")
         return []
 
-    return run_jobs(client, initial, on_result, on_failure)
+    return run_jobs(client, initial, on_result, on_failure, max_in_flight="workers")
 
 
 def run_function(
@@ -406,6 +449,7 @@ __all__ = [
     "SuiteConfig",
     "entry_job",
     "environment",
+    "estimated_seconds",
     "function_data",
     "load_model",
     "load_results",
