@@ -41,7 +41,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from omlt_relax.bounds import affine_chain
-from omlt_relax.bounds.interval import interval_chain
+from omlt_relax.bounds.fused import FUSED
 from omlt_relax.bounds.methods import BOUND_METHODS, check_method, propagate
 from omlt_relax.network import ParsedNetwork, as_box, parse_network
 from omlt_relax.neuron_bounds import NeuronBounds
@@ -54,60 +54,55 @@ STABILITY_VARIANTS = ("xiao", "triangle", "min")
 _NP_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 
-class _IBPPenaltiesCPU(torch.autograd.Function):
-    """IBP of the hidden layers and weighted bound penalties, in numpy, with a hand-written VJP.
+class _FusedPenaltiesCPU(torch.autograd.Function):
+    """IBP or CROWN of the hidden layers and weighted bound penalties, in numpy, with a
+    hand-written VJP (:mod:`omlt_relax.bounds.fused`).
 
-    Forward: :func:`~omlt_relax.bounds.interval.interval_chain` itself on numpy views of the
-    weights (centre/radius form, :math:`c_k = W_k m_{k-1} + b_k`, :math:`r_k = |W_k| \\rho_{k-1}`,
-    :math:`l_k = c_k - r_k`, :math:`u_k = c_k + r_k`, with :math:`m_k, \\rho_k` the centre and
-    radius of :math:`[\\max(0, l_k), \\max(0, u_k)]` (:math:`m_0, \\rho_0` from the box)); returns
-    the flat :math:`l = (l_1, \\dots, l_K)`, :math:`u`, and :math:`v_j = w_j P_j(l, u)` for each
-    penalty :math:`j`.
+    Forward: the bounds ``LU`` (rows: flat :math:`l = (l_1, \\dots, l_K)` and :math:`u`) of the
+    numpy views of the weights, then :math:`v_j = w_j P_j(l, u)` for each penalty :math:`j`
+    (``np_value_grad``); returns :math:`l`, :math:`u` and :math:`\\sum_j v_j`.
 
-    Backward: :math:`\\bar l = \\bar l_{out} + \\sum_j \\bar v_j w_j \\partial P_j/\\partial l`
-    (same for :math:`u`), then per layer from the last, with what flows back from layer k+1 added
-    through the ReLUs, :math:`\\bar u_k \\mathrel{+}= [u_k > 0](\\bar m_k + \\bar\\rho_k)/2`,
-    :math:`\\bar l_k \\mathrel{+}= [l_k > 0](\\bar m_k - \\bar\\rho_k)/2`:
-    :math:`\\bar c = \\bar l + \\bar u`, :math:`\\bar r = \\bar u - \\bar l`,
-    :math:`\\bar W_k = \\bar c\\, m_{k-1}^\\top + \\operatorname{sign}(W_k) \\odot \\bar r\\,
-    \\rho_{k-1}^\\top`, :math:`\\bar b_k = \\bar c`, :math:`\\bar m_{k-1} = W_k^\\top \\bar c`,
-    :math:`\\bar\\rho_{k-1} = |W_k|^\\top \\bar r`. First-order only.
+    Backward: :math:`\\bar l = \\bar l_{out} + \\bar t \\sum_j w_j \\partial P_j/\\partial l`
+    (same for :math:`u`), then the method's VJP to the weights. First-order only.
     """
 
     @staticmethod
     def forward(
         ctx: Any,
-        lo: np.ndarray,
-        hi: np.ndarray,
+        method: str,
+        chain: list[tuple[np.ndarray, np.ndarray]],
+        box: tuple[np.ndarray, np.ndarray],
         pens: tuple[Any, ...],
         terms_out: list[float],
         *params: Tensor,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        # lo, hi: the input box; the numpy view of the one interval routine
-        n_layers = len(params) // 2
-        chain = [
-            (params[2 * k].detach().numpy(), params[2 * k + 1].detach().numpy())
-            for k in range(n_layers)
-        ]  # shares memory with the parameters: versions checked in backward
-        trace: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        lows, ups = interval_chain(chain, lo, hi, include_output=True, trace=trace)
-        saved = [(w, aw, m, rho) for (w, _), (m, rho, aw) in zip(chain, trace, strict=True)]
-        flat_l, flat_u = np.concatenate(lows), np.concatenate(ups)
+        # chain: numpy views sharing memory with params (versions checked in backward)
+        fwd, vjp = FUSED[method]
+        lu, tape = fwd(chain, *box)
+        flat_l, flat_u = lu[0], lu[1]
         # sum_j w_j dP_j/dl and .../du, for the backward pass
         dl_sum: np.ndarray | float = 0.0
         du_sum: np.ndarray | float = 0.0
         terms_out.clear()
+        total = 0.0
         for pen in pens:
             v, dl, du = pen.np_value_grad(flat_l, flat_u)
-            terms_out.append(pen.weight * v)
-            dl_sum = dl_sum + pen.weight * dl
-            du_sum = du_sum + pen.weight * du
+            w = pen.weight
+            terms_out.append(w * v)
+            total += w * v
+            if w != 1.0:
+                dl, du = w * dl, w * du
+            dl_sum = dl if isinstance(dl_sum, float) else dl_sum + dl
+            du_sum = du if isinstance(du_sum, float) else du_sum + du
         ctx.set_materialize_grads(False)
-        ctx.saved = (lows, ups, saved, dl_sum, du_sum)
+        ctx.saved = (vjp, tape, dl_sum, du_sum, lu.shape, lu.dtype)
         ctx.versions = [p._version for p in params]
         ctx.params = params
-        total = torch.from_numpy(np.array(sum(terms_out), dtype=flat_l.dtype))
-        return torch.from_numpy(flat_l), torch.from_numpy(flat_u), total
+        return (
+            torch.from_numpy(flat_l),
+            torch.from_numpy(flat_u),
+            torch.from_numpy(np.array(total, dtype=lu.dtype)),
+        )
 
     @staticmethod
     @once_differentiable
@@ -120,39 +115,24 @@ class _IBPPenaltiesCPU(torch.autograd.Function):
                 "penalties and calling backward(); call backward() before optimizer.step()"
             )
             raise RuntimeError(msg)
-        lows, ups, saved, dl_sum, du_sum = ctx.saved
-        # gradient in the flat bounds: from the bounds outputs (LP gap) and from the penalties
-        gl_all: np.ndarray | float = 0.0 if g_total is None else g_total.item() * dl_sum
-        gu_all: np.ndarray | float = 0.0 if g_total is None else g_total.item() * du_sum
+        vjp, tape, dl_sum, du_sum, shape, dtype = ctx.saved
+        # gradient in the bounds: from the bounds outputs (LP gap) and from the penalties
+        g = np.zeros(shape, dtype=dtype)
+        if g_total is not None:
+            t = g_total.item()
+            g[0] = dl_sum
+            g[1] = du_sum
+            if t != 1.0:
+                g *= t
         if g_lo is not None:
-            gl_all = g_lo.numpy() + gl_all
+            g[0] += g_lo.numpy()
         if g_up is not None:
-            gu_all = g_up.numpy() + gu_all
-        size = sum(l.size for l in lows)
-        if not isinstance(gl_all, np.ndarray):  # no penalties and no use of the bounds
-            gl_all = np.zeros(size, dtype=lows[0].dtype)
-        if not isinstance(gu_all, np.ndarray):
-            gu_all = np.zeros(size, dtype=lows[0].dtype)
-        n_layers = len(lows)
-        grads: list[Tensor | None] = [None] * (2 * n_layers)
-        end = size
-        gm = grho = None
-        for k in range(n_layers - 1, -1, -1):
-            w, aw, m, rho = saved[k]
-            start = end - lows[k].size
-            gl, gu = gl_all[start:end], gu_all[start:end]
-            end = start
-            if gm is not None:
-                gu = gu + (ups[k] > 0) * ((gm + grho) * 0.5)
-                gl = gl + (lows[k] > 0) * ((gm - grho) * 0.5)
-            gc, gr = gl + gu, gu - gl
-            if ctx.needs_input_grad[4 + 2 * k]:
-                grads[2 * k] = torch.from_numpy(np.outer(gc, m) + np.sign(w) * np.outer(gr, rho))
-            if ctx.needs_input_grad[5 + 2 * k]:
-                grads[2 * k + 1] = torch.from_numpy(np.ascontiguousarray(gc))
-            if k > 0:
-                gm, grho = gc @ w, gr @ aw
-        return (None, None, None, None, *grads)
+            g[1] += g_up.numpy()
+        need = ctx.needs_input_grad[5:]
+        grads = vjp(tape, g, need)
+        return (None,) * 5 + tuple(
+            None if a is None else torch.from_numpy(np.ascontiguousarray(a)) for a in grads
+        )
 
 
 class FlatBounds(NeuronBounds):
@@ -213,6 +193,9 @@ class BoundSource:
         self._box_cache: dict[tuple[torch.dtype, torch.device], tuple[Tensor, Tensor]] = {}
         self._np_box: dict[torch.dtype, tuple[np.ndarray, np.ndarray]] = {}
         self._widths = list(self.parsed.hidden_widths)
+        self._hidden_linears = list(self.parsed.linears[:-1])
+        # (tensor, data_ptr, numpy view) per hidden weight/bias, see _hidden_chain
+        self._np_views: list[tuple[Any, int, Any]] = []
 
     @property
     def n_inputs(self) -> int:
@@ -236,20 +219,19 @@ class BoundSource:
     def compute(self, method: str) -> NeuronBounds:
         """``"ibp"`` or ``"crown"`` bounds as a :class:`NeuronBounds` of tensors with graph.
 
-        IBP of a CPU float32/float64 network takes the numpy path (:func:`ibp_penalties`) and
-        returns a :class:`FlatBounds`; otherwise the torch implementations of
-        :mod:`omlt_relax.bounds`.
+        A CPU float32/float64 network takes the numpy path (:meth:`fused_penalties`) and returns a
+        :class:`FlatBounds`; otherwise the torch implementations of :mod:`omlt_relax.bounds`.
         """
-        if check_method(method) == "ibp" and self.fast_ibp():
-            return self.ibp_penalties(())[0]
+        if self.fast_numpy():
+            return self.fused_penalties(check_method(method), ())[0]
         chain = affine_chain(self.parsed, self.input_bounds)
         w0 = chain[0][0]
         lo, hi = self._box(w0.dtype, w0.device)
         lowers, uppers = propagate(method)(chain, lo, hi)
         return NeuronBounds(lowers, uppers, method, *self.input_bounds)
 
-    def fast_ibp(self) -> bool:
-        """Whether the numpy IBP path applies: weights are CPU float32/float64 tensors."""
+    def fast_numpy(self) -> bool:
+        """Whether the numpy path applies: weights are CPU float32/float64 tensors."""
         w = self.parsed.linears[0].weight
         return (
             w.device.type == "cpu"
@@ -257,21 +239,56 @@ class BoundSource:
             and bool(self._widths)
         )
 
-    def ibp_penalties(self, pens: tuple[Any, ...]) -> tuple[FlatBounds, Tensor, list[float]]:
-        """IBP bounds and :math:`\\sum_j w_j P_j` over IBP penalties, in one numpy pass.
+    #: The former name of :meth:`fast_numpy` (the numpy path was IBP only).
+    fast_ibp = fast_numpy
 
-        Forward and backward in numpy (:class:`_IBPPenaltiesCPU`); call only if
-        :meth:`fast_ibp`. Returns ``(bounds, total, terms)``: ``total`` a 0-d tensor with graph,
-        ``terms`` the floats :math:`w_j P_j`.
+    def fused_penalties(
+        self, method: str, pens: tuple[Any, ...]
+    ) -> tuple[FlatBounds, Tensor, list[float]]:
+        """``method`` (``"ibp"``/``"crown"``) bounds and :math:`\\sum_j w_j P_j` over penalties of
+        that method, in one numpy pass.
+
+        Forward and backward in numpy (:class:`_FusedPenaltiesCPU`,
+        :mod:`omlt_relax.bounds.fused`); call only if :meth:`fast_numpy`. Returns
+        ``(bounds, total, terms)``: ``total`` a 0-d tensor with graph, ``terms`` the floats
+        :math:`w_j P_j`.
+        """
+        hidden, chain = self._hidden_chain()
+        box = self._box_np(hidden[0].dtype)
+        terms: list[float] = []
+        flat_lo, flat_up, total = _FusedPenaltiesCPU.apply(
+            method, chain, box, pens, terms, *hidden
+        )
+        return FlatBounds(flat_lo, flat_up, self._widths, method, self.input_bounds), total, terms
+
+    def ibp_penalties(self, pens: tuple[Any, ...]) -> tuple[FlatBounds, Tensor, list[float]]:
+        """:meth:`fused_penalties` with IBP bounds."""
+        return self.fused_penalties("ibp", pens)
+
+    def _hidden_chain(self) -> tuple[list[Tensor], list[tuple[np.ndarray, np.ndarray]]]:
+        """The hidden layers' weight tensors ``[W_1, b_1, ...]`` (live) and their numpy views.
+
+        The views share memory with the tensors and are cached: a tensor is viewed again only if
+        it is another object or its storage moved (``data_ptr``), e.g. after
+        ``lin.weight = ...`` or ``lin.weight.data = ...``; in-place updates are seen through the
+        view.
         """
         if self.parsed.quantile_head:
             hidden = [t for wb in affine_chain(self.parsed, self.input_bounds)[:-1] for t in wb]
         else:
-            hidden = [t for lin in self.parsed.linears[:-1] for t in (lin.weight, lin.bias)]
-        lo, hi = self._box_np(hidden[0].dtype)
-        terms: list[float] = []
-        flat_lo, flat_up, total = _IBPPenaltiesCPU.apply(lo, hi, tuple(pens), terms, *hidden)
-        return FlatBounds(flat_lo, flat_up, self.widths, "ibp", self.input_bounds), total, terms
+            hidden = [t for lin in self._hidden_linears for t in (lin.weight, lin.bias)]
+        cache = self._np_views
+        if len(cache) != len(hidden):
+            cache[:] = [(None, 0, None)] * len(hidden)
+        arrays = []
+        for i, t in enumerate(hidden):
+            ref, ptr, arr = cache[i]
+            p = t.data_ptr()
+            if ref is not t or ptr != p or arr.shape != t.shape:
+                arr = t.detach().numpy()
+                cache[i] = (t, p, arr)
+            arrays.append(arr)
+        return hidden, list(zip(arrays[::2], arrays[1::2], strict=True))
 
     def _box_np(self, dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
         """The input box as numpy arrays of ``dtype`` (cached)."""
@@ -417,9 +434,10 @@ class BoundPenalty(Penalty):
 
     @property
     def fusable(self) -> bool:
-        """Whether this penalty joins the fused numpy IBP pass (IBP and :meth:`np_value_grad`)."""
+        """Whether this penalty joins the fused numpy pass of its bounds method
+        (:meth:`BoundSource.fused_penalties`): it implements :meth:`np_value_grad`."""
         return (
-            self.bounds_method == "ibp"
+            self.bounds_method in FUSED
             and type(self).np_value_grad is not BoundPenalty.np_value_grad
         )
 
@@ -430,8 +448,8 @@ class BoundPenalty(Penalty):
         ``BoundsMismatchError`` for other widths, ``ValueError`` for another method).
         """
         self.source.check_x(x)
-        if bounds is None and self.fusable and self.source.fast_ibp():
-            return self.source.ibp_penalties((self,))[1]
+        if bounds is None and self.fusable and self.source.fast_numpy():
+            return self.source.fused_penalties(str(self.bounds_method), (self,))[1]
         return super().__call__(x, bounds)
 
 
