@@ -67,16 +67,10 @@ class _FusedPenaltiesCPU(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(
-        ctx: Any,
-        method: str,
-        chain: list[tuple[np.ndarray, np.ndarray]],
-        box: tuple[np.ndarray, np.ndarray],
-        pens: tuple[Any, ...],
-        terms_out: list[float],
-        *params: Tensor,
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        # chain: numpy views sharing memory with params (versions checked in backward)
+    def forward(ctx: Any, spec: tuple[Any, ...], *params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        # spec: (method, numpy views of params (shared memory, versions checked in backward),
+        # input box, penalties, list receiving the weighted terms)
+        method, chain, box, pens, terms_out = spec
         fwd, vjp = FUSED[method]
         lu, tape = fwd(chain, *box)
         flat_l, flat_u = lu[0], lu[1]
@@ -109,12 +103,14 @@ class _FusedPenaltiesCPU(torch.autograd.Function):
     def backward(
         ctx: Any, g_lo: Tensor | None, g_up: Tensor | None, g_total: Tensor | None
     ) -> tuple[Tensor | None, ...]:
-        if any(p._version != v for p, v in zip(ctx.params, ctx.versions, strict=True)):
-            msg = (
-                "a network weight was modified in place between computing the relaxation "
-                "penalties and calling backward(); call backward() before optimizer.step()"
-            )
-            raise RuntimeError(msg)
+        params = ctx.params
+        for p, v in zip(params, ctx.versions, strict=True):
+            if p._version != v:
+                msg = (
+                    "a network weight was modified in place between computing the relaxation "
+                    "penalties and calling backward(); call backward() before optimizer.step()"
+                )
+                raise RuntimeError(msg)
         vjp, tape, dl_sum, du_sum, shape, dtype = ctx.saved
         # gradient in the bounds: from the bounds outputs (LP gap) and from the penalties
         g = np.zeros(shape, dtype=dtype)
@@ -128,11 +124,8 @@ class _FusedPenaltiesCPU(torch.autograd.Function):
             g[0] += g_lo.numpy()
         if g_up is not None:
             g[1] += g_up.numpy()
-        need = ctx.needs_input_grad[5:]
-        grads = vjp(tape, g, need)
-        return (None,) * 5 + tuple(
-            None if a is None else torch.from_numpy(np.ascontiguousarray(a)) for a in grads
-        )
+        grads = vjp(tape, g, ctx.needs_input_grad[1:])
+        return (None, *(None if a is None else torch.from_numpy(a) for a in grads))
 
 
 class FlatBounds(NeuronBounds):
@@ -257,7 +250,7 @@ class BoundSource:
         box = self._box_np(hidden[0].dtype)
         terms: list[float] = []
         flat_lo, flat_up, total = _FusedPenaltiesCPU.apply(
-            method, chain, box, pens, terms, *hidden
+            (method, chain, box, pens, terms), *hidden
         )
         return FlatBounds(flat_lo, flat_up, self._widths, method, self.input_bounds), total, terms
 
@@ -276,17 +269,18 @@ class BoundSource:
         if self.parsed.quantile_head:
             hidden = [t for wb in affine_chain(self.parsed, self.input_bounds)[:-1] for t in wb]
         else:
-            hidden = [t for lin in self._hidden_linears for t in (lin.weight, lin.bias)]
+            hidden = []
+            for lin in self._hidden_linears:
+                hidden += (lin.weight, lin.bias)
         cache = self._np_views
         if len(cache) != len(hidden):
             cache[:] = [(None, 0, None)] * len(hidden)
         arrays = []
         for i, t in enumerate(hidden):
             ref, ptr, arr = cache[i]
-            p = t.data_ptr()
-            if ref is not t or ptr != p or arr.shape != t.shape:
+            if ref is not t or ptr != t.data_ptr() or arr.shape != t.shape:
                 arr = t.detach().numpy()
-                cache[i] = (t, p, arr)
+                cache[i] = (t, t.data_ptr(), arr)
             arrays.append(arr)
         return hidden, list(zip(arrays[::2], arrays[1::2], strict=True))
 

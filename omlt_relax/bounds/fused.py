@@ -67,23 +67,59 @@ def _slices(chain: NpChain) -> list[tuple[int, int]]:
     return out
 
 
-def _ibp_layer(w: np.ndarray, b: np.ndarray, m: np.ndarray, rho: np.ndarray,
-               l_out: np.ndarray, u_out: np.ndarray) -> np.ndarray:
-    """IBP of one layer into ``l_out``, ``u_out``; returns :math:`|W|`."""
-    aw = np.abs(w)
-    c = w @ m
+def _consts(dtype: np.dtype) -> tuple[np.ndarray, ...]:
+    """0-d arrays 0, 1/2, 1 of ``dtype`` and the 2x2 matrix taking ``[l; u]`` to centre and radius
+    (numpy operands of the array's dtype are cheaper than Python floats)."""
+    key = np.dtype(dtype)
+    if key not in _CONSTS:
+        _CONSTS[key] = (
+            *(np.full((), v, dtype=key) for v in (0.0, 0.5, 1.0)),
+            np.array([[0.5, 0.5], [-0.5, 0.5]], dtype=key),
+        )
+    return _CONSTS[key]
+
+
+_CONSTS: dict[np.dtype, tuple[np.ndarray, ...]] = {}
+
+
+def _input_box(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Centre and radius of the input box as the rows of a ``(2, n_0)`` array."""
+    return np.dot(_consts(lo.dtype)[3], np.stack([lo, hi]))
+
+
+def _ibp_layer(w: np.ndarray, b: np.ndarray, mr: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """IBP of one layer into ``out`` (shape ``(2, n)``: rows ``l``, ``u``) from the input box's
+    centre and radius (rows of ``mr``); returns :math:`[W; |W|]`.
+
+    One product :math:`[W; |W|]\\,[m, \\rho]` gives :math:`c = W m` and :math:`r = |W|\\rho`
+    (and two unused blocks: at these sizes one call costs less than two).
+    """
+    n = w.shape[0]
+    wc = np.empty((2 * n, w.shape[1]), dtype=w.dtype)
+    wc[:n] = w
+    np.abs(w, out=wc[n:])
+    cr = np.dot(wc, mr.T)
+    c = cr[:n, 0]
     c += b
-    r = aw @ rho
-    np.subtract(c, r, out=l_out)
-    np.add(c, r, out=u_out)
-    return aw
+    r = cr[n:, 1]
+    np.subtract(c, r, out=out[0])
+    np.add(c, r, out=out[1])
+    return wc
 
 
-def _box(l: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Centre and radius of the post-activation box :math:`[\\max(0, l), \\max(0, u)]`."""
-    zl = np.maximum(l, 0.0)
-    zu = np.maximum(u, 0.0)
-    return (zu + zl) * 0.5, (zu - zl) * 0.5
+def _box(lu_k: np.ndarray) -> np.ndarray:
+    """Centre and radius (rows of a ``(2, n)`` array) of the post-activation box
+    :math:`[\\max(0, l), \\max(0, u)]` of a layer's bounds ``lu_k`` (rows ``l``, ``u``)."""
+    zero, _, _, to_centre = _consts(lu_k.dtype)
+    return np.dot(to_centre, np.maximum(lu_k, zero))
+
+
+def _acc(grads: list[np.ndarray | None], i: int, g: np.ndarray) -> None:
+    """``grads[i] += g`` (``grads[i]`` may still be ``None``)."""
+    if grads[i] is None:
+        grads[i] = g
+    else:
+        grads[i] += g
 
 
 def ibp_forward(chain: NpChain, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, Tape]:
@@ -91,38 +127,48 @@ def ibp_forward(chain: NpChain, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndar
     :func:`ibp_vjp`."""
     sl = _slices(chain)
     lu = np.empty((2, sl[-1][1]), dtype=chain[0][0].dtype)
-    m, rho = (hi + lo) * 0.5, (hi - lo) * 0.5
+    mr = _input_box(lo, hi)
     layers = []
+    last = len(chain) - 1
     for k, (w, b) in enumerate(chain):
         s, e = sl[k]
-        aw = _ibp_layer(w, b, m, rho, lu[0, s:e], lu[1, s:e])
-        layers.append((w, aw, m, rho))
-        if k + 1 < len(chain):
-            m, rho = _box(lu[0, s:e], lu[1, s:e])
+        lu_k = lu[:, s:e]
+        wc = _ibp_layer(w, b, mr, lu_k)
+        layers.append((wc, mr))
+        if k < last:
+            mr = _box(lu_k)
     return lu, (layers, sl, lu)
 
 
 def _ibp_layer_vjp(
-    k: int, layer: tuple[np.ndarray, ...], gl: np.ndarray, gu: np.ndarray, g: np.ndarray,
+    k: int, layer: tuple[Any, ...], gl: np.ndarray, gu: np.ndarray, g: np.ndarray,
     lu: np.ndarray, sl: list[tuple[int, int]], need: Sequence[bool],
     grads: list[np.ndarray | None],
 ) -> None:
     """Reverse IBP of layer ``k``: add to ``grads`` and to the previous layer's rows of ``g``."""
-    w, aw, m, rho = layer
+    wc, mr = layer
+    n = wc.shape[0] // 2
     gc = gl + gu
     gr = gu - gl
     if need[2 * k]:
-        gw = np.outer(gc, m)
-        gw += np.sign(w) * np.outer(gr, rho)
-        grads[2 * k] = gw if grads[2 * k] is None else grads[2 * k] + gw
+        # outer products as (n, 1) x (1, m) dot products (cheaper than np.outer at these sizes)
+        gw = np.dot(gr[:, None], mr[1:])
+        gw *= np.sign(wc[:n])
+        gw += np.dot(gc[:, None], mr[:1])
+        _acc(grads, 2 * k, gw)
     if need[2 * k + 1]:
-        grads[2 * k + 1] = gc if grads[2 * k + 1] is None else grads[2 * k + 1] + gc
+        _acc(grads, 2 * k + 1, gc)
     if k > 0:
-        gm = gc @ w
-        grho = gr @ aw
+        zero, half = _consts(gc.dtype)[:2]
+        gm = np.dot(gc, wc[:n])
+        grho = np.dot(gr, wc[n:])
         s, e = sl[k - 1]
-        g[1, s:e] += (lu[1, s:e] > 0) * ((gm + grho) * 0.5)
-        g[0, s:e] += (lu[0, s:e] > 0) * ((gm - grho) * 0.5)
+        t = np.empty((2, gm.shape[0]), dtype=gm.dtype)
+        np.subtract(gm, grho, out=t[0])
+        np.add(gm, grho, out=t[1])
+        t *= half
+        t *= lu[:, s:e] > zero
+        g[:, s:e] += t
 
 
 def ibp_vjp(tape: Tape, g: np.ndarray, need: Sequence[bool]) -> list[np.ndarray | None]:
@@ -139,14 +185,14 @@ def ibp_vjp(tape: Tape, g: np.ndarray, need: Sequence[bool]) -> list[np.ndarray 
 def _relaxation(l: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, ...]:
     """``(alpha, beta, gamma, unstable, 1/(u-l))`` of :func:`~omlt_relax.bounds.crown.
     relu_relaxation` (``1/(u-l)`` only meaningful on unstable neurons)."""
-    active = l >= 0
-    unstable = (l < 0) & (u > 0)
-    inv = 1.0 / np.where(unstable, u - l, 1.0)
-    beta = np.where(unstable, u * inv, active)
-    gamma = np.where(unstable, -u * l * inv, 0.0)
+    zero, _, one, _ = _consts(l.dtype)
+    active = l >= zero
+    unstable = (l < zero) & (u > zero)
+    inv = one / np.where(unstable, u - l, one)
+    beta = np.where(unstable, u * inv, active.astype(l.dtype))
+    gamma = np.where(unstable, -u * l * inv, zero)
     alpha = (active | (unstable & (u >= -l))).astype(l.dtype)
-    return alpha, beta.astype(l.dtype, copy=False), gamma.astype(l.dtype, copy=False), \
-        unstable, inv
+    return alpha, beta, gamma, unstable, inv
 
 
 def _relaxation_vjp(relax: tuple[np.ndarray, ...], l: np.ndarray, u: np.ndarray,
@@ -165,48 +211,53 @@ def crown_forward(chain: NpChain, lo: np.ndarray, hi: np.ndarray) -> tuple[np.nd
     sl = _slices(chain)
     dtype = chain[0][0].dtype
     lu = np.empty((2, sl[-1][1]), dtype=dtype)
-    m, rho = (hi + lo) * 0.5, (hi - lo) * 0.5
+    mr = _input_box(lo, hi)
     layers, relax, backs = [], [], []
+    last = len(chain) - 1
     for k, (w, b) in enumerate(chain):
         s, e = sl[k]
-        l, u = lu[0, s:e], lu[1, s:e]
+        lu_k = lu[:, s:e]
         if k == 0:
-            aw = _ibp_layer(w, b, m, rho, l, u)
+            wc = _ibp_layer(w, b, mr, lu_k)
             backs.append(None)
         else:
-            li, ui = np.empty_like(l), np.empty_like(u)
-            aw = _ibp_layer(w, b, m, rho, li, ui)
+            ibp = np.empty_like(lu_k)
+            wc = _ibp_layer(w, b, mr, ibp)
             cl, cu, steps = _backsubstitute(chain, k, relax, lo, hi)
-            np.maximum(li, cl, out=l)
-            np.minimum(ui, cu, out=u)
-            backs.append((li, ui, cl, cu, steps))
-        layers.append((w, aw, m, rho))
-        if k + 1 < len(chain):
-            relax.append(_relaxation(l, u))
-            m, rho = _box(l, u)
+            np.maximum(ibp[0], cl, out=lu_k[0])
+            np.minimum(ibp[1], cu, out=lu_k[1])
+            backs.append((ibp[0], ibp[1], cl, cu, steps))
+        layers.append((wc, mr))
+        if k < last:
+            relax.append(_relaxation(lu_k[0], lu_k[1]))
+            mr = _box(lu_k)
     return lu, (layers, relax, backs, sl, lu, chain, lo, hi)
 
 
 def _backsubstitute(
     chain: NpChain, k: int, relax: list[tuple[np.ndarray, ...]], lo: np.ndarray, hi: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, ...]]]:
+    """The CROWN bounds of layer ``k`` from the relaxations of the layers before, and the
+    intermediate :math:`\\Lambda, \\Lambda^+, D` of each step (for the backward pass)."""
     w, b = chain[k]
     n = w.shape[0]
     lam = np.concatenate([w, -w])
     const = np.concatenate([b, -b])
+    zero = _consts(w.dtype)[0]
     steps = []
     for j in range(k - 1, -1, -1):
         alpha, beta, gamma = relax[j][:3]
-        lp = np.maximum(lam, 0.0)
-        ln = np.minimum(lam, 0.0)
-        const = const + lp @ gamma
+        lp = np.maximum(lam, zero)
+        ln = np.minimum(lam, zero)
+        const += np.dot(lp, gamma)
         d = lp * beta
         d += ln * alpha
         wj, bj = chain[j]
-        const = const + d @ bj
+        const += np.dot(d, bj)
         steps.append((lam, lp, d))
-        lam = d @ wj
-    const = const + np.maximum(lam, 0.0) @ hi + np.minimum(lam, 0.0) @ lo
+        lam = np.dot(d, wj)
+    const += np.dot(np.maximum(lam, zero), hi)
+    const += np.dot(np.minimum(lam, zero), lo)
     steps.append((lam,))
     return -const[n:], const[:n], steps
 
@@ -219,12 +270,12 @@ def crown_vjp(tape: Tape, g: np.ndarray, need: Sequence[bool]) -> list[np.ndarra
     grads: list[np.ndarray | None] = [None] * (2 * n_layers)
     g_beta = [np.zeros_like(r[1]) for r in relax]
     g_gamma = [np.zeros_like(r[1]) for r in relax]
+    half = _consts(lu.dtype)[1]
     for k in range(n_layers - 1, -1, -1):
         s, e = sl[k]
         gl, gu = g[0, s:e], g[1, s:e]
-        l, u = lu[0, s:e], lu[1, s:e]
         if k < n_layers - 1:
-            rl, ru = _relaxation_vjp(relax[k], l, u, g_beta[k], g_gamma[k])
+            rl, ru = _relaxation_vjp(relax[k], lu[0, s:e], lu[1, s:e], g_beta[k], g_gamma[k])
             gl = gl + rl
             gu = gu + ru
         if k == 0:
@@ -232,12 +283,10 @@ def crown_vjp(tape: Tape, g: np.ndarray, need: Sequence[bool]) -> list[np.ndarra
             continue
         li, ui, cl, cu, steps = backs[k]
         # l = maximum(l_ibp, l_crown), u = minimum(u_ibp, u_crown): ties split in halves
-        half = l.dtype.type(0.5)
         tie_l = li == cl
         tie_u = ui == cu
-        w_li = np.where(tie_l, half, li > cl)
-        w_ui = np.where(tie_u, half, ui < cu)
-        _ibp_layer_vjp(k, layers[k], gl * w_li, gu * w_ui, g, lu, sl, need, grads)
+        _ibp_layer_vjp(k, layers[k], gl * np.where(tie_l, half, li > cl),
+                       gu * np.where(tie_u, half, ui < cu), g, lu, sl, need, grads)
         g_cl = gl * np.where(tie_l, half, cl > li)
         g_cu = gu * np.where(tie_u, half, cu < ui)
         _backsubstitute_vjp(chain, k, relax, steps, g_cl, g_cu, lo, hi, need, grads,
@@ -255,34 +304,35 @@ def _backsubstitute_vjp(
     w, _ = chain[k]
     n = w.shape[0]
     g_const = np.concatenate([g_cu, -g_cl])
+    g_col = g_const[:, None]
     lam = steps[-1][0]
-    g_lam = np.outer(g_const, hi) * (lam >= 0)
-    g_lam += np.outer(g_const, lo) * (lam <= 0)
+    zero = _consts(w.dtype)[0]
+    g_lam = np.dot(g_col, hi[None, :])
+    g_lam *= lam >= zero
+    g_lam += np.dot(g_col, lo[None, :]) * (lam <= zero)
     for i in range(k - 1, -1, -1):  # steps[i] is layer j = k - 1 - i; reverse: j = 0 first
         j = k - 1 - i
         lam_j, lp, d = steps[i]
         alpha, beta, gamma = relax[j][:3]
         wj, bj = chain[j]
         if need[2 * j]:
-            gw = d.T @ g_lam
-            grads[2 * j] = gw if grads[2 * j] is None else grads[2 * j] + gw
+            _acc(grads, 2 * j, np.dot(d.T, g_lam))
         if need[2 * j + 1]:
-            gb = g_const @ d
-            grads[2 * j + 1] = gb if grads[2 * j + 1] is None else grads[2 * j + 1] + gb
-        g_d = g_lam @ wj.T
-        g_d += np.outer(g_const, bj)
-        g_beta[j] += (g_d * lp).sum(axis=0)
-        g_gamma[j] += g_const @ lp
-        g_lp = g_d * beta
-        g_lp += np.outer(g_const, gamma)
-        g_lam = g_lp * (lam_j >= 0)
-        g_lam += (g_d * alpha) * (lam_j <= 0)
+            _acc(grads, 2 * j + 1, np.dot(g_const, d))
+        g_d = np.dot(g_lam, wj.T)
+        g_d += np.dot(g_col, bj[None, :])
+        g_beta[j] += np.einsum("ij,ij->j", g_d, lp)
+        g_gamma[j] += np.dot(g_const, lp)
+        g_lam = g_d * beta
+        g_lam += np.dot(g_col, gamma[None, :])
+        g_lam *= lam_j >= zero
+        g_d *= alpha
+        g_d *= lam_j <= zero
+        g_lam += g_d
     if need[2 * k]:
-        gw = g_lam[:n] - g_lam[n:]
-        grads[2 * k] = gw if grads[2 * k] is None else grads[2 * k] + gw
+        _acc(grads, 2 * k, g_lam[:n] - g_lam[n:])
     if need[2 * k + 1]:
-        gb = g_const[:n] - g_const[n:]
-        grads[2 * k + 1] = gb if grads[2 * k + 1] is None else grads[2 * k + 1] + gb
+        _acc(grads, 2 * k + 1, g_const[:n] - g_const[n:])
 
 
 #: method name -> (forward, vjp)
