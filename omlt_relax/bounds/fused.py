@@ -305,6 +305,7 @@ def _backsubstitute_vjp(
     n = w.shape[0]
     g_const = np.concatenate([g_cu, -g_cl])
     g_col = g_const[:, None]
+    ones = np.ones(g_const.shape[0], dtype=g_const.dtype)
     lam = steps[-1][0]
     zero = _consts(w.dtype)[0]
     g_lam = np.dot(g_col, hi[None, :])
@@ -321,7 +322,7 @@ def _backsubstitute_vjp(
             _acc(grads, 2 * j + 1, np.dot(g_const, d))
         g_d = np.dot(g_lam, wj.T)
         g_d += np.dot(g_col, bj[None, :])
-        g_beta[j] += np.einsum("ij,ij->j", g_d, lp)
+        g_beta[j] += np.dot(ones, g_d * lp)
         g_gamma[j] += np.dot(g_const, lp)
         g_lam = g_d * beta
         g_lam += np.dot(g_col, gamma[None, :])
