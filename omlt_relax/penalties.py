@@ -226,11 +226,7 @@ class BoundSource:
     def fast_numpy(self) -> bool:
         """Whether the numpy path applies: weights are CPU float32/float64 tensors."""
         w = self.parsed.linears[0].weight
-        return (
-            w.device.type == "cpu"
-            and w.dtype in (torch.float32, torch.float64)
-            and bool(self._widths)
-        )
+        return w.is_cpu and w.dtype in _NP_DTYPES and bool(self._widths)
 
     #: The former name of :meth:`fast_numpy` (the numpy path was IBP only).
     fast_ibp = fast_numpy
@@ -282,7 +278,7 @@ class BoundSource:
                 arr = t.detach().numpy()
                 cache[i] = (t, t.data_ptr(), arr)
             arrays.append(arr)
-        return hidden, list(zip(arrays[::2], arrays[1::2], strict=True))
+        return hidden, list(zip(arrays[::2], arrays[1::2]))
 
     def _box_np(self, dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
         """The input box as numpy arrays of ``dtype`` (cached)."""
