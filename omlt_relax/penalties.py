@@ -21,13 +21,14 @@ computed bounds with the same method share them
 Two implementations of the same numbers:
 
 * the reference, in torch autograd on any :class:`~omlt_relax.NeuronBounds` (``bounds_value``), used
-  for CROWN, for bounds passed in, and on GPUs;
-* the fast path for IBP on CPU (:func:`ibp_penalties`): IBP and every IBP penalty of a step in
-  numpy inside one ``torch.autograd.Function`` with a hand-written vector-Jacobian product
-  (``np_value_grad`` per penalty). A training step of a small network costs mostly per-operation
-  overhead, and a numpy operation costs a fraction of a torch one; this is what keeps IBP
-  penalties within +50% of a plain MSE step (``benchmarks/bench_training.py``). The tests check
-  that both paths agree in value and gradient.
+  for bounds passed in and on GPUs;
+* the fast path on CPU (:meth:`BoundSource.fused_penalties`): IBP or CROWN bounds and every
+  penalty on them of a step in numpy inside one ``torch.autograd.Function`` with a hand-written
+  vector-Jacobian product (:mod:`omlt_relax.bounds.fused` for the bounds, ``np_value_grad`` per
+  penalty), on cached numpy views of the live weights. A training step of a small network costs
+  mostly per-operation overhead, and a numpy operation costs a fraction of a torch one
+  (``benchmarks/bench_training.py``). The tests check that both paths agree in value and gradient
+  (float64, relative 1e-10). Both compute the penalty at the current weights at every call.
 """
 
 from __future__ import annotations
@@ -396,7 +397,7 @@ class BoundPenalty(Penalty):
 
     Subclasses implement :meth:`value` on any :class:`~omlt_relax.NeuronBounds` (torch autograd)
     and may implement :meth:`np_value_grad` (numpy value and gradients in the flat bounds) to join
-    the fused IBP fast path of :meth:`BoundSource.ibp_penalties`.
+    the fused numpy pass of :meth:`BoundSource.fused_penalties` (IBP and CROWN).
     """
 
     def __init__(self, model: nn.Module, input_bounds: Any, weight: float, bounds: str) -> None:

@@ -36,7 +36,7 @@ class PaperRegularizer:
     (``"min"``, weight :math:`1/N` for the paper's mean), ``lpgap`` is
     :class:`~omlt_relax.LPGapPenalty` (``sense="min"``, IBP big-M constants, :data:`LP_SAMPLES`
     points per batch), combined by :class:`~omlt_relax.RelaxationRegularizer` (IBP bounds once
-    per step, the IBP terms on its numpy fast path).
+    per step, the IBP and CROWN terms on its numpy fast path).
     """
 
     def __init__(self, model: nn.Sequential, variant: PaperVariant,
