@@ -238,7 +238,8 @@ def _backsubstitute(
     chain: NpChain, k: int, relax: list[tuple[np.ndarray, ...]], lo: np.ndarray, hi: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, ...]]]:
     """The CROWN bounds of layer ``k`` from the relaxations of the layers before, and the
-    intermediate :math:`\\Lambda, \\Lambda^+, D` of each step (for the backward pass)."""
+    intermediate :math:`\\Lambda, \\Lambda^+, D, [\\Lambda \\ge 0]` of each step (for the backward
+    pass)."""
     w, b = chain[k]
     n = w.shape[0]
     lam = np.concatenate([w, -w])
@@ -248,13 +249,14 @@ def _backsubstitute(
     for j in range(k - 1, -1, -1):
         alpha, beta, gamma = relax[j][:3]
         lp = np.maximum(lam, zero)
-        ln = np.minimum(lam, zero)
         const += np.dot(lp, gamma)
-        d = lp * beta
-        d += ln * alpha
+        # D = Lambda^+ beta + Lambda^- alpha = Lambda * (beta where Lambda >= 0, else alpha)
+        pos = lam >= zero
+        d = np.where(pos, beta, alpha)
+        d *= lam
         wj, bj = chain[j]
         const += np.dot(d, bj)
-        steps.append((lam, lp, d))
+        steps.append((lam, lp, d, pos))
         lam = np.dot(d, wj)
     const += np.dot(np.maximum(lam, zero), hi)
     const += np.dot(np.minimum(lam, zero), lo)
@@ -313,7 +315,7 @@ def _backsubstitute_vjp(
     g_lam += np.dot(g_col, lo[None, :]) * (lam <= zero)
     for i in range(k - 1, -1, -1):  # steps[i] is layer j = k - 1 - i; reverse: j = 0 first
         j = k - 1 - i
-        lam_j, lp, d = steps[i]
+        lam_j, lp, d, pos = steps[i]
         alpha, beta, gamma = relax[j][:3]
         wj, bj = chain[j]
         if need[2 * j]:
@@ -326,7 +328,7 @@ def _backsubstitute_vjp(
         g_gamma[j] += np.dot(g_const, lp)
         g_lam = g_d * beta
         g_lam += np.dot(g_col, gamma[None, :])
-        g_lam *= lam_j >= zero
+        g_lam *= pos
         g_d *= alpha
         g_d *= lam_j <= zero
         g_lam += g_d
