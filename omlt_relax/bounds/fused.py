@@ -252,11 +252,12 @@ def _backsubstitute(
         const += np.dot(lp, gamma)
         # D = Lambda^+ beta + Lambda^- alpha = Lambda * (beta where Lambda >= 0, else alpha)
         pos = lam >= zero
-        d = np.where(pos, beta, alpha)
-        d *= lam
+        slope = np.where(pos, beta, alpha)
+        d = slope * lam
         wj, bj = chain[j]
         const += np.dot(d, bj)
-        steps.append((lam, lp, d, pos))
+        # dD/dLambda is `slope` except at Lambda = 0 (alpha + beta there: clamp passes both)
+        steps.append((lam, lp, d, pos, slope if lam.all() else None))
         lam = np.dot(d, wj)
     const += np.dot(np.maximum(lam, zero), hi)
     const += np.dot(np.minimum(lam, zero), lo)
@@ -315,7 +316,7 @@ def _backsubstitute_vjp(
     g_lam += np.dot(g_col, lo[None, :]) * (lam <= zero)
     for i in range(k - 1, -1, -1):  # steps[i] is layer j = k - 1 - i; reverse: j = 0 first
         j = k - 1 - i
-        lam_j, lp, d, pos = steps[i]
+        lam_j, lp, d, pos, slope = steps[i]
         alpha, beta, gamma = relax[j][:3]
         wj, bj = chain[j]
         if need[2 * j]:
@@ -326,12 +327,17 @@ def _backsubstitute_vjp(
         g_d += np.dot(g_col, bj[None, :])
         g_beta[j] += np.dot(ones, g_d * lp)
         g_gamma[j] += np.dot(g_const, lp)
-        g_lam = g_d * beta
-        g_lam += np.dot(g_col, gamma[None, :])
-        g_lam *= pos
-        g_d *= alpha
-        g_d *= lam_j <= zero
-        g_lam += g_d
+        if slope is not None:  # no zero in Lambda: one slope per entry
+            g_lam = np.multiply(g_col, gamma)
+            g_lam *= pos
+            g_lam += g_d * slope
+        else:
+            g_lam = g_d * beta
+            g_lam += np.multiply(g_col, gamma)
+            g_lam *= pos
+            g_d *= alpha
+            g_d *= lam_j <= zero
+            g_lam += g_d
     if need[2 * k]:
         _acc(grads, 2 * k, g_lam[:n] - g_lam[n:])
     if need[2 * k + 1]:
