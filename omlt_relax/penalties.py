@@ -21,13 +21,14 @@ computed bounds with the same method share them
 Two implementations of the same numbers:
 
 * the reference, in torch autograd on any :class:`~omlt_relax.NeuronBounds` (``bounds_value``), used
-  for CROWN, for bounds passed in, and on GPUs;
-* the fast path for IBP on CPU (:func:`ibp_penalties`): IBP and every IBP penalty of a step in
-  numpy inside one ``torch.autograd.Function`` with a hand-written vector-Jacobian product
-  (``np_value_grad`` per penalty). A training step of a small network costs mostly per-operation
-  overhead, and a numpy operation costs a fraction of a torch one; this is what keeps IBP
-  penalties within +50% of a plain MSE step (``benchmarks/bench_training.py``). The tests check
-  that both paths agree in value and gradient.
+  for bounds passed in and on GPUs;
+* the fast path on CPU (:meth:`BoundSource.fused_penalties`): IBP or CROWN bounds and every
+  penalty on them of a step in numpy inside one ``torch.autograd.Function`` with a hand-written
+  vector-Jacobian product (:mod:`omlt_relax.bounds.fused` for the bounds, ``np_value_grad`` per
+  penalty), on cached numpy views of the live weights. A training step of a small network costs
+  mostly per-operation overhead, and a numpy operation costs a fraction of a torch one
+  (``benchmarks/bench_training.py``). The tests check that both paths agree in value and gradient
+  (float64, relative 1e-10). Both compute the penalty at the current weights at every call.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from omlt_relax.bounds import affine_chain
-from omlt_relax.bounds.interval import interval_chain
+from omlt_relax.bounds.fused import FUSED
 from omlt_relax.bounds.methods import BOUND_METHODS, check_method, propagate
 from omlt_relax.network import ParsedNetwork, as_box, parse_network
 from omlt_relax.neuron_bounds import NeuronBounds
@@ -54,105 +55,78 @@ STABILITY_VARIANTS = ("xiao", "triangle", "min")
 _NP_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 
-class _IBPPenaltiesCPU(torch.autograd.Function):
-    """IBP of the hidden layers and weighted bound penalties, in numpy, with a hand-written VJP.
+class _FusedPenaltiesCPU(torch.autograd.Function):
+    """IBP or CROWN of the hidden layers and weighted bound penalties, in numpy, with a
+    hand-written VJP (:mod:`omlt_relax.bounds.fused`).
 
-    Forward: :func:`~omlt_relax.bounds.interval.interval_chain` itself on numpy views of the
-    weights (centre/radius form, :math:`c_k = W_k m_{k-1} + b_k`, :math:`r_k = |W_k| \\rho_{k-1}`,
-    :math:`l_k = c_k - r_k`, :math:`u_k = c_k + r_k`, with :math:`m_k, \\rho_k` the centre and
-    radius of :math:`[\\max(0, l_k), \\max(0, u_k)]` (:math:`m_0, \\rho_0` from the box)); returns
-    the flat :math:`l = (l_1, \\dots, l_K)`, :math:`u`, and :math:`v_j = w_j P_j(l, u)` for each
-    penalty :math:`j`.
+    Forward: the bounds ``LU`` (rows: flat :math:`l = (l_1, \\dots, l_K)` and :math:`u`) of the
+    numpy views of the weights, then :math:`v_j = w_j P_j(l, u)` for each penalty :math:`j`
+    (``np_value_grad``); returns :math:`l`, :math:`u` and :math:`\\sum_j v_j`.
 
-    Backward: :math:`\\bar l = \\bar l_{out} + \\sum_j \\bar v_j w_j \\partial P_j/\\partial l`
-    (same for :math:`u`), then per layer from the last, with what flows back from layer k+1 added
-    through the ReLUs, :math:`\\bar u_k \\mathrel{+}= [u_k > 0](\\bar m_k + \\bar\\rho_k)/2`,
-    :math:`\\bar l_k \\mathrel{+}= [l_k > 0](\\bar m_k - \\bar\\rho_k)/2`:
-    :math:`\\bar c = \\bar l + \\bar u`, :math:`\\bar r = \\bar u - \\bar l`,
-    :math:`\\bar W_k = \\bar c\\, m_{k-1}^\\top + \\operatorname{sign}(W_k) \\odot \\bar r\\,
-    \\rho_{k-1}^\\top`, :math:`\\bar b_k = \\bar c`, :math:`\\bar m_{k-1} = W_k^\\top \\bar c`,
-    :math:`\\bar\\rho_{k-1} = |W_k|^\\top \\bar r`. First-order only.
+    Backward: :math:`\\bar l = \\bar l_{out} + \\bar t \\sum_j w_j \\partial P_j/\\partial l`
+    (same for :math:`u`), then the method's VJP to the weights. First-order only.
     """
 
     @staticmethod
-    def forward(
-        ctx: Any,
-        lo: np.ndarray,
-        hi: np.ndarray,
-        pens: tuple[Any, ...],
-        terms_out: list[float],
-        *params: Tensor,
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        # lo, hi: the input box; the numpy view of the one interval routine
-        n_layers = len(params) // 2
-        chain = [
-            (params[2 * k].detach().numpy(), params[2 * k + 1].detach().numpy())
-            for k in range(n_layers)
-        ]  # shares memory with the parameters: versions checked in backward
-        trace: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        lows, ups = interval_chain(chain, lo, hi, include_output=True, trace=trace)
-        saved = [(w, aw, m, rho) for (w, _), (m, rho, aw) in zip(chain, trace, strict=True)]
-        flat_l, flat_u = np.concatenate(lows), np.concatenate(ups)
+    def forward(ctx: Any, spec: tuple[Any, ...], *params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        # spec: (method, numpy views of params (shared memory, versions checked in backward),
+        # input box, penalties, list receiving the weighted terms)
+        method, chain, box, pens, terms_out = spec
+        fwd, vjp = FUSED[method]
+        lu, tape = fwd(chain, *box)
+        flat_l, flat_u = lu[0], lu[1]
         # sum_j w_j dP_j/dl and .../du, for the backward pass
         dl_sum: np.ndarray | float = 0.0
         du_sum: np.ndarray | float = 0.0
         terms_out.clear()
+        total = 0.0
         for pen in pens:
             v, dl, du = pen.np_value_grad(flat_l, flat_u)
-            terms_out.append(pen.weight * v)
-            dl_sum = dl_sum + pen.weight * dl
-            du_sum = du_sum + pen.weight * du
+            w = pen.weight
+            terms_out.append(w * v)
+            total += w * v
+            if w != 1.0:
+                dl, du = w * dl, w * du
+            dl_sum = dl if isinstance(dl_sum, float) else dl_sum + dl
+            du_sum = du if isinstance(du_sum, float) else du_sum + du
         ctx.set_materialize_grads(False)
-        ctx.saved = (lows, ups, saved, dl_sum, du_sum)
+        ctx.saved = (vjp, tape, dl_sum, du_sum, lu.shape, lu.dtype)
         ctx.versions = [p._version for p in params]
         ctx.params = params
-        total = torch.from_numpy(np.array(sum(terms_out), dtype=flat_l.dtype))
-        return torch.from_numpy(flat_l), torch.from_numpy(flat_u), total
+        return (
+            torch.from_numpy(flat_l),
+            torch.from_numpy(flat_u),
+            torch.from_numpy(np.array(total, dtype=lu.dtype)),
+        )
 
     @staticmethod
     @once_differentiable
     def backward(
         ctx: Any, g_lo: Tensor | None, g_up: Tensor | None, g_total: Tensor | None
     ) -> tuple[Tensor | None, ...]:
-        if any(p._version != v for p, v in zip(ctx.params, ctx.versions, strict=True)):
-            msg = (
-                "a network weight was modified in place between computing the relaxation "
-                "penalties and calling backward(); call backward() before optimizer.step()"
-            )
-            raise RuntimeError(msg)
-        lows, ups, saved, dl_sum, du_sum = ctx.saved
-        # gradient in the flat bounds: from the bounds outputs (LP gap) and from the penalties
-        gl_all: np.ndarray | float = 0.0 if g_total is None else g_total.item() * dl_sum
-        gu_all: np.ndarray | float = 0.0 if g_total is None else g_total.item() * du_sum
+        params = ctx.params
+        for p, v in zip(params, ctx.versions, strict=True):
+            if p._version != v:
+                msg = (
+                    "a network weight was modified in place between computing the relaxation "
+                    "penalties and calling backward(); call backward() before optimizer.step()"
+                )
+                raise RuntimeError(msg)
+        vjp, tape, dl_sum, du_sum, shape, dtype = ctx.saved
+        # gradient in the bounds: from the bounds outputs (LP gap) and from the penalties
+        g = np.zeros(shape, dtype=dtype)
+        if g_total is not None:
+            t = g_total.item()
+            g[0] = dl_sum
+            g[1] = du_sum
+            if t != 1.0:
+                g *= t
         if g_lo is not None:
-            gl_all = g_lo.numpy() + gl_all
+            g[0] += g_lo.numpy()
         if g_up is not None:
-            gu_all = g_up.numpy() + gu_all
-        size = sum(l.size for l in lows)
-        if not isinstance(gl_all, np.ndarray):  # no penalties and no use of the bounds
-            gl_all = np.zeros(size, dtype=lows[0].dtype)
-        if not isinstance(gu_all, np.ndarray):
-            gu_all = np.zeros(size, dtype=lows[0].dtype)
-        n_layers = len(lows)
-        grads: list[Tensor | None] = [None] * (2 * n_layers)
-        end = size
-        gm = grho = None
-        for k in range(n_layers - 1, -1, -1):
-            w, aw, m, rho = saved[k]
-            start = end - lows[k].size
-            gl, gu = gl_all[start:end], gu_all[start:end]
-            end = start
-            if gm is not None:
-                gu = gu + (ups[k] > 0) * ((gm + grho) * 0.5)
-                gl = gl + (lows[k] > 0) * ((gm - grho) * 0.5)
-            gc, gr = gl + gu, gu - gl
-            if ctx.needs_input_grad[4 + 2 * k]:
-                grads[2 * k] = torch.from_numpy(np.outer(gc, m) + np.sign(w) * np.outer(gr, rho))
-            if ctx.needs_input_grad[5 + 2 * k]:
-                grads[2 * k + 1] = torch.from_numpy(np.ascontiguousarray(gc))
-            if k > 0:
-                gm, grho = gc @ w, gr @ aw
-        return (None, None, None, None, *grads)
+            g[1] += g_up.numpy()
+        grads = vjp(tape, g, ctx.needs_input_grad[1:])
+        return (None, *(None if a is None else torch.from_numpy(a) for a in grads))
 
 
 class FlatBounds(NeuronBounds):
@@ -213,6 +187,9 @@ class BoundSource:
         self._box_cache: dict[tuple[torch.dtype, torch.device], tuple[Tensor, Tensor]] = {}
         self._np_box: dict[torch.dtype, tuple[np.ndarray, np.ndarray]] = {}
         self._widths = list(self.parsed.hidden_widths)
+        self._hidden_linears = list(self.parsed.linears[:-1])
+        # (tensor, data_ptr, numpy view) per hidden weight/bias, see _hidden_chain
+        self._np_views: list[tuple[Any, int, Any]] = []
 
     @property
     def n_inputs(self) -> int:
@@ -236,42 +213,73 @@ class BoundSource:
     def compute(self, method: str) -> NeuronBounds:
         """``"ibp"`` or ``"crown"`` bounds as a :class:`NeuronBounds` of tensors with graph.
 
-        IBP of a CPU float32/float64 network takes the numpy path (:func:`ibp_penalties`) and
-        returns a :class:`FlatBounds`; otherwise the torch implementations of
-        :mod:`omlt_relax.bounds`.
+        A CPU float32/float64 network takes the numpy path (:meth:`fused_penalties`) and returns a
+        :class:`FlatBounds`; otherwise the torch implementations of :mod:`omlt_relax.bounds`.
         """
-        if check_method(method) == "ibp" and self.fast_ibp():
-            return self.ibp_penalties(())[0]
+        if self.fast_numpy():
+            return self.fused_penalties(check_method(method), ())[0]
         chain = affine_chain(self.parsed, self.input_bounds)
         w0 = chain[0][0]
         lo, hi = self._box(w0.dtype, w0.device)
         lowers, uppers = propagate(method)(chain, lo, hi)
         return NeuronBounds(lowers, uppers, method, *self.input_bounds)
 
-    def fast_ibp(self) -> bool:
-        """Whether the numpy IBP path applies: weights are CPU float32/float64 tensors."""
+    def fast_numpy(self) -> bool:
+        """Whether the numpy path applies: weights are CPU float32/float64 tensors."""
         w = self.parsed.linears[0].weight
-        return (
-            w.device.type == "cpu"
-            and w.dtype in (torch.float32, torch.float64)
-            and bool(self._widths)
+        return w.is_cpu and w.dtype in _NP_DTYPES and bool(self._widths)
+
+    #: The former name of :meth:`fast_numpy` (the numpy path was IBP only).
+    fast_ibp = fast_numpy
+
+    def fused_penalties(
+        self, method: str, pens: tuple[Any, ...]
+    ) -> tuple[FlatBounds, Tensor, list[float]]:
+        """``method`` (``"ibp"``/``"crown"``) bounds and :math:`\\sum_j w_j P_j` over penalties of
+        that method, in one numpy pass.
+
+        Forward and backward in numpy (:class:`_FusedPenaltiesCPU`,
+        :mod:`omlt_relax.bounds.fused`); call only if :meth:`fast_numpy`. Returns
+        ``(bounds, total, terms)``: ``total`` a 0-d tensor with graph, ``terms`` the floats
+        :math:`w_j P_j`.
+        """
+        hidden, chain = self._hidden_chain()
+        box = self._box_np(hidden[0].dtype)
+        terms: list[float] = []
+        flat_lo, flat_up, total = _FusedPenaltiesCPU.apply(
+            (method, chain, box, pens, terms), *hidden
         )
+        return FlatBounds(flat_lo, flat_up, self._widths, method, self.input_bounds), total, terms
 
     def ibp_penalties(self, pens: tuple[Any, ...]) -> tuple[FlatBounds, Tensor, list[float]]:
-        """IBP bounds and :math:`\\sum_j w_j P_j` over IBP penalties, in one numpy pass.
+        """:meth:`fused_penalties` with IBP bounds."""
+        return self.fused_penalties("ibp", pens)
 
-        Forward and backward in numpy (:class:`_IBPPenaltiesCPU`); call only if
-        :meth:`fast_ibp`. Returns ``(bounds, total, terms)``: ``total`` a 0-d tensor with graph,
-        ``terms`` the floats :math:`w_j P_j`.
+    def _hidden_chain(self) -> tuple[list[Tensor], list[tuple[np.ndarray, np.ndarray]]]:
+        """The hidden layers' weight tensors ``[W_1, b_1, ...]`` (live) and their numpy views.
+
+        The views share memory with the tensors and are cached: a tensor is viewed again only if
+        it is another object or its storage moved (``data_ptr``), e.g. after
+        ``lin.weight = ...`` or ``lin.weight.data = ...``; in-place updates are seen through the
+        view.
         """
         if self.parsed.quantile_head:
             hidden = [t for wb in affine_chain(self.parsed, self.input_bounds)[:-1] for t in wb]
         else:
-            hidden = [t for lin in self.parsed.linears[:-1] for t in (lin.weight, lin.bias)]
-        lo, hi = self._box_np(hidden[0].dtype)
-        terms: list[float] = []
-        flat_lo, flat_up, total = _IBPPenaltiesCPU.apply(lo, hi, tuple(pens), terms, *hidden)
-        return FlatBounds(flat_lo, flat_up, self.widths, "ibp", self.input_bounds), total, terms
+            hidden = []
+            for lin in self._hidden_linears:
+                hidden += (lin.weight, lin.bias)
+        cache = self._np_views
+        if len(cache) != len(hidden):
+            cache[:] = [(None, 0, None)] * len(hidden)
+        arrays = []
+        for i, t in enumerate(hidden):
+            ref, ptr, arr = cache[i]
+            if ref is not t or ptr != t.data_ptr() or arr.shape != t.shape:
+                arr = t.detach().numpy()
+                cache[i] = (t, t.data_ptr(), arr)
+            arrays.append(arr)
+        return hidden, list(zip(arrays[::2], arrays[1::2]))
 
     def _box_np(self, dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
         """The input box as numpy arrays of ``dtype`` (cached)."""
@@ -389,7 +397,7 @@ class BoundPenalty(Penalty):
 
     Subclasses implement :meth:`value` on any :class:`~omlt_relax.NeuronBounds` (torch autograd)
     and may implement :meth:`np_value_grad` (numpy value and gradients in the flat bounds) to join
-    the fused IBP fast path of :meth:`BoundSource.ibp_penalties`.
+    the fused numpy pass of :meth:`BoundSource.fused_penalties` (IBP and CROWN).
     """
 
     def __init__(self, model: nn.Module, input_bounds: Any, weight: float, bounds: str) -> None:
@@ -417,9 +425,10 @@ class BoundPenalty(Penalty):
 
     @property
     def fusable(self) -> bool:
-        """Whether this penalty joins the fused numpy IBP pass (IBP and :meth:`np_value_grad`)."""
+        """Whether this penalty joins the fused numpy pass of its bounds method
+        (:meth:`BoundSource.fused_penalties`): it implements :meth:`np_value_grad`."""
         return (
-            self.bounds_method == "ibp"
+            self.bounds_method in FUSED
             and type(self).np_value_grad is not BoundPenalty.np_value_grad
         )
 
@@ -430,8 +439,8 @@ class BoundPenalty(Penalty):
         ``BoundsMismatchError`` for other widths, ``ValueError`` for another method).
         """
         self.source.check_x(x)
-        if bounds is None and self.fusable and self.source.fast_ibp():
-            return self.source.ibp_penalties((self,))[1]
+        if bounds is None and self.fusable and self.source.fast_numpy():
+            return self.source.fused_penalties(str(self.bounds_method), (self,))[1]
         return super().__call__(x, bounds)
 
 

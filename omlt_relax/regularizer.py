@@ -21,10 +21,11 @@ over a subsample of the batch (:class:`~omlt_relax.lp.gap.LPGapPenalty`), :math:
 earlier calls and :math:`T_w` = ``warmup``: the first ``warmup`` calls return an exact zero (no
 bounds, no LPs), later calls the full term (a hard switch, no ramp).
 
-On CPU, the IBP bounds and every IBP big-M/stability penalty of a call are computed in one numpy
-pass with a hand-written gradient (:meth:`~omlt_relax.penalties.BoundSource.ibp_penalties`);
-CROWN penalties, penalties on other devices and the LP gap take the torch path, with the bounds
-of each method still computed once per call and shared.
+On CPU, the bounds of each method (IBP, CROWN) and every big-M/stability penalty on them are
+computed in one numpy pass per method with a hand-written gradient
+(:meth:`~omlt_relax.penalties.BoundSource.fused_penalties`); penalties on other devices, your own
+penalties without ``np_value_grad`` and the LP gap take the torch path, with the bounds of each
+method still computed once per call and shared.
 """
 
 from __future__ import annotations
@@ -145,12 +146,19 @@ class RelaxationRegularizer(OnModel):
                 msg = f"{name}= must be None, a weight or a penalty object, got {spec!r}"
                 raise TypeError(msg)
         self._share = {name: self._shares(pen) for name, pen in self.penalties.items()}
+        # per bounds method: the penalties that join its fused numpy pass
+        groups: dict[str, list[str]] = {}
+        for name, pen in self.penalties.items():
+            if isinstance(pen, BoundPenalty) and pen.fusable and self._share[name]:
+                groups.setdefault(str(pen.bounds_method), []).append(name)
         self._fused = tuple(
-            name
-            for name, pen in self.penalties.items()
-            if isinstance(pen, BoundPenalty) and pen.fusable and self._share[name]
+            (method, tuple(names), tuple(self.penalties[n] for n in names))
+            for method, names in groups.items()
         )
-        self._fused_pens = tuple(self.penalties[n] for n in self._fused)
+        self._fused_names = frozenset(n for names in groups.values() for n in names)
+        self._others = tuple(
+            (name, pen) for name, pen in self.penalties.items() if name not in self._fused_names
+        )
         self._needs_x = tuple(
             name
             for name, pen in self.penalties.items()
@@ -206,15 +214,16 @@ class RelaxationRegularizer(OnModel):
             return self._zero()
         computed: dict[str, NeuronBounds] = {}
         total: Tensor | None = None
-        fused = self._fused if self._fused and self.source.fast_ibp() else ()
-        if fused:
-            # IBP and all IBP penalties in one numpy pass (see omlt_relax.penalties)
-            computed["ibp"], total, values = self.source.ibp_penalties(self._fused_pens)
-            for name, v in zip(fused, values, strict=True):
-                self._last_terms[name] = v
-        for name, pen in self.penalties.items():
-            if name in fused:
-                continue
+        others: tuple[tuple[str, Any], ...] | Any = self.penalties.items()
+        if self._fused and self.source.fast_numpy():
+            # per method: the bounds and all its penalties in one numpy pass (omlt_relax.penalties)
+            for method, names, pens in self._fused:
+                computed[method], term, values = self.source.fused_penalties(method, pens)
+                for name, v in zip(names, values, strict=True):
+                    self._last_terms[name] = v
+                total = term if total is None else total + term
+            others = self._others
+        for name, pen in others:
             shared = None
             if self._share[name]:
                 method = str(penalty_method(pen))

@@ -197,6 +197,172 @@ def test_numpy_fast_path_equals_the_torch_reference(make, dtype: torch.dtype) ->
             torch.testing.assert_close(a, b, rtol=tol, atol=tol)
 
 
+# -- the fused numpy path (IBP and CROWN) against torch autograd --------------------------------
+#: Relative tolerance of the fused numpy path against torch autograd, float64 (rounding only).
+FUSED_RTOL = 1e-10
+PAPER_BOX = ([-3.0, -3.0], [3.0, 3.0])
+
+
+def paper_net(seed: int, depth: int = 5, width: int = 25) -> nn.Sequential:
+    """The paper's architecture (2 inputs, ``depth`` hidden ReLU layers of ``width``), float64."""
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    prev = 2
+    for _ in range(depth):
+        layers += [nn.Linear(prev, width), nn.ReLU()]
+        prev = width
+    return nn.Sequential(*layers, nn.Linear(prev, 1)).double()
+
+
+REFERENCE_BOUNDS = {"ibp": interval_bounds, "crown": crown_bounds}
+FUSED_PENALTIES = {
+    "range": lambda m, box, b: BigMPenalty(m, box, weight=0.7, bounds=b),
+    "max_unstable": lambda m, box, b: BigMPenalty(m, box, bounds=b, variant="max_unstable"),
+    "min": lambda m, box, b: StabilityPenalty(m, box, weight=1 / 125, bounds=b, variant="min"),
+    "xiao": lambda m, box, b: StabilityPenalty(m, box, bounds=b, c=0.05),
+    "triangle": lambda m, box, b: StabilityPenalty(m, box, bounds=b, variant="triangle"),
+}
+
+
+def assert_same_value_and_gradient(fast: torch.Tensor, ref: torch.Tensor,
+                                   params: list[torch.Tensor], rtol: float = FUSED_RTOL) -> None:
+    assert num(fast) == pytest.approx(num(ref), rel=rtol, abs=rtol)
+    g_fast = torch.autograd.grad(fast, params, allow_unused=True)
+    g_ref = torch.autograd.grad(ref, params, allow_unused=True)
+    # relative to the largest gradient entry (a tensor of rounding noise has no relative error)
+    scale = max(float(b.abs().max()) for b in g_ref if b is not None) + 1e-300
+    for a, b in zip(g_fast, g_ref, strict=True):
+        if b is None:
+            assert a is None or float(a.abs().max()) == 0.0
+            continue
+        assert float((a - b).abs().max()) <= rtol * scale
+
+
+@pytest.mark.parametrize("method", ["ibp", "crown"])
+@pytest.mark.parametrize("pen_name", list(FUSED_PENALTIES))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fused_path_equals_torch_autograd_at_the_papers_size(method: str, pen_name: str,
+                                                             seed: int) -> None:
+    """pen() (fused numpy bounds + hand-written VJP) against the same penalty on torch bounds
+    (interval_bounds / crown_bounds, torch autograd), depth 5 width 25 over [-3, 3]^2."""
+    model = paper_net(seed)
+    pen = FUSED_PENALTIES[pen_name](model, PAPER_BOX, method)
+    assert pen.fusable and pen.source.fast_numpy()
+    ref = pen(bounds=REFERENCE_BOUNDS[method](model, *PAPER_BOX))
+    fast = pen()
+    assert fast.dtype == torch.float64 and fast.dim() == 0
+    assert_same_value_and_gradient(fast, ref, list(model.parameters()))
+
+
+@pytest.mark.parametrize("method", ["ibp", "crown"])
+def test_fused_bounds_equal_the_torch_bounds(method: str) -> None:
+    """The fused bounds themselves (BoundSource.compute) and the gradient of a random linear
+    function of them equal interval_bounds / crown_bounds with torch autograd."""
+    model = paper_net(3, depth=4, width=16)
+    source = BigMPenalty(model, PAPER_BOX, bounds=method).source
+    fast = source.compute(method)
+    ref = REFERENCE_BOUNDS[method](model, *PAPER_BOX)
+    assert fast.method == method
+    for a, b in zip(fast.lower + fast.upper, ref.lower + ref.upper, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    w = torch.randn(2 * sum(source.widths), dtype=torch.float64)
+    params = list(model.parameters())
+    assert_same_value_and_gradient((torch.cat(fast.lower + fast.upper) * w).sum(),
+                                   (torch.cat(ref.lower + ref.upper) * w).sum(), params)
+
+
+def test_fused_crown_gradient_at_ties_and_zero_coefficients() -> None:
+    """Exactly representable weights make CROWN and IBP tie on layer 2 (gradient split in halves
+    by torch.maximum/minimum) and a stably inactive layer gives zero back-substitution
+    coefficients (clamp passes the gradient on both sides); the fused VJP does the same."""
+    m = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 3), nn.ReLU(), nn.Linear(3, 2),
+                      nn.ReLU(), nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1)).double()
+    with torch.no_grad():
+        m[0].weight.copy_(torch.tensor([[1.0, 2.0], [-1.0, 1.0], [0.5, -0.5]]))
+        m[0].bias.copy_(torch.tensor([8.0, 8.0, 8.0]))  # stably active on the box
+        m[2].weight.copy_(torch.eye(3))  # IBP == CROWN on layer 2: exact ties
+        m[2].bias.zero_()
+        m[4].weight.copy_(torch.tensor([[1.0, -1.0, 0.5], [0.25, 1.0, -1.0]]))
+        m[4].bias.copy_(torch.tensor([-100.0, -100.0]))  # stably inactive
+        m[6].weight.copy_(torch.tensor([[1.0, -2.0], [0.5, 1.0]]))
+        m[6].bias.copy_(torch.tensor([0.5, -0.25]))
+    box = ([-1.0, -2.0], [2.0, 1.0])
+    ref_b = crown_bounds(m, *box)
+    ib = interval_bounds(m, *box)
+    assert torch.equal(ref_b.lower[1], ib.lower[1]) and torch.equal(ref_b.upper[1], ib.upper[1])
+    for make in FUSED_PENALTIES.values():
+        pen = make(m, box, "crown")
+        assert_same_value_and_gradient(pen(), pen(bounds=crown_bounds(m, *box)),
+                                       list(m.parameters()))
+    # an input no first-layer neuron reads: zero columns of the final coefficients (three
+    # inputs, so that the two others keep IBP and CROWN apart: no tie decided by rounding)
+    torch.manual_seed(2)
+    z = nn.Sequential(nn.Linear(3, 6), nn.ReLU(), nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 6),
+                      nn.ReLU(), nn.Linear(6, 1)).double()
+    with torch.no_grad():
+        z[0].weight[:, 1] = 0.0
+    box3 = ([-1.0, -2.0, -1.5], [2.0, 1.0, 0.5])
+    for make in FUSED_PENALTIES.values():
+        pen = make(z, box3, "crown")
+        assert_same_value_and_gradient(pen(), pen(bounds=crown_bounds(z, *box3)),
+                                       list(z.parameters()))
+
+
+@pytest.mark.parametrize("method", ["ibp", "crown"])
+def test_fused_penalty_follows_the_live_weights(method: str) -> None:
+    """No stale weights: in-place updates (optimizer, load_state_dict) and replaced storage
+    (``.data = ...``) are all seen; an update between forward and backward is refused."""
+    model = paper_net(4, depth=3, width=8)
+    pen = StabilityPenalty(model, PAPER_BOX, bounds=method, variant="min")
+    ref = REFERENCE_BOUNDS[method]
+    params = list(model.parameters())
+    assert_same_value_and_gradient(pen(), pen(bounds=ref(model, *PAPER_BOX)), params)
+    with torch.no_grad():
+        model[2].weight.mul_(0.5)  # in place, as an optimizer step
+    assert_same_value_and_gradient(pen(), pen(bounds=ref(model, *PAPER_BOX)), params)
+    model[0].weight.data = torch.randn(8, 2, dtype=torch.float64)  # new storage
+    assert_same_value_and_gradient(pen(), pen(bounds=ref(model, *PAPER_BOX)), params)
+    model.load_state_dict(paper_net(5, depth=3, width=8).state_dict())
+    assert_same_value_and_gradient(pen(), pen(bounds=ref(model, *PAPER_BOX)), params)
+    val = pen()
+    with torch.no_grad():
+        model[0].bias.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified in place"):
+        val.backward()
+
+
+@pytest.mark.parametrize("method", ["ibp", "crown"])
+def test_training_with_the_fused_path_equals_training_on_torch_bounds(method: str) -> None:
+    """Five Adam steps of mse + width + stable penalties: the fused regularizer and the penalties
+    on torch bounds give the same parameters (exact penalty at every step, current weights)."""
+    from omlt_relax.regularizer import RelaxationRegularizer
+
+    nets = [paper_net(6, depth=4, width=12) for _ in range(2)]
+    x = torch.rand(32, 2, dtype=torch.float64) * 6 - 3
+    y = torch.sin(x[:, :1]) * torch.cos(x[:, 1:])
+    opts = [torch.optim.Adam(n.parameters(), lr=1e-2) for n in nets]
+    fused = RelaxationRegularizer(
+        nets[0], PAPER_BOX, bigm=BigMPenalty(nets[0], PAPER_BOX, bounds=method),
+        stability=StabilityPenalty(nets[0], PAPER_BOX, 0.01, bounds=method, variant="min"),
+        bounds=method,
+    )
+    big = BigMPenalty(nets[1], PAPER_BOX, bounds=method)
+    stab = StabilityPenalty(nets[1], PAPER_BOX, 0.01, bounds=method, variant="min")
+    for _ in range(5):
+        for net, opt, i in ((nets[0], opts[0], 0), (nets[1], opts[1], 1)):
+            loss = torch.mean((net(x) - y) ** 2)
+            if i == 0:
+                loss = loss + fused(x)
+            else:
+                nb = REFERENCE_BOUNDS[method](net, *PAPER_BOX)
+                loss = loss + big(bounds=nb) + stab(bounds=nb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+
+
 def test_numpy_path_handles_quantile_heads_and_frozen_layers() -> None:
     torch.manual_seed(1)
     m = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 5), IncrementalQuantileHead())

@@ -59,20 +59,21 @@ def test_value_is_the_sum_of_the_penalties_and_gradients_agree() -> None:
 
 
 def _count_bound_passes(reg: RelaxationRegularizer) -> list[str]:
-    """Record every bound computation of ``reg`` (IBP passes with how many penalties ride along)."""
+    """Record every bound computation of ``reg`` (fused numpy passes with how many penalties ride
+    along)."""
     calls: list[str] = []
-    compute, fused = reg.source.compute, reg.source.ibp_penalties
+    compute, fused = reg.source.compute, reg.source.fused_penalties
 
     def counting_compute(method: str):
         calls.append(f"compute:{method}")
         return compute(method)
 
-    def counting_fused(pens: tuple):
-        calls.append(f"ibp+{len(pens)} penalties")
-        return fused(pens)
+    def counting_fused(method: str, pens: tuple):
+        calls.append(f"{method}+{len(pens)} penalties")
+        return fused(method, pens)
 
     reg.source.compute = counting_compute  # type: ignore[method-assign]
-    reg.source.ibp_penalties = counting_fused  # type: ignore[method-assign]
+    reg.source.fused_penalties = counting_fused  # type: ignore[method-assign]
     return calls
 
 
@@ -92,14 +93,14 @@ def test_bounds_are_computed_once_per_method_and_call() -> None:
     )
     calls = _count_bound_passes(mixed)
     val = mixed()
-    assert calls == ["ibp+1 penalties", "compute:crown"]
+    assert calls == ["ibp+1 penalties", "crown+1 penalties"]
     assert mixed.metrics()["unstable"] == interval_bounds(net, *BOX).unstable_count()
     ref = BigMPenalty(net, BOX, weight=0.1)() + StabilityPenalty(net, BOX, bounds="crown")()
     assert num(val) == pytest.approx(num(ref), abs=TOL)
     crown = RelaxationRegularizer(net, BOX, bigm=0.1, stability=0.2, bounds="crown")
     calls = _count_bound_passes(crown)
     crown()
-    assert calls == ["compute:crown"]
+    assert calls == ["crown+2 penalties"]
 
 
 def test_fast_interval_bounds_equal_the_foundation_ones() -> None:

@@ -37,7 +37,7 @@ class PaperRegularizer:
     (``"min"``, weight :math:`1/N` for the paper's mean), ``lpgap`` is
     :class:`~omlt_relax.LPGapPenalty` (``sense="min"``, IBP big-M constants, :data:`LP_SAMPLES`
     points per batch), combined by :class:`~omlt_relax.RelaxationRegularizer` (IBP bounds once
-    per step, the IBP terms on its numpy fast path).
+    per step, the IBP and CROWN terms on its numpy fast path).
     """
 
     def __init__(self, model: nn.Sequential, variant: PaperVariant,
@@ -60,6 +60,7 @@ class PaperRegularizer:
         if "lpgap" in terms:
             gap = LPGapPenalty(model, box, weight=1.0, sense="min", bounds="ibp",
                                derivative=variant.lp_derivative, subsample=LP_SAMPLES, seed=seed)
+        self._weight_terms = bool(terms & {"l1", "l2"})
         self.reg = None
         if bigm is not None or stab is not None or gap is not None:
             self.reg = RelaxationRegularizer(model, box, bigm=bigm, stability=stab, lp_gap=gap,
@@ -71,6 +72,8 @@ class PaperRegularizer:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         total = self.reg(x) if self.reg is not None else torch.zeros(())
+        if not self._weight_terms:
+            return total
         params = [p for lin in self.linears for p in (lin.weight, lin.bias)]
         if "l1" in self.variant.terms:
             total = total + sum(p.abs().sum() for p in params)
