@@ -29,6 +29,12 @@ warm-up of ``warmup_fraction`` of the steps (10%; half of the steps for the vari
 term, whose per-sample LPs dominate their cost), so every variant first fits the data the same way.
 Pruning starts from the trained unregularized network and fine-tunes for ``finetune_fraction`` more
 epochs at the learning rate the baseline ended with (it gets more epochs than the others).
+A *fine-tuning* variant (``finetune=True``, e.g. ``bigm+stability_ft``) also starts from the
+trained unregularized network and trains ``finetune_fraction`` × ``epochs`` more with its
+penalties on from the first step, the learning rate cosine-decayed from the pruning's
+:math:`2\\,\\eta\\,\\rho` (η = ``lr``, ρ = ``final_lr_fraction``): the network keeps what it
+learned and only the neurons that cost binaries are pushed to stability (on the paper's protocol
+this recipe keeps the test error of the plain network; BENCHMARKS.md).
 
 **Weight selection rule** (:func:`select_weight`): each variant has a fixed grid of scales
 :math:`\\lambda`, multiplying all of its terms. The largest :math:`\\lambda` on the grid whose
@@ -107,6 +113,8 @@ class Variant:
         lp_gap, lp_derivative, lp_sense, lp_bounds: the same for
             :class:`~omlt_relax.lp.gap.LPGapPenalty`.
         prune: if True the scale is the fraction of hidden weights pruned (then fine-tuned).
+        finetune: if True the penalties fine-tune the trained unregularized network (module
+            docstring) instead of training from scratch.
         grid: scales tried by :func:`select_weight`, any order (sorted largest first).
         warmup_fraction: overrides :attr:`TrainConfig.warmup_fraction` (``None``: keep it).
     """
@@ -128,6 +136,7 @@ class Variant:
     prune: bool = False
     grid: tuple[float, ...] = (1.0,)
     warmup_fraction: float | None = None
+    finetune: bool = False
 
     @property
     def regularized(self) -> bool:
@@ -180,6 +189,10 @@ VARIANTS: dict[str, Variant] = {
         Variant(
             "bigm+stability", "big-M + stability penalties", bigm=1.0, stability=0.3,
             grid=GRID_BOUND,
+        ),
+        Variant(
+            "bigm+stability_ft", "big-M + stability, fine-tuning the unregularized network",
+            bigm=1.0, stability=0.3, grid=GRID_BOUND, finetune=True,
         ),
         Variant(
             "relax", "big-M + stability + LP gap (total)", bigm=1.0, stability=0.3, lp_gap=0.3,
@@ -363,7 +376,7 @@ def fit(
         config: :class:`TrainConfig` (defaults if ``None``).
         baseline: the ``std_model`` of a :class:`TrainResult` of the unregularized variant (a
             float32 network in standardized units), from the same data and config: pruning
-            starts from it instead of training the baseline again.
+            and fine-tuning variants start from it instead of training the baseline again.
         progress: called as ``progress(n)`` after each epoch.
     """
     cfg = config or TrainConfig()
@@ -376,7 +389,17 @@ def fit(
     steps_per_epoch = math.ceil(data.x_train.shape[0] / min(cfg.batch_size, data.x_train.shape[0]))
     warm = cfg.warmup_fraction if v.warmup_fraction is None else v.warmup_fraction
     warmup = int(warm * cfg.epochs * steps_per_epoch)
-    if v.prune:
+    if v.finetune and v.regularized:
+        if baseline is None:
+            msg = (f"variant {v.name!r} fine-tunes the unregularized network: pass it as "
+                   "baseline= (select_weight trains it when missing)")
+            raise ValueError(msg)
+        model = copy.deepcopy(baseline)
+        ft = max(1, round(cfg.finetune_fraction * cfg.epochs))
+        reg = _regularizer(model, box, v, scale, cfg, 0)
+        history = _train_loop(model, data, cfg, ft, 2 * cfg.lr * cfg.final_lr_fraction, None,
+                              reg, None, progress)
+    elif v.prune:
         if baseline is not None:
             model = copy.deepcopy(baseline)
             history: list[dict[str, float]] = []
@@ -476,7 +499,7 @@ def select_weight(
     if not v.regularized:
         res = fit(data, v, 0.0, config, progress=progress)
         return Selection(res, True, [{"scale": 0.0, "val_rmse": res.val_rmse}])
-    if v.prune and baseline is None:
+    if (v.prune or v.finetune) and baseline is None:
         baseline = fit(data, "unregularized", 0.0, config).std_model
     grid = sorted(set(v.grid), reverse=True)
     tried: list[dict[str, float]] = []
@@ -485,7 +508,8 @@ def select_weight(
     def ok(i: int) -> bool:
         if i not in done:
             done[i] = fit(data, v, grid[i], config,
-                                    baseline=baseline if v.prune else None, progress=progress)
+                                    baseline=baseline if (v.prune or v.finetune) else None,
+                                    progress=progress)
             r = done[i].val_rmse
             tried.append({"scale": grid[i], "val_rmse": r, "ratio": r / baseline_val_rmse})
         return done[i].val_rmse <= tolerance * baseline_val_rmse

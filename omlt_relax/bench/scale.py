@@ -219,6 +219,11 @@ def entry_key(function: str, hidden: Sequence[int], variant: str, scale: float) 
 
 
 # -- one job ------------------------------------------------------------------------------------
+#: The unregularized network a fine-tuning variant starts from, kept by a worker between its
+#: jobs (trained again with the same seed and settings: the baseline entry's network).
+_BASELINES: dict[tuple[Any, ...], Any] = {}
+
+
 def scale_job(config: ScaleConfig, fname: str, hidden: list[int], vname: str,
               scale: float) -> dict[str, Any]:
     """Train one network at one weight and measure it; runs on a worker.
@@ -230,7 +235,14 @@ def scale_job(config: ScaleConfig, fname: str, hidden: list[int], vname: str,
     fn, data = function_data(config, fname)
     cfg = replace(config.train, hidden=tuple(hidden))
     t0 = time.perf_counter()
-    res = fit(data, vname, scale, cfg)
+    base = None
+    if get_variant(vname).finetune:  # starts from the unregularized network of this size
+        key = (fname, tuple(hidden), repr(cfg))
+        if key not in _BASELINES:
+            _BASELINES.clear()
+            _BASELINES[key] = fit(data, BASELINE, 0.0, cfg).std_model
+        base = _BASELINES[key]
+    res = fit(data, vname, scale, cfg, baseline=base)
     train_time = time.perf_counter() - t0
     meas = measure_network(res.model, data, fn, config.time_limit, config.obbt_time_limit)
     entry: dict[str, Any] = {
