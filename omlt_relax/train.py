@@ -376,7 +376,8 @@ def fit(
         config: :class:`TrainConfig` (defaults if ``None``).
         baseline: the ``std_model`` of a :class:`TrainResult` of the unregularized variant (a
             float32 network in standardized units), from the same data and config: pruning
-            and fine-tuning variants start from it instead of training the baseline again.
+            and fine-tuning variants start from it (a fine-tuning variant trains it first
+            when it is not given).
         progress: called as ``progress(n)`` after each epoch.
     """
     cfg = config or TrainConfig()
@@ -390,10 +391,8 @@ def fit(
     warm = cfg.warmup_fraction if v.warmup_fraction is None else v.warmup_fraction
     warmup = int(warm * cfg.epochs * steps_per_epoch)
     if v.finetune and v.regularized:
-        if baseline is None:
-            msg = (f"variant {v.name!r} fine-tunes the unregularized network: pass it as "
-                   "baseline= (select_weight trains it when missing)")
-            raise ValueError(msg)
+        if baseline is None:  # train it first (same data, config and seed)
+            baseline = fit(data, "unregularized", 0.0, cfg).std_model
         model = copy.deepcopy(baseline)
         ft = max(1, round(cfg.finetune_fraction * cfg.epochs))
         reg = _regularizer(model, box, v, scale, cfg, 0)

@@ -121,6 +121,28 @@ def test_prune_masks_keep_the_output_layer() -> None:
     assert masks[2].min().item() == 1.0
 
 
+def test_finetune_variant_starts_from_the_baseline_and_needs_it() -> None:
+    """``bigm+stability_ft`` continues the unregularized network (it is not re-initialized),
+    leaves the baseline object untouched, and trains that baseline itself when not given."""
+    d = bdata.sample_function(get_function("peaks"), 200, 50, 50, seed=0)
+    cfg = btrain.TrainConfig(hidden=(8, 8), epochs=10, batch_size=64)
+    base = btrain.fit(d, "unregularized", 0.0, cfg)
+    before = {k: v.clone() for k, v in base.std_model.state_dict().items()}
+    ft = btrain.fit(d, "bigm+stability_ft", 1e-3, cfg, baseline=base.std_model)
+    alone = btrain.fit(d, "bigm+stability_ft", 1e-3, cfg)  # trains the same baseline first
+    for k, v in alone.std_model.state_dict().items():
+        assert torch.equal(v, ft.std_model.state_dict()[k])
+    for k, v in base.std_model.state_dict().items():
+        assert torch.equal(v, before[k])  # the baseline is copied, not trained further
+    # 3 fine-tuning epochs at a small learning rate: close to the baseline, but not equal
+    w0, w1 = before["0.weight"], ft.std_model.state_dict()["0.weight"]
+    assert 0 < float((w1 - w0).abs().max()) < 0.2 * float(w0.abs().max())
+    assert len(ft.history) == round(cfg.finetune_fraction * cfg.epochs)
+    scratch = btrain.fit(d, "bigm+stability", 1e-3, cfg)
+    assert float((scratch.std_model.state_dict()["0.weight"] - w0).abs().max()) > float(
+        (w1 - w0).abs().max())
+
+
 @pytest.mark.parametrize("search", ["bisect", "linear"])
 def test_selection_picks_largest_weight_within_tolerance(monkeypatch, search: str) -> None:
     # the rule itself, on a known monotone RMSE curve (training replaced by the curve)
