@@ -47,7 +47,7 @@ UNRELIABLE = "numerically_unreliable"
 #: The results file of every suite (``omlt_relax.bench.results.RESULTS_FILE``).
 RESULTS_FILE_NAME = "results.json"
 
-#: Defaults of ``bench``: sized so that the whole suite (8 functions × 10 variants, ``--jobs 2``)
+#: Defaults of ``bench``: sized so that the whole suite (8 functions × 11 variants, ``--jobs 2``)
 #: fits in about 40 minutes on a 2-core machine.
 BENCH_EPOCHS = 200
 BENCH_TIME_LIMIT = 20.0
