@@ -726,7 +726,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--report-only", action="store_true",
                    help="paper and scale suites: only rewrite the report from the finished "
                         "jobs in --out")
-    s.add_argument("--seed", type=int, default=0, help="training seed")
+    s.add_argument("--seed", type=int, default=0,
+                   help="training seed (cflp suite: the data split and initial weights)")
     s.add_argument("--fresh", action="store_true", help="ignore earlier results in --out")
     s.add_argument("--jobs", type=int, default=1,
                    help="jobs at once: workers of a local Dask cluster, one core each (1: here)")

@@ -335,3 +335,71 @@ def test_cli_workflow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "other settings" in capsys.readouterr().err
     assert cli_main(["cflp", "evaluate", net, "--x", "1,0"]) == 2
     assert "--x must be 3 comma-separated 0/1 values" in capsys.readouterr().err
+
+
+def test_bench_cflp_suite_scenarios_per_decision(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from omlt_relax.stochastic.bench import CFLPBenchConfig
+
+    out = tmp_path / "bench"
+    args = ["bench", "--suite", "cflp", "--sizes", "3x3", "--hidden", "4", "--n-decisions", "10",
+            "--scenarios-per-decision", "3", "--epochs", "2", "--time-limit", "30",
+            "--eval-scenarios", "4", "--variants", "unregularized", "--workers", "1", "--quiet",
+            "--out", str(out)]
+    assert cli_main(args) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["config"]["scenarios_per_decision"] == 3
+    rec = res["instances"]["cflp_3_3_s7"]
+    assert rec["n_rows"] == 30  # 10 decisions x 3 scenarios, each labelled
+    assert rec["networks"]["unregularized"]["saa_gap"] >= 0.0
+    assert "10 training decisions × 3 scenarios" in capsys.readouterr().out
+    # the same directory refuses another sampling, and resumes the same one
+    other = list(args)
+    other[args.index("--scenarios-per-decision") + 1] = "1"
+    assert cli_main(other) == 2
+    assert "another configuration" in capsys.readouterr().err
+    assert cli_main(args) == 0
+    # results written before the setting existed resume as scenarios_per_decision = 1
+    old = {k: v for k, v in CFLPBenchConfig().to_dict().items() if k != "scenarios_per_decision"}
+    assert CFLPBenchConfig().same_as(json.loads(json.dumps(old)))
+    assert not CFLPBenchConfig(scenarios_per_decision=2).same_as(json.loads(json.dumps(old)))
+    with pytest.raises(ValueError, match="scenarios_per_decision must be a whole number"):
+        CFLPBenchConfig(scenarios_per_decision=0)
+    with pytest.raises(ValueError, match="train_seed must be a whole number >= 0"):
+        CFLPBenchConfig(train_seed=-1)
+    with pytest.raises(ValueError, match="snap_weights must be in"):
+        CFLPBenchConfig(snap_weights=-1e-5)
+
+
+def test_bench_cflp_records_a_refused_milp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A MILP the numeric guard refuses is a result ('refused', with the reason), not a crash."""
+    from omlt_relax import guards
+    from omlt_relax.stochastic.bench import CFLPBenchConfig, run_cflp_bench
+
+    monkeypatch.setattr(guards, "MAX_COEFFICIENT_RATIO", 1.0)  # every network is refused
+    cfg = CFLPBenchConfig(sizes=((3, 3),), hidden=(4,), n_decisions=10, epochs=2, time_limit=30,
+                          eval_scenarios=4, workers=1, variants=("unregularized",))
+    res = run_cflp_bench(tmp_path, cfg, log=lambda s: None)
+    net = res["instances"]["cflp_3_3_s7"]["networks"]["unregularized"]
+    assert net["milp"]["status"] == "refused" and "coefficients span" in net["milp"]["reason"]
+    assert net["evaluation"] is None and net["enumerated_saa_gap"] >= 0.0
+    assert "refused (coefficient range)" in (tmp_path / "results.md").read_text()
+
+
+def test_snap_negligible_weights_zeroes_only_tiny_weights() -> None:
+    from omlt_relax.stochastic.quantile_net import snap_negligible_weights
+
+    net = build_quantile_net(3, (5,), 4).double()
+    with torch.no_grad():
+        net[0].weight[0, 0] = 1e-9  # negligible next to the layer's largest (~0.5)
+        net[0].weight[1, 1] = 0.0  # already zero: not counted
+    before = net[0].weight.clone()
+    snapped, count = snap_negligible_weights(net, 1e-5)
+    assert count == 1 and snapped[0].weight[0, 0] == 0.0
+    assert torch.equal(net[0].weight, before)  # the original is untouched
+    x = np.random.default_rng(0).random((20, 3))
+    np.testing.assert_allclose(predict_quantiles(snapped, x), predict_quantiles(net, x),
+                               atol=1e-7)
+    assert snap_negligible_weights(net, 0.0)[1] == 0
+    with pytest.raises(ValueError, match="negligible weights must be in"):
+        snap_negligible_weights(net, 1.5)

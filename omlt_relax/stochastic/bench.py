@@ -8,6 +8,10 @@ thread, time limit), score its decision on held-out scenarios by exact second-st
 instances with at most :data:`~omlt_relax.stochastic.evaluate.MAX_ENUMERATION` facilities, against
 the exact SAA optimum over all :math:`2^n` decisions.
 
+A first-stage MILP the numeric guard (:func:`~omlt_relax.guards.check_model_numerics`) refuses
+is recorded as ``refused`` with the guard's message (the network's own optimum by enumeration is
+still reported), not raised.
+
 Everything is cached under ``out_dir`` (data chunks, trained networks, SAA table) and the results
 JSON is rewritten after every step, so an interrupted run resumes where it stopped.
 ``omlt-relax bench --suite cflp`` runs it.
@@ -28,6 +32,7 @@ import numpy as np
 import torch
 
 from omlt_relax.bench.results import write_json
+from omlt_relax.guards import NumericalRangeError
 from omlt_relax.stochastic.data import Sampling, generate_data
 from omlt_relax.stochastic.evaluate import (
     EVAL_SEED,
@@ -41,12 +46,13 @@ from omlt_relax.stochastic.first_stage import (
     solve_first_stage,
     surrogate_objective,
 )
-from omlt_relax.stochastic.instance import make_instance
+from omlt_relax.stochastic.instance import check_whole, make_instance
 from omlt_relax.stochastic.quantile_net import (
     Penalties,
     TrainSettings,
     build_quantile_net,
     fit_quantile_net,
+    snap_negligible_weights,
 )
 
 
@@ -80,13 +86,26 @@ VARIANTS: tuple[BenchVariant, ...] = (
 
 @dataclass(frozen=True)
 class CFLPBenchConfig:
-    """Settings of one run of the suite (all go into the results file)."""
+    """Settings of one run of the suite (all go into the results file).
+
+    ``n_decisions`` sampled decisions with ``scenarios_per_decision`` demand scenarios each
+    (:class:`~omlt_relax.stochastic.data.Sampling`): ``n_decisions · scenarios_per_decision``
+    labelled rows, every one an exact second-stage solve. ``snap_weights`` > 0: before the
+    first stage, weights below this fraction of their layer's largest are zeroed
+    (:func:`~omlt_relax.stochastic.quantile_net.snap_negligible_weights`; the largest change of
+    the surrogate objective is recorded) and the MILP and the network's own optimum use the
+    snapped network; 0 (default) keeps the network as trained. ``train_seed``: the seed of the
+    train/validation/test split and of the initial weights (``TrainSettings.seed``).
+    """
 
     sizes: tuple[tuple[int, int], ...] = ((10, 10),)
     instance_seed: int = 7
     hidden: tuple[int, ...] = (100, 100)
     n_decisions: int = 8000
+    scenarios_per_decision: int = 1
     epochs: int = 80
+    train_seed: int = 0
+    snap_weights: float = 0.0
     tolerance: float = 1.1
     time_limit: float = 300.0
     lam: float = 0.5
@@ -96,12 +115,32 @@ class CFLPBenchConfig:
     workers: int | None = None
     variants: tuple[str, ...] = tuple(v.name for v in VARIANTS)
 
+    def __post_init__(self) -> None:
+        for name in ("n_decisions", "scenarios_per_decision", "epochs", "eval_scenarios"):
+            check_whole(name, getattr(self, name))
+        check_whole("train_seed", self.train_seed, 0)
+        if not (math.isfinite(self.snap_weights) and 0 <= self.snap_weights < 1):
+            msg = f"snap_weights must be in [0, 1), got {self.snap_weights!r}"
+            raise ValueError(msg)
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["sizes"] = [list(s) for s in self.sizes]
         d["hidden"] = list(self.hidden)
         d["variants"] = list(self.variants)
         return d
+
+    def same_as(self, stored: dict[str, Any]) -> bool:
+        """Whether a stored ``config`` dict describes this configuration.
+
+        A setting missing from ``stored`` (written before the setting existed) counts as its
+        default, so results of older runs still resume.
+        """
+        now = json.loads(json.dumps(self.to_dict()))
+        defaults = json.loads(json.dumps(CFLPBenchConfig().to_dict()))
+        return set(stored) <= set(now) and all(
+            stored.get(k, defaults[k]) == v for k, v in now.items()
+        )
 
 
 @dataclass
@@ -151,13 +190,13 @@ def run_cflp_bench(
     res = _Results(out / "results.json")
     if res.path.is_file():
         res.data = json.loads(res.path.read_text())
-        if res.data.get("config") != json.loads(json.dumps(cfg.to_dict())):
+        if not cfg.same_as(res.data.get("config", {})):
             msg = (
                 f"{res.path} holds results of another configuration; use another output "
                 "directory or delete it"
             )
             raise ValueError(msg)
-    res.data.setdefault("config", cfg.to_dict())
+    res.data["config"] = cfg.to_dict()
     res.data.setdefault("machine", machine())
     res.data.setdefault("instances", {})
     risk = RiskObjective(cfg.lam, cfg.tail)
@@ -171,12 +210,13 @@ def run_cflp_bench(
         rec = res.data["instances"].setdefault(inst.name, {"networks": {}})
         log(f"[{inst.name}] data")
         t0 = time.perf_counter()
-        data = generate_data(inst, Sampling(n_decisions=cfg.n_decisions), out / "data" / inst.name,
-                             workers=cfg.workers)
+        sampling = Sampling(n_decisions=cfg.n_decisions,
+                            scenarios_per_decision=cfg.scenarios_per_decision)
+        data = generate_data(inst, sampling, out / "data" / inst.name, workers=cfg.workers)
         rec.setdefault("data_time", time.perf_counter() - t0)
         rec["n_rows"] = len(data.q)
         res.save()
-        settings = TrainSettings(hidden=cfg.hidden, epochs=cfg.epochs)
+        settings = TrainSettings(hidden=cfg.hidden, epochs=cfg.epochs, seed=cfg.train_seed)
         models_dir = out / "models" / inst.name
         models_dir.mkdir(parents=True, exist_ok=True)
         scenarios = inst.scenarios(cfg.eval_scenarios, cfg.eval_seed)
@@ -211,8 +251,17 @@ def run_cflp_bench(
             })
             rec["networks"][name] = net
             res.save()
+            model = _snapped(chosen["model"], cfg, inst, risk, net)
             log(f"[{inst.name}] {name}: first-stage MILP (time limit {cfg.time_limit:g} s)")
-            fs = solve_first_stage(chosen["model"], inst, risk, time_limit=cfg.time_limit)
+            try:
+                fs = solve_first_stage(model, inst, risk, time_limit=cfg.time_limit)
+            except NumericalRangeError as e:
+                # the guard refuses a MILP a solver cannot handle reliably: a result, not a crash
+                net["milp"] = {"status": "refused", "reason": str(e), "x": None}
+                net["evaluation"] = None
+                res.save()
+                log(f"  refused: {e}")
+                continue
             net["milp"] = fs.to_dict()
             res.save()
             log(f"  {fs.status}, {fs.time:.1f} s, {fs.nodes} nodes, gap {fs.gap}, "
@@ -243,6 +292,22 @@ def run_cflp_bench(
     return res.data
 
 
+def _snapped(model: Any, cfg: CFLPBenchConfig, inst: Any, risk: RiskObjective,
+             net: dict[str, Any]) -> Any:
+    """``model`` with negligible weights zeroed if ``cfg.snap_weights`` (recorded in ``net``)."""
+    if not cfg.snap_weights:
+        return model
+    snapped, count = snap_negligible_weights(model, cfg.snap_weights)
+    if inst.n_facilities <= MAX_ENUMERATION:
+        xs = all_decisions(inst.n_facilities)
+    else:
+        xs = (np.random.default_rng(0).random((1024, inst.n_facilities)) < 0.5).astype(float)
+    change = np.abs(surrogate_objective(snapped, inst, xs, risk)
+                    - surrogate_objective(model, inst, xs, risk)).max()
+    net["snapped"] = {"weights_zeroed": count, "max_objective_change": float(change)}
+    return snapped
+
+
 def _enumerated_decisions(
     rec: dict[str, Any], inst: Any, risk: RiskObjective, scenarios: np.ndarray, models_dir: Path,
     data: Any, settings: TrainSettings, cfg: CFLPBenchConfig, base: dict[str, Any], log: Any,
@@ -263,6 +328,7 @@ def _enumerated_decisions(
             s = net["scale"]
             model = _train_cached(models_dir / f"{name}_{s:g}.pt", data.x, data.q, settings,
                                   variants[name].penalties(s), log)["model"]
+        model = _snapped(model, cfg, inst, risk, {})
         obj = surrogate_objective(model, inst, xs, risk)
         x = xs[int(np.argmin(obj))]
         net["enumerated_x"] = [int(v) for v in x]
@@ -313,9 +379,12 @@ def write_markdown(data: dict[str, Any], path: str | os.PathLike[str]) -> str:
     """
     cfg = data["config"]
     lines = [
-        f"CFLP suite: hidden {cfg['hidden']}, {cfg['n_decisions']} training decisions, "
-        f"{cfg['epochs']} epochs, lambda={cfg['lam']}, tail {cfg['tail']} of 50, MILP limit "
-        f"{cfg['time_limit']:g} s, {cfg['eval_scenarios']} held-out scenarios",
+        f"CFLP suite: hidden {cfg['hidden']}, {cfg['n_decisions']} training decisions × "
+        f"{cfg.get('scenarios_per_decision', 1)} scenarios, {cfg['epochs']} epochs, "
+        f"lambda={cfg['lam']}, tail {cfg['tail']} of 50, MILP limit {cfg['time_limit']:g} s, "
+        f"{cfg['eval_scenarios']} held-out scenarios, training seed {cfg.get('train_seed', 0)}"
+        + (f", weights < {cfg['snap_weights']:g} × layer max zeroed before the first stage"
+           if cfg.get("snap_weights") else ""),
         "",
         "| instance | network | scale | test pinball (×unreg) | MILP time [s] | speed-up | nodes "
         "| gap at limit | binaries | MILP x | held-out risk obj. | expected cost | SAA gap "
@@ -331,6 +400,8 @@ def write_markdown(data: dict[str, Any], path: str | os.PathLike[str]) -> str:
             ev = net.get("evaluation") or {}
             t = milp.get("time")
             tt = ("≥" if milp.get("status") != "optimal" else "") + _fmt(t) if t else "-"
+            if milp.get("status") == "refused":
+                tt = "refused (coefficient range)"
             speed = "-"
             if name != "unregularized" and t and base_milp.get("time"):
                 if milp.get("status") == "optimal":

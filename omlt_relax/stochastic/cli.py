@@ -200,7 +200,11 @@ def cmd_bench_cflp(a: argparse.Namespace) -> int:
         instance_seed=d.instance_seed,
         hidden=_hidden(a.hidden) if a.hidden else d.hidden,
         n_decisions=a.n_decisions or d.n_decisions,
+        scenarios_per_decision=(d.scenarios_per_decision if a.scenarios_per_decision is None
+                                else a.scenarios_per_decision),
         epochs=a.epochs or d.epochs,
+        train_seed=a.seed,
+        snap_weights=a.snap_weights or d.snap_weights,
         tolerance=a.tolerance or d.tolerance,
         time_limit=a.time_limit or d.time_limit,
         eval_scenarios=a.eval_scenarios or d.eval_scenarios,
@@ -220,6 +224,12 @@ def add_bench_options(s: argparse.ArgumentParser) -> None:
                         "suite: network sizes DEPTHxWIDTH (default 2x100,3x100)%(default).0s")
     s.add_argument("--n-decisions", type=int, default=None,
                    help="cflp suite: training decisions per instance (default 8000)%(default).0s")
+    s.add_argument("--scenarios-per-decision", type=int, default=None,
+                   help="cflp suite: demand scenarios (labelled rows) per sampled decision "
+                   "(default 1)%(default).0s")
+    s.add_argument("--snap-weights", type=float, default=None,
+                   help="cflp suite: zero weights below this fraction of their layer's largest "
+                   "before the first stage (e.g. 1e-5; default 0: off)%(default).0s")
     s.add_argument("--eval-scenarios", type=int, default=None,
                    help="cflp suite: held-out scenarios (default 100)%(default).0s")
     s.add_argument("--workers", type=int, default=None,

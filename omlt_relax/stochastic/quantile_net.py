@@ -327,6 +327,27 @@ def fit_quantile_net(
     )
 
 
+def snap_negligible_weights(model: nn.Sequential, rel: float) -> tuple[nn.Sequential, int]:
+    """A float64 copy with the weights below ``rel`` times their layer's largest |weight| set to 0.
+
+    Training can leave weights of 1e-8 beside big-M constants of 1e4 (cost units), a coefficient
+    span the numeric guard (:func:`~omlt_relax.guards.check_model_numerics`) rightly refuses.
+    Zeroing them changes the network (the caller measures by how much); the first-stage MILP is
+    then exact for the returned network. Returns the copy and the number of weights zeroed.
+    """
+    if not (isinstance(rel, (int, float)) and math.isfinite(rel) and 0 <= rel < 1):
+        msg = f"the relative threshold for negligible weights must be in [0, 1), got {rel!r}"
+        raise ValueError(msg)
+    out = copy.deepcopy(model).to(torch.float64)
+    count = 0
+    with torch.no_grad():
+        for lin in (m for m in out if isinstance(m, nn.Linear)):
+            small = (lin.weight.abs() < rel * lin.weight.abs().max()) & (lin.weight != 0)
+            count += int(small.sum())
+            lin.weight[small] = 0.0
+    return out.eval(), count
+
+
 def predict_quantiles(model: nn.Module, x: np.ndarray) -> np.ndarray:
     """Quantiles ``(N, K)`` in cost units by a float64 forward pass of a folded network."""
     with torch.no_grad():
@@ -346,5 +367,6 @@ __all__ = [
     "pinball_numpy",
     "predict_quantiles",
     "quantile_levels",
+    "snap_negligible_weights",
     "split_rows",
 ]
