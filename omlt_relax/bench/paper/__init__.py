@@ -42,6 +42,11 @@ quarter; the checkpoint is the best validation MSE after the ramp), and ``stable
 train half the epochs more with the stable-neuron weight ramped linearly to :math:`\lambda` over
 the first half of them, keep the best validation MSE after the ramp; its training time counts only
 the fine-tuning).
+The *recipe* variants ``stable_ftd``, ``stable_crown_ftd`` and ``width_ftd`` fine-tune the same way
+and then, over the second half of the fine-tuning, cosine-decay the learning rate to
+:data:`~omlt_relax.bench.paper.protocol.LR_FLOOR` × its start with λ held; ``none_ft`` is their
+control (the same fine-tuning and decay with no penalty), so that the report can separate what the
+schedule buys in accuracy from what the penalty costs.
 
 Every trained network is measured two ways, minimization only, HiGHS and Gurobi one thread each
 (Gurobi where its size-limited pip licence allows):
