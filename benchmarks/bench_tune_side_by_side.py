@@ -4,6 +4,9 @@ with the same MILP settings (LP-OBBT bounds, bounded big-M, HiGHS one thread, mi
 
     python benchmarks/bench_tune_side_by_side.py --tune-dir tune_results --trial 9 \\
         --variant bigm --budget 1.25 --time-limit 60 --out side_by_side.json
+
+``--function`` must be the benchmark function the tune ran on (``omlt-relax tune --function``,
+default ``--n-train 2000``: the same data are sampled again, seed 0).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tune-dir", required=True)
     p.add_argument("--trial", type=int, required=True)
+    p.add_argument("--function", default="peaks", help="the tune's --function")
     p.add_argument("--variant", default="bigm")
     p.add_argument("--budget", type=float, default=1.25)
     p.add_argument("--epochs", type=int, default=200)
@@ -39,7 +43,7 @@ def main() -> None:
     p.add_argument("--out", default="side_by_side.json")
     a = p.parse_args()
     torch.set_num_threads(1)
-    fn = get_function("peaks")
+    fn = get_function(a.function)
     data = sample_function(fn, 2000, 500, 2000, seed=0)
     hidden = (50, 50)
     d = Path(a.tune_dir)
