@@ -30,9 +30,8 @@ term, whose per-sample LPs dominate their cost), so every variant first fits the
 Pruning starts from the trained unregularized network and fine-tunes for ``finetune_fraction`` more
 epochs at the learning rate the baseline ended with (it gets more epochs than the others).
 A *fine-tuning* variant (``finetune=True``, e.g. ``bigm+stability_ft``) also starts from the
-trained unregularized network and trains ``finetune_fraction`` × ``epochs`` more, its penalty
-weights ramped linearly from 0 to full over the first half of those steps, the learning rate
-cosine-decayed from the pruning's
+trained unregularized network and trains ``finetune_fraction`` × ``epochs`` more with its
+penalties on from the first step, the learning rate cosine-decayed from the pruning's
 :math:`2\\,\\eta\\,\\rho` (η = ``lr``, ρ = ``final_lr_fraction``): the network keeps what it
 learned and only the neurons that cost binaries are pushed to stability (on the paper's protocol
 this recipe keeps the test error of the plain network; BENCHMARKS.md).
@@ -396,16 +395,9 @@ def fit(
             baseline = fit(data, "unregularized", 0.0, cfg).std_model
         model = copy.deepcopy(baseline)
         ft = max(1, round(cfg.finetune_fraction * cfg.epochs))
-        ft_reg = _regularizer(model, box, v, scale, cfg, 0)
-        ramp_steps = max(1, (ft * steps_per_epoch) // 2)
-        step = [0]
-
-        def ramped(xb: torch.Tensor) -> torch.Tensor:  # weight linear to full over half the steps
-            step[0] += 1
-            return min(1.0, step[0] / ramp_steps) * ft_reg(xb)
-
-        history = _train_loop(model, data, cfg, ft, 2 * cfg.lr * cfg.final_lr_fraction,
-                              ramped if ft_reg is not None else None, None, None, progress)
+        reg = _regularizer(model, box, v, scale, cfg, 0)
+        history = _train_loop(model, data, cfg, ft, 2 * cfg.lr * cfg.final_lr_fraction, None,
+                              reg, None, progress)
     elif v.prune:
         if baseline is not None:
             model = copy.deepcopy(baseline)
