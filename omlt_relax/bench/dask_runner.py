@@ -148,6 +148,22 @@ def dask_client(
         cluster.close()
 
 
+@contextlib.contextmanager
+def suite_client(client: Any = None, scheduler: str | None = None,
+                 jobs: int = 1) -> Iterator[Any]:
+    """Where a suite's jobs run: ``client`` if given; else the Dask scheduler at ``scheduler``;
+    else a local cluster of ``jobs`` single-threaded workers if ``jobs > 1``; else ``None`` (in
+    this process, one job after the other). A cluster started here is closed on exit."""
+    if jobs < 1:
+        msg = f"jobs must be at least 1, got {jobs}"
+        raise ValueError(msg)
+    if client is not None or (scheduler is None and jobs == 1):
+        yield client
+        return
+    with dask_client(scheduler, jobs) as started:
+        yield started
+
+
 def n_workers(client: Any) -> int:
     """Number of workers (threads) the client's cluster has now (1 for ``client=None``)."""
     if client is None:
@@ -281,4 +297,5 @@ __all__ = [
     "dask_client",
     "n_workers",
     "run_jobs",
+    "suite_client",
 ]

@@ -68,6 +68,14 @@ def one_line(e: dict[str, Any], base: dict[str, Any] | None) -> str:
             f"unstable {e['unstable_obbt']}, MILP {e['time_total']:.3g} s{s}")
 
 
+def machine_line(env: dict[str, Any]) -> str:
+    """The machine and versions of a run (:func:`~omlt_relax.bench.suite.environment`)."""
+    return (f"Machine: {env.get('processor')} ({env.get('cpus')} CPUs), {env.get('platform')}; "
+            f"Python {env.get('python')}, torch {env.get('torch')} ({env.get('torch_threads')} "
+            f"thread), HiGHS {env.get('highs')}, Pyomo {env.get('pyomo')}, "
+            f"OMLT {env.get('omlt')}.")
+
+
 def header(results: dict[str, Any]) -> list[str]:
     """The setup section of the markdown report."""
     meta = results.get("meta", {})
@@ -76,11 +84,7 @@ def header(results: dict[str, Any]) -> list[str]:
     tr = cfg.get("train", {})
     lines = ["## Setup", ""]
     if env:
-        lines.append(
-            f"Machine: {env.get('processor')} ({env.get('cpus')} CPUs), {env.get('platform')}; "
-            f"Python {env.get('python')}, torch {env.get('torch')} ({env.get('torch_threads')} "
-            f"thread), HiGHS {env.get('highs')}, Pyomo {env.get('pyomo')}, OMLT {env.get('omlt')}."
-        )
+        lines.append(machine_line(env))
     if cfg:
         lines.append(
             f"Networks: hidden layers {tr.get('hidden')}, {tr.get('epochs')} epochs, Adam "
@@ -183,6 +187,7 @@ __all__ = [
     "format_table",
     "functions_present",
     "header",
+    "machine_line",
     "markdown_table",
     "milp_cell",
     "one_line",

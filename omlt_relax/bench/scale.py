@@ -66,7 +66,6 @@ A quick look (one function, one size, 100 epochs, 30 s limit; about 4 minutes)::
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
@@ -78,10 +77,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from omlt_relax.bench.dask_runner import Job, n_workers, run_jobs
+from omlt_relax.bench.dask_runner import Job, n_workers, run_jobs, suite_client
 from omlt_relax.bench.functions import get_function
 from omlt_relax.bench.measure import measure_network, measure_stock_omlt
-from omlt_relax.bench.report import fmt, format_table
+from omlt_relax.bench.report import fmt, format_table, machine_line
 from omlt_relax.bench.results import (
     BASELINE,
     RESULTS_FILE,
@@ -91,7 +90,7 @@ from omlt_relax.bench.results import (
     write_json,
 )
 from omlt_relax.bench.stats import TARGET_RMSE_RATIO
-from omlt_relax.bench.suite import SuiteConfig, function_data, open_results
+from omlt_relax.bench.suite import SuiteConfig, failure_note, function_data, open_results
 from omlt_relax.train import TrainConfig, fit, get_variant
 
 #: The well-fitted functions of the 2×50 suite (test RMSE / std ≤ 0.07; the better-fitted 5-D one).
@@ -305,11 +304,7 @@ def run_scale(
         if bar is not None:
             bar.update(1)
 
-    with contextlib.ExitStack() as stack:
-        if client is None and (scheduler is not None or jobs > 1):
-            from omlt_relax.bench.dask_runner import dask_client
-
-            client = stack.enter_context(dask_client(scheduler, jobs))
+    with suite_client(client, scheduler, jobs) as client:
         workers = n_workers(client)
         failures = run_jobs(client, [Job(k, scale_job, (config, f, h, v, s))
                                      for k, f, h, v, s in todo], on_result, on_failure)
@@ -322,8 +317,7 @@ def run_scale(
     write_json(path, results)
     write_scale_report(out, results)
     if failures:
-        say(f"{len(failures)} entr{'y' if len(failures) == 1 else 'ies'} failed (listed under "
-            f"'failed' in {path}); rerun the same command to retry")
+        say(failure_note(len(failures), path))
     return load_results(out)
 
 
@@ -619,10 +613,7 @@ def markdown_report(results: dict[str, Any]) -> str:
     tr = cfg.get("train", {})
     lines = ["# Paper-scale suite (`omlt-relax bench --suite scale`)", ""]
     if env:
-        lines.append(
-            f"Machine: {env.get('processor')} ({env.get('cpus')} CPUs), {env.get('platform')}; "
-            f"Python {env.get('python')}, torch {env.get('torch')}, HiGHS {env.get('highs')}, "
-            f"Pyomo {env.get('pyomo')}, OMLT {env.get('omlt')}.")
+        lines.append(machine_line(env))
     if cfg:
         lines.append(
             f"Networks: sizes {', '.join(size_name(s) for s in cfg.get('sizes', []))}; "

@@ -19,7 +19,6 @@ different configuration in the same directory is refused (use another directory 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -32,7 +31,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from omlt_relax.bench.dask_runner import n_workers
+from omlt_relax.bench.dask_runner import n_workers, suite_client
 from omlt_relax.bench.data import sample_function
 from omlt_relax.bench.functions import SUITE_2D, get_function
 from omlt_relax.bench.measure import measure_network
@@ -166,7 +165,7 @@ def run_suite(
     scheduler at ``scheduler``; else a local Dask cluster of ``jobs`` single-threaded worker
     processes if ``jobs > 1``; else in this process, one after the other.
     """
-    if jobs < 1:
+    if jobs < 1:  # before any file is touched (suite_client checks it again)
         msg = f"jobs must be at least 1, got {jobs}"
         raise ValueError(msg)
     out = Path(out_dir)
@@ -192,11 +191,7 @@ def run_suite(
         if bar is not None:
             bar.update(1)
 
-    with contextlib.ExitStack() as stack:
-        if client is None and (scheduler is not None or jobs > 1):
-            from omlt_relax.bench.dask_runner import dask_client
-
-            client = stack.enter_context(dask_client(scheduler, jobs))
+    with suite_client(client, scheduler, jobs) as client:
         workers = n_workers(client)
         failures = run_entries(config, out, client, record)
     if bar is not None:
@@ -209,9 +204,14 @@ def run_suite(
     (out / TABLE_FILE).write_text(markdown_table(results))
     pareto_plot(results, out / PLOT_FILE)
     if failures:
-        say(f"{len(failures)} entr{'y' if len(failures) == 1 else 'ies'} failed (listed under "
-            f"'failed' in {path}); rerun the same command to retry")
+        say(failure_note(len(failures), path))
     return results
+
+
+def failure_note(n: int, path: Path) -> str:
+    """The closing line of a run in which ``n`` entries failed."""
+    return (f"{n} entr{'y' if n == 1 else 'ies'} failed (listed under 'failed' in {path}); "
+            "rerun the same command to retry")
 
 
 def open_results(config: SuiteConfig, out: Path, fresh: bool = False) -> dict[str, Any]:
@@ -450,6 +450,7 @@ __all__ = [
     "entry_job",
     "environment",
     "estimated_seconds",
+    "failure_note",
     "function_data",
     "load_model",
     "load_results",
