@@ -33,8 +33,10 @@ A *fine-tuning* variant (``finetune=True``, e.g. ``bigm+stability_ft``) also sta
 trained unregularized network and trains ``finetune_fraction`` × ``epochs`` more with its
 penalties on from the first step, the learning rate cosine-decayed from the pruning's
 :math:`2\\,\\eta\\,\\rho` (η = ``lr``, ρ = ``final_lr_fraction``): the network keeps what it
-learned and only the neurons that cost binaries are pushed to stability (on the paper's protocol
-this recipe keeps the test error of the plain network; BENCHMARKS.md).
+learned while the penalties push neurons to stability. An option, not a default: on peaks 3×100
+it was worse than training with the penalties from the start (BENCHMARKS.md, "The paper-scale
+suite"); the paper-suite recipe that does keep the plain network's accuracy is
+:mod:`omlt_relax.bench.paper`'s ``*_ftd``.
 
 **Weight selection rule** (:func:`select_weight`): each variant has a fixed grid of scales
 :math:`\\lambda`, multiplying all of its terms. The largest :math:`\\lambda` on the grid whose
