@@ -46,7 +46,8 @@ The *recipe* variants ``stable_ftd``, ``stable_crown_ftd`` and ``width_ftd`` fin
 and then, over the second half of the fine-tuning, cosine-decay the learning rate to
 :data:`~omlt_relax.bench.paper.protocol.LR_FLOOR` × its start with λ held; ``none_ft`` is their
 control (the same fine-tuning and decay with no penalty), so that the report can separate what the
-schedule buys in accuracy from what the penalty costs.
+schedule buys in accuracy from what the penalty costs. ``stable_width_crown_ftd`` is the same
+recipe with both terms (stable neuron and bound width, each weighted 1, on CROWN bounds).
 
 Every trained network is measured two ways, minimization only, HiGHS and Gurobi one thread each
 (Gurobi where its size-limited pip licence allows):
