@@ -28,6 +28,7 @@ from omlt_relax.stochastic.first_stage import (
     FirstStageResult,
     RiskObjective,
     build_first_stage,
+    search_decision,
     solve_first_stage,
     surrogate_objective,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "recourse_cost",
     "saa_table",
     "score",
+    "search_decision",
     "solve_first_stage",
     "solve_parallel",
     "surrogate_objective",

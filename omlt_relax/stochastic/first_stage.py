@@ -87,6 +87,50 @@ def surrogate_objective(
     return risk.of_quantiles(x @ instance.f, predict_quantiles(model, x))
 
 
+def search_decision(
+    model: nn.Module, instance: CFLPInstance, risk: RiskObjective, starts: int = 256,
+    seed: int = 0, max_rounds: int = 1000,
+) -> tuple[np.ndarray, float]:
+    r"""The network's best first-stage decision found by forward passes alone: multi-start
+    best-improvement local search over single flips.
+
+    ``starts`` random decisions (opening probabilities spread over :math:`[0.05, 0.95]`) each
+    move to their best neighbour :math:`x \oplus e_i` while that lowers the surrogate objective
+    :func:`surrogate_objective`; the best local optimum is returned with its objective. This is
+    what a user gets from the network without a MILP; it is a heuristic (no optimality
+    certificate) for instances too large to enumerate, where it stands in for "what the network's
+    MILP would return with unlimited time".
+
+    Returns:
+        ``(x, objective)``: the decision ``(n,)`` as 0/1 floats and its surrogate objective.
+    """
+    if isinstance(starts, bool) or not isinstance(starts, (int, np.integer)) or starts < 1:
+        msg = f"starts must be a whole number >= 1, got {starts!r}"
+        raise ValueError(msg)
+    n = instance.n_facilities
+    rng = np.random.default_rng(seed)
+    p = np.linspace(0.05, 0.95, starts)[:, None]
+    xs = (rng.random((starts, n)) < p).astype(np.float64)
+    obj = surrogate_objective(model, instance, xs, risk)
+    flips = np.eye(n)
+    active = np.ones(starts, bool)
+    for _ in range(max_rounds):
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
+            break
+        cand = np.abs(xs[idx, None, :] - flips[None, :, :]).reshape(-1, n)  # (m·n, n)
+        cobj = surrogate_objective(model, instance, cand, risk).reshape(idx.size, n)
+        best = cobj.argmin(axis=1)
+        bval = cobj[np.arange(idx.size), best]
+        better = bval < obj[idx] - 1e-9 * np.maximum(1.0, np.abs(obj[idx]))
+        moved = idx[better]
+        xs[moved] = cand.reshape(idx.size, n, n)[better, best[better]]
+        obj[moved] = bval[better]
+        active[idx[~better]] = False
+    i = int(np.argmin(obj))
+    return xs[i].copy(), float(obj[i])
+
+
 def onnx_quantiles(path: str | os.PathLike[str], x: Any) -> np.ndarray:
     """Quantiles ``(N, K)`` of decisions ``x`` by onnxruntime on an exported network (float64
     out)."""
@@ -240,6 +284,7 @@ __all__ = [
     "RiskObjective",
     "build_first_stage",
     "onnx_quantiles",
+    "search_decision",
     "solve_first_stage",
     "surrogate_objective",
 ]
