@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from omlt_relax.bounds.rounding import SOUND_WIDEN, widen_outward
 from omlt_relax.lp.gap import LPGapPenalty
 from omlt_relax.penalties import BigMPenalty, StabilityPenalty
 from omlt_relax.quantile import IncrementalQuantileHead
@@ -348,6 +349,67 @@ def snap_negligible_weights(model: nn.Sequential, rel: float) -> tuple[nn.Sequen
     return out.eval(), count
 
 
+def snap_change_bound(original: nn.Sequential, snapped: nn.Sequential, lb: Any,
+                      ub: Any) -> np.ndarray:
+    """A sound bound on :math:`|\tilde f(x) - f(x)|` per output over the box ``[lb, ub]``, for
+    two networks of the same architecture (``snapped`` e.g. from :func:`snap_negligible_weights`).
+
+    Layer by layer, with :math:`e_{k-1}` bounding the change of the layer's input and
+    :math:`m_{k-1} = \\max(|l|, |u|)` the original network's interval (IBP) bound on its
+    magnitude,
+
+    .. math::
+
+        |\tilde z_k - z_k| \\le |\tilde W_k|\\, e_{k-1} + |\tilde W_k - W_k|\\, m_{k-1}
+        + |\tilde b_k - b_k| =: e_k,
+
+    kept through each ReLU (1-Lipschitz); an ``IncrementalQuantileHead`` sums them
+    (:math:`|\\delta q_k| \\le \\sum_{j \\le k} e_j`). Float64, every step widened outward by
+    :data:`~omlt_relax.bounds.rounding.SOUND_WIDEN` relative and one ulp.
+
+    Returns:
+        ``(n_outputs,)`` bounds, valid for every ``x`` in the box.
+    """
+    def parts(model: nn.Sequential) -> list[nn.Module]:
+        mods = list(model)
+        for m in mods:
+            if not isinstance(m, (nn.Linear, nn.ReLU, IncrementalQuantileHead)):
+                msg = f"snap_change_bound supports Linear/ReLU/IncrementalQuantileHead, got {m}"
+                raise ValueError(msg)
+        return mods
+
+    a, b = parts(original), parts(snapped)
+    if [type(m) for m in a] != [type(m) for m in b] or any(
+        isinstance(m, nn.Linear) and m.weight.shape != n.weight.shape for m, n in zip(a, b)
+    ):
+        msg = "snap_change_bound needs two networks of the same architecture"
+        raise ValueError(msg)
+    first = next(m for m in a if isinstance(m, nn.Linear))
+    lo = np.broadcast_to(np.asarray(lb, np.float64), (first.in_features,)).copy()
+    hi = np.broadcast_to(np.asarray(ub, np.float64), (first.in_features,)).copy()
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)) and np.all(lo <= hi)):
+        msg = "snap_change_bound needs a finite input box with lb <= ub"
+        raise ValueError(msg)
+    e = np.zeros_like(lo)
+    for m, n in zip(a, b):
+        if isinstance(m, nn.Linear):
+            w = m.weight.detach().double().numpy()
+            w2 = n.weight.detach().double().numpy()
+            b1 = m.bias.detach().double().numpy() if m.bias is not None else np.zeros(w.shape[0])
+            b2 = n.bias.detach().double().numpy() if n.bias is not None else np.zeros(w.shape[0])
+            mag = np.maximum(np.abs(lo), np.abs(hi))
+            d = np.abs(w2) @ e + np.abs(w2 - w) @ mag + np.abs(b2 - b1)
+            e = np.nextafter(d * (1.0 + SOUND_WIDEN), np.inf)
+            mid, rad = (lo + hi) / 2.0, (hi - lo) / 2.0
+            c, r = mid @ w.T + b1, rad @ np.abs(w).T
+            lo, hi = widen_outward(c - r, c + r, mag @ np.abs(w).T + np.abs(b1), SOUND_WIDEN)
+        elif isinstance(m, nn.ReLU):
+            lo, hi = np.maximum(lo, 0.0), np.maximum(hi, 0.0)
+        else:  # the quantile head: cumulative sums of 1-Lipschitz increments
+            e = np.nextafter(np.cumsum(e) * (1.0 + SOUND_WIDEN), np.inf)
+    return e
+
+
 def predict_quantiles(model: nn.Module, x: np.ndarray) -> np.ndarray:
     """Quantiles ``(N, K)`` in cost units by a float64 forward pass of a folded network."""
     with torch.no_grad():
@@ -367,6 +429,7 @@ __all__ = [
     "pinball_numpy",
     "predict_quantiles",
     "quantile_levels",
+    "snap_change_bound",
     "snap_negligible_weights",
     "split_rows",
 ]
