@@ -36,7 +36,11 @@ penalties on from the first step, the learning rate cosine-decayed from the prun
 learned while the penalties push neurons to stability. An option, not a default: on peaks 3×100
 it was worse than training with the penalties from the start (BENCHMARKS.md, "The paper-scale
 suite"); the paper-suite recipe that does keep the plain network's accuracy is
-:mod:`omlt_relax.bench.paper`'s ``*_ftd``.
+:mod:`omlt_relax.bench.paper`'s ``*_ftd``, here as the *recipe* variants ``stability_ftd`` and
+``bigm+stability_ftd`` (``ft_ramp``/``ft_hold``/``ft_lr``/``ft_final_lr``/``ft_epochs``): from the
+trained plain network, ``ft_epochs`` × ``epochs`` more epochs starting at ``ft_lr`` × η; the
+penalty weight ramps linearly from 0 over the first ``ft_ramp`` of the steps while the learning
+rate is held for the first ``ft_hold`` of them, then cosine-decays to ``ft_final_lr`` × its start.
 
 **Weight selection rule** (:func:`select_weight`): each variant has a fixed grid of scales
 :math:`\\lambda`, multiplying all of its terms. The largest :math:`\\lambda` on the grid whose
@@ -119,6 +123,10 @@ class Variant:
             docstring) instead of training from scratch.
         grid: scales tried by :func:`select_weight`, any order (sorted largest first).
         warmup_fraction: overrides :attr:`TrainConfig.warmup_fraction` (``None``: keep it).
+        ft_epochs, ft_lr, ft_final_lr, ft_ramp, ft_hold: the fine-tuning schedule of a
+            ``finetune`` variant (module docstring); ``ft_epochs=None`` keeps
+            :attr:`TrainConfig.finetune_fraction`, ``ft_lr=None`` the start
+            :math:`2\,\eta\,\rho`, ``ft_final_lr=None`` :attr:`TrainConfig.final_lr_fraction`.
     """
 
     name: str
@@ -139,6 +147,11 @@ class Variant:
     grid: tuple[float, ...] = (1.0,)
     warmup_fraction: float | None = None
     finetune: bool = False
+    ft_epochs: float | None = None
+    ft_lr: float | None = None
+    ft_final_lr: float | None = None
+    ft_ramp: float = 0.0
+    ft_hold: float = 0.0
 
     @property
     def regularized(self) -> bool:
@@ -164,6 +177,12 @@ GRID_PRUNE = (0.95, 0.9, 0.8, 0.7, 0.5, 0.3, 0.2, 0.1)
 #: Variants with an LP-gap term switch their terms on after half of the steps: the per-sample LPs
 #: are most of their cost, and the bound terms alone behave the same either way.
 LP_WARMUP = 0.5
+
+#: The fine-tuning recipe of the ``*_ftd`` variants (the paper suite's, module docstring): half
+#: of ``epochs`` more from the plain network at η/10, the weight ramped over the first half, the
+#: learning rate held there, then cosine-decayed to 1% of its start.
+FT_RECIPE: dict[str, Any] = {"finetune": True, "ft_epochs": 0.5, "ft_lr": 0.1,
+                             "ft_final_lr": 0.01, "ft_ramp": 0.5, "ft_hold": 0.5}
 
 #: The benchmark variants (see the module docstring).
 VARIANTS: dict[str, Variant] = {
@@ -195,6 +214,14 @@ VARIANTS: dict[str, Variant] = {
         Variant(
             "bigm+stability_ft", "big-M + stability, fine-tuning the unregularized network",
             bigm=1.0, stability=0.3, grid=GRID_BOUND, finetune=True,
+        ),
+        Variant(
+            "stability_ftd", "stable-neuron penalty (CROWN, min(u, -l)), fine-tuning recipe",
+            stability=0.3, stability_variant="min", grid=GRID_BOUND, **FT_RECIPE,
+        ),
+        Variant(
+            "bigm+stability_ftd", "big-M + stability penalties, fine-tuning recipe",
+            bigm=1.0, stability=0.3, grid=GRID_BOUND, **FT_RECIPE,
         ),
         Variant(
             "relax", "big-M + stability + LP gap (total)", bigm=1.0, stability=0.3, lp_gap=0.3,
@@ -270,6 +297,20 @@ def _regularizer(model: nn.Sequential, box: tuple[np.ndarray, np.ndarray], v: Va
                                  warmup=warmup)
 
 
+class _Ramped:
+    """A regularizer whose weight ramps linearly from 0 to 1 over its first ``steps`` calls."""
+
+    def __init__(self, reg: Any, steps: int) -> None:
+        self.reg, self.steps, self.calls = reg, steps, 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return min(1.0, self.calls / self.steps) * self.reg(x)
+
+    def metrics(self) -> dict[str, float]:
+        return self.reg.metrics()
+
+
 def _l1(model: nn.Sequential) -> torch.Tensor:
     ws = [m.weight for m in model if isinstance(m, nn.Linear)]
     return torch.cat([w.abs().reshape(-1) for w in ws]).mean()
@@ -285,19 +326,27 @@ def _train_loop(
     reg: Any,
     masks: list[torch.Tensor] | None,
     progress: Callable[[int], None] | None,
+    hold: float = 0.0,
+    final_lr: float | None = None,
 ) -> list[dict[str, float]]:
-    """Adam with cosine decay over ``epochs``; optional extra loss, regularizer and weight masks."""
+    """Adam over ``epochs``: ``lr`` held for the first ``hold`` of the steps, then cosine decay
+    to ``final_lr`` (default :attr:`TrainConfig.final_lr_fraction`) × ``lr``; optional extra
+    loss, regularizer and weight masks."""
     x, y = data.tensors("train")
     n = x.shape[0]
     bs = min(cfg.batch_size, n)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps_per_epoch = math.ceil(n / bs)
     total = max(1, epochs * steps_per_epoch)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt,
-        lambda s: cfg.final_lr_fraction
-        + (1 - cfg.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)),
-    )
+    start = int(hold * total)
+    span = max(1, total - start)
+    rho = cfg.final_lr_fraction if final_lr is None else final_lr
+
+    def factor(s: int) -> float:
+        t = min(max(s - start, 0), span)
+        return rho + (1 - rho) * 0.5 * (1 + math.cos(math.pi * t / span))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     linears = [m for m in model if isinstance(m, nn.Linear)]
     history: list[dict[str, float]] = []
@@ -396,10 +445,14 @@ def fit(
         if baseline is None:  # train it first (same data, config and seed)
             baseline = fit(data, "unregularized", 0.0, cfg).std_model
         model = copy.deepcopy(baseline)
-        ft = max(1, round(cfg.finetune_fraction * cfg.epochs))
+        frac = cfg.finetune_fraction if v.ft_epochs is None else v.ft_epochs
+        ft = max(1, round(frac * cfg.epochs))
         reg = _regularizer(model, box, v, scale, cfg, 0)
-        history = _train_loop(model, data, cfg, ft, 2 * cfg.lr * cfg.final_lr_fraction, None,
-                              reg, None, progress)
+        if reg is not None and v.ft_ramp > 0:
+            reg = _Ramped(reg, max(1, round(v.ft_ramp * ft * steps_per_epoch)))
+        lr0 = 2 * cfg.lr * cfg.final_lr_fraction if v.ft_lr is None else v.ft_lr * cfg.lr
+        history = _train_loop(model, data, cfg, ft, lr0, None, reg, None, progress,
+                              hold=v.ft_hold, final_lr=v.ft_final_lr)
     elif v.prune:
         if baseline is not None:
             model = copy.deepcopy(baseline)

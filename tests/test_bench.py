@@ -143,6 +143,42 @@ def test_finetune_variant_starts_from_the_baseline_and_needs_it() -> None:
         (w1 - w0).abs().max())
 
 
+def test_recipe_variant_ramps_the_weight_and_holds_then_decays_the_lr(monkeypatch) -> None:
+    """``stability_ftd`` fine-tunes the baseline for ``ft_epochs`` × epochs: the penalty weight
+    rises linearly over the first half of the steps, the learning rate starts at ``ft_lr`` × η,
+    stays there for the first half and ends at ``ft_final_lr`` × its start."""
+    d = bdata.sample_function(get_function("peaks"), 256, 64, 64, seed=0)
+    cfg = btrain.TrainConfig(hidden=(8, 8), epochs=8, batch_size=64)
+    base = btrain.fit(d, "unregularized", 0.0, cfg)
+    v = btrain.VARIANTS["stability_ftd"]
+    factors: list[float] = []
+    lrs: list[float] = []
+    real_ramped = ltrain._Ramped.__call__
+
+    def spy(self, x):
+        out = real_ramped(self, x)
+        factors.append(min(1.0, self.calls / self.steps))
+        return out
+
+    real_step = torch.optim.Adam.step
+
+    def step(self, *a, **k):
+        lrs.append(self.param_groups[0]["lr"])
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(ltrain._Ramped, "__call__", spy)
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    ft = btrain.fit(d, "stability_ftd", 1e-3, cfg, baseline=base.std_model)
+    total = round(v.ft_epochs * cfg.epochs) * 4  # 256 rows / batch 64 = 4 steps per epoch
+    assert len(ft.history) == round(v.ft_epochs * cfg.epochs) and len(factors) == total
+    half = total // 2
+    assert factors[0] == pytest.approx(1 / half) and factors[half - 1] == 1.0
+    assert all(b > a for a, b in zip(factors[: half - 1], factors[1:half]))
+    assert lrs[:half] == [pytest.approx(v.ft_lr * cfg.lr)] * half
+    assert lrs[-1] < 0.05 * v.ft_lr * cfg.lr and lrs[-1] >= v.ft_final_lr * v.ft_lr * cfg.lr
+    assert all(b <= a for a, b in zip(lrs[half:], lrs[half + 1:]))
+
+
 @pytest.mark.parametrize("search", ["bisect", "linear"])
 def test_selection_picks_largest_weight_within_tolerance(monkeypatch, search: str) -> None:
     # the rule itself, on a known monotone RMSE curve (training replaced by the curve)
