@@ -126,7 +126,7 @@ class Variant:
         ft_epochs, ft_lr, ft_final_lr, ft_ramp, ft_hold: the fine-tuning schedule of a
             ``finetune`` variant (module docstring); ``ft_epochs=None`` keeps
             :attr:`TrainConfig.finetune_fraction`, ``ft_lr=None`` the start
-            :math:`2\,\eta\,\rho`, ``ft_final_lr=None`` :attr:`TrainConfig.final_lr_fraction`.
+            :math:`2\\,\\eta\\,\\rho`, ``ft_final_lr=None`` :attr:`TrainConfig.final_lr_fraction`.
     """
 
     name: str
