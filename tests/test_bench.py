@@ -173,10 +173,10 @@ def test_recipe_variant_ramps_the_weight_and_holds_then_decays_the_lr(monkeypatc
     assert len(ft.history) == round(v.ft_epochs * cfg.epochs) and len(factors) == total
     half = total // 2
     assert factors[0] == pytest.approx(1 / half) and factors[half - 1] == 1.0
-    assert all(b > a for a, b in zip(factors[: half - 1], factors[1:half]))
+    assert all(b > a for a, b in itertools.pairwise(factors[:half]))
     assert lrs[:half] == [pytest.approx(v.ft_lr * cfg.lr)] * half
     assert lrs[-1] < 0.05 * v.ft_lr * cfg.lr and lrs[-1] >= v.ft_final_lr * v.ft_lr * cfg.lr
-    assert all(b <= a for a, b in zip(lrs[half:], lrs[half + 1:]))
+    assert all(b <= a for a, b in itertools.pairwise(lrs[half:]))
 
 
 @pytest.mark.parametrize("search", ["bisect", "linear"])
