@@ -7,7 +7,8 @@ The workflow on capacitated facility location (CFLP; Neur2SP / Quantile2SP), one
 * :mod:`~omlt_relax.stochastic.data`: :math:`(x, \\xi, Q)` on all cores, cached and resumable
   (:mod:`~omlt_relax.stochastic.cache`);
 * :mod:`~omlt_relax.stochastic.quantile_net`: pinball training with our regularizers;
-* :mod:`~omlt_relax.stochastic.first_stage`: the first-stage MILP over the network;
+* :mod:`~omlt_relax.stochastic.first_stage`: the first-stage MILP over the network (and
+  ``search_decision``, the network's best decision by forward passes alone);
 * :mod:`~omlt_relax.stochastic.evaluate`: held-out scoring and the exact SAA optimum;
 * :mod:`~omlt_relax.stochastic.bench`: the ``cflp`` benchmark suite.
 """
