@@ -44,9 +44,6 @@ EXIT_UNRELIABLE = 3
 #: The status of such an answer (:data:`omlt_relax.verify.UNRELIABLE`).
 UNRELIABLE = "numerically_unreliable"
 
-#: The results file of every suite (``omlt_relax.bench.results.RESULTS_FILE``).
-RESULTS_FILE_NAME = "results.json"
-
 #: Defaults of ``bench``: sized so that the whole suite (8 functions × 11 variants, ``--jobs 2``)
 #: fits in about 40 minutes on a 2-core machine.
 BENCH_EPOCHS = 200
@@ -523,6 +520,7 @@ def _bench_scale(a: argparse.Namespace) -> int:
     import torch
 
     from omlt_relax.bench.functions import FUNCTIONS
+    from omlt_relax.bench.results import RESULTS_FILE
     from omlt_relax.bench.scale import (
         REPORT_FILE,
         REPORT_JSON,
@@ -589,7 +587,7 @@ def _bench_scale(a: argparse.Namespace) -> int:
                             client=client)
     if not a.quiet:
         print((out / REPORT_FILE).read_text())
-    print(f"{len(results['entries'])} networks; wrote {out / RESULTS_FILE_NAME}, "
+    print(f"{len(results['entries'])} networks; wrote {out / RESULTS_FILE}, "
           f"{out / REPORT_FILE}, {out / REPORT_JSON} and scale_<function>.png in "
           f"{time.perf_counter() - t0:.0f} s")
     return 0

@@ -1,50 +1,19 @@
-r"""Penalty-weight schedules, and the call sites into the training loop that budget and tune share.
-
-A schedule multiplies the regularization term by :math:`s(t)` at optimizer step :math:`t` of
-:math:`T`:
-
-.. math::
-
-    s(t) = \begin{cases} 0 & t < wT \\ \min\!\big(1, \tfrac{t - wT}{rT}\big) & t \ge wT
-    \end{cases}
-
-with warm-up fraction :math:`w` and ramp fraction :math:`r` (:math:`r = 0`: a hard switch, as in
-the benchmark variants). During the warm-up the regularizer is not evaluated at all.
+r"""The call sites into the training loop that budget and tune share: a network trained with a
+penalty-weight :class:`~omlt_relax.penalty_schedule.Schedule` (warm-up, then a linear ramp; defined,
+with :class:`~omlt_relax.penalty_schedule.ScheduledRegularizer`, in
+:mod:`omlt_relax.penalty_schedule` and re-exported here).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from omlt_relax.data import Dataset, fold_standardization
+from omlt_relax.penalty_schedule import Schedule, ScheduledRegularizer
 from omlt_relax.train import TrainConfig, Variant, build_model, regularizer_for, train_epochs
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """Warm-up and ramp fractions of the training steps (module docstring)."""
-
-    warmup: float = 0.1
-    ramp: float = 0.0
-
-    def __post_init__(self) -> None:
-        for name, val in (("warmup", self.warmup), ("ramp", self.ramp)):
-            if not (math.isfinite(val) and 0 <= val <= 1):
-                msg = f"schedule {name} must be a fraction in [0, 1], got {val}"
-                raise ValueError(msg)
-
-    def factor(self, step: int, total: int) -> float:
-        """:math:`s(t)` at step ``step`` of ``total``."""
-        start = self.warmup * total
-        if step < start:
-            return 0.0
-        span = self.ramp * total
-        return 1.0 if span <= 0 else min(1.0, (step - start + 1) / span)
 
 
 def steps_per_epoch(data: Dataset, cfg: TrainConfig) -> int:
@@ -66,17 +35,9 @@ def train_scheduled(
     model = build_model(data.n_inputs, config.hidden, data.n_outputs, config.seed)
     reg = regularizer_for(model, data, variant, 1.0, config)
     total = config.epochs * steps_per_epoch(data, config)
-    step = [0]
-
-    def extra(xb: torch.Tensor) -> torch.Tensor:
-        s = schedule.factor(step[0], total)
-        step[0] += 1
-        if s == 0.0 or reg is None:
-            return torch.zeros(())
-        return s * reg(xb)
-
+    extra = None if reg is None else ScheduledRegularizer(reg, schedule, total)
     train_epochs(model, data, config, config.epochs, config.lr, extra, None, progress)
     return fold_standardization(model, data.scaler), model
 
 
-__all__ = ["Schedule", "steps_per_epoch", "train_scheduled"]
+__all__ = ["Schedule", "ScheduledRegularizer", "steps_per_epoch", "train_scheduled"]

@@ -67,6 +67,7 @@ from omlt_relax.data import Dataset, fold_standardization, predict, rmse
 from omlt_relax.guards import check_loss
 from omlt_relax.lp.gap import LPGapPenalty
 from omlt_relax.penalties import BigMPenalty, StabilityPenalty
+from omlt_relax.penalty_schedule import Schedule, ScheduledRegularizer
 from omlt_relax.regularizer import RelaxationRegularizer
 
 #: Default tolerance of the weight-selection rule: validation RMSE ≤ 1.2 × the baseline's.
@@ -297,18 +298,14 @@ def _regularizer(model: nn.Sequential, box: tuple[np.ndarray, np.ndarray], v: Va
                                  warmup=warmup)
 
 
-class _Ramped:
-    """A regularizer whose weight ramps linearly from 0 to 1 over its first ``steps`` calls."""
-
-    def __init__(self, reg: Any, steps: int) -> None:
-        self.reg, self.steps, self.calls = reg, steps, 0
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        return min(1.0, self.calls / self.steps) * self.reg(x)
-
-    def metrics(self) -> dict[str, float]:
-        return self.reg.metrics()
+def hold_cosine(step: int, total: int, start: int, floor: float) -> float:
+    r"""Learning-rate multiplier at ``step`` of ``total``: 1 up to ``start``, then the cosine
+    :math:`\rho + (1 - \rho)\,\tfrac12\,(1 + \cos \pi t)`,
+    :math:`t = \min(\max(\text{step} - \text{start}, 0), T') / T'`,
+    :math:`T' = \max(1, \text{total} - \text{start})`, down to :math:`\rho` = ``floor``."""
+    span = max(1, total - start)
+    t = min(max(step - start, 0), span) / span
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
 def _l1(model: nn.Sequential) -> torch.Tensor:
@@ -339,14 +336,8 @@ def _train_loop(
     steps_per_epoch = math.ceil(n / bs)
     total = max(1, epochs * steps_per_epoch)
     start = int(hold * total)
-    span = max(1, total - start)
     rho = cfg.final_lr_fraction if final_lr is None else final_lr
-
-    def factor(s: int) -> float:
-        t = min(max(s - start, 0), span)
-        return rho + (1 - rho) * 0.5 * (1 + math.cos(math.pi * t / span))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: hold_cosine(s, total, start, rho))
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     linears = [m for m in model if isinstance(m, nn.Linear)]
     history: list[dict[str, float]] = []
@@ -449,7 +440,8 @@ def fit(
         ft = max(1, round(frac * cfg.epochs))
         reg = _regularizer(model, box, v, scale, cfg, 0)
         if reg is not None and v.ft_ramp > 0:
-            reg = _Ramped(reg, max(1, round(v.ft_ramp * ft * steps_per_epoch)))
+            reg = ScheduledRegularizer(reg, Schedule(warmup=0.0, ramp=v.ft_ramp),
+                                       ft * steps_per_epoch)
         lr0 = 2 * cfg.lr * cfg.final_lr_fraction if v.ft_lr is None else v.ft_lr * cfg.lr
         history = _train_loop(model, data, cfg, ft, lr0, None, reg, None, progress,
                               hold=v.ft_hold, final_lr=v.ft_final_lr)
@@ -595,6 +587,7 @@ def with_overrides(config: TrainConfig, **kw: Any) -> TrainConfig:
 
 __all__ = [
     "DEFAULT_TOLERANCE",
+    "FT_RECIPE",
     "GRID_BOUND",
     "GRID_L1",
     "GRID_LP",
@@ -608,6 +601,7 @@ __all__ = [
     "build_model",
     "fit",
     "get_variant",
+    "hold_cosine",
     "prune_masks",
     "regularizer_for",
     "select_weight",

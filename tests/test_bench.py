@@ -153,12 +153,13 @@ def test_recipe_variant_ramps_the_weight_and_holds_then_decays_the_lr(monkeypatc
     v = btrain.VARIANTS["stability_ftd"]
     factors: list[float] = []
     lrs: list[float] = []
-    real_ramped = ltrain._Ramped.__call__
+    from omlt_relax.schedule import ScheduledRegularizer
+
+    real_scheduled = ScheduledRegularizer.__call__
 
     def spy(self, x):
-        out = real_ramped(self, x)
-        factors.append(min(1.0, self.calls / self.steps))
-        return out
+        factors.append(self.schedule.factor(self.step, self.total))
+        return real_scheduled(self, x)
 
     real_step = torch.optim.Adam.step
 
@@ -166,7 +167,7 @@ def test_recipe_variant_ramps_the_weight_and_holds_then_decays_the_lr(monkeypatc
         lrs.append(self.param_groups[0]["lr"])
         return real_step(self, *a, **k)
 
-    monkeypatch.setattr(ltrain._Ramped, "__call__", spy)
+    monkeypatch.setattr(ScheduledRegularizer, "__call__", spy)
     monkeypatch.setattr(torch.optim.Adam, "step", step)
     ft = btrain.fit(d, "stability_ftd", 1e-3, cfg, baseline=base.std_model)
     total = round(v.ft_epochs * cfg.epochs) * 4  # 256 rows / batch 64 = 4 steps per epoch

@@ -31,11 +31,17 @@ def entry_key(function: str, variant: str) -> str:
     return f"{function}/{variant}"
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``: a reader never
+    sees a half-written file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per writer process
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as JSON to ``path`` atomically (numpy scalars and arrays allowed)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per writer process
-    tmp.write_text(json.dumps(obj, indent=1, default=json_default))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=1, default=json_default))
 
 
 def json_default(o: Any) -> Any:
@@ -114,4 +120,5 @@ __all__ = [
     "save_model",
     "update_entry",
     "write_json",
+    "write_text_atomic",
 ]

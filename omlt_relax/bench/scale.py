@@ -88,6 +88,7 @@ from omlt_relax.bench.results import (
     save_model,
     update_entry,
     write_json,
+    write_text_atomic,
 )
 from omlt_relax.bench.stats import TARGET_RMSE_RATIO
 from omlt_relax.bench.suite import SuiteConfig, failure_note, function_data, open_results
@@ -439,8 +440,9 @@ def per_network(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def same_architecture(recs: list[dict[str, Any]],
                       max_ratio: float = TARGET_RMSE_RATIO) -> list[dict[str, Any]]:
     """Per (function, size): the fastest regularized network with test RMSE ≤ ``max_ratio`` ×
-    the unregularized network's of that size, its speed-ups vs (b) and (a); ``best`` is
-    ``None`` if no regularized network is accurate enough."""
+    the unregularized network's of that size, and its speed-ups ``vs_b`` and ``vs_a`` (the
+    unregularized network's (b) and stock-OMLT (a) times over its own, :func:`ratio`); ``best``
+    (and the speed-ups) ``None`` if no regularized network is accurate enough."""
     rows = per_network(recs)
     out = []
     seen = []
@@ -452,7 +454,11 @@ def same_architecture(recs: list[dict[str, Any]],
         cands = [o for o in rows if (o["function"], o["size"]) == k and o["variant"] != BASELINE
                  and o["rmse_ratio"] is not None and o["rmse_ratio"] <= max_ratio]
         best = min(cands, key=lambda o: o["time"]) if cands else None
-        out.append({"function": k[0], "size": k[1], "base": r, "best": best})
+        vs_b = ratio(r["time"], r["hit"], best["time"], best["hit"]) if best else None
+        vs_a = (ratio(r["stock_time"], r["stock_hit"], best["time"], best["hit"])
+                if best and "stock_time" in r else None)
+        out.append({"function": k[0], "size": k[1], "base": r, "best": best,
+                    "vs_b": vs_b, "vs_a": vs_a})
     return out
 
 
@@ -528,16 +534,7 @@ def summarize_scale(results: dict[str, Any]) -> dict[str, Any]:
     geo: dict[str, Any] = {}
     for size in dict.fromkeys(r["size"] for r in recs):
         for which in ("vs_b", "vs_a"):
-            items = []
-            for s in same:
-                if s["size"] != size or s["best"] is None:
-                    continue
-                b = s["base"]
-                if which == "vs_b":
-                    items.append(ratio(b["time"], b["hit"], s["best"]["time"], s["best"]["hit"]))
-                elif "stock_time" in b:
-                    items.append(ratio(b["stock_time"], b["stock_hit"], s["best"]["time"],
-                                       s["best"]["hit"]))
+            items = [s[which] for s in same if s["size"] == size and s[which] is not None]
             g, flag = geomean_flag(items)
             geo[f"{size}/{which}"] = {"geomean": g, "flag": flag, "functions": len(items)}
 
@@ -553,11 +550,7 @@ def summarize_scale(results: dict[str, Any]) -> dict[str, Any]:
         "same_architecture": [
             {"function": s["function"], "size": s["size"], "best": key(s["best"]),
              "rmse_ratio": s["best"]["test_rmse"] / s["base"]["test_rmse"] if s["best"] else None,
-             "vs_b": pair(ratio(s["base"]["time"], s["base"]["hit"], s["best"]["time"],
-                                s["best"]["hit"])) if s["best"] else None,
-             "vs_a": pair(ratio(s["base"]["stock_time"], s["base"]["stock_hit"],
-                                s["best"]["time"], s["best"]["hit"]))
-             if s["best"] and "stock_time" in s["base"] else None}
+             "vs_b": pair(s["vs_b"]), "vs_a": pair(s["vs_a"])}
             for s in same],
         "geomean_same_architecture": geo,
         "equal_accuracy": [
@@ -673,12 +666,9 @@ def markdown_report(results: dict[str, Any]) -> str:
         if best is None:
             body.append([s["function"], s["size"], "none within the ratio", "–", "–", "–", "–"])
             continue
-        va = (ratio(b["stock_time"], b["stock_hit"], best["time"], best["hit"])
-              if "stock_time" in b else None)
         body.append([s["function"], s["size"], f"{best['variant']} {best['scale']:g}",
                      f"{best['test_rmse'] / b['test_rmse']:.3f}",
-                     time_cell(best["time"], best["hit"]),
-                     _cell(va), _cell(ratio(b["time"], b["hit"], best["time"], best["hit"]))])
+                     time_cell(best["time"], best["hit"]), _cell(s["vs_a"]), _cell(s["vs_b"])])
     lines += [format_table(["function", "size", "network", "RMSE ratio", "MILP s",
                             "speed-up vs (a)", "speed-up vs (b)"], body, markdown=True), ""]
     summ = summarize_scale(results)
@@ -791,9 +781,7 @@ def write_scale_report(out_dir: str | os.PathLike[str],
     out = Path(out_dir)
     results = results if results is not None else load_results(out)
     md = out / REPORT_FILE
-    tmp = md.with_name(f".{md.name}.{os.getpid()}.tmp")
-    tmp.write_text(markdown_report(results))
-    os.replace(tmp, md)
+    write_text_atomic(md, markdown_report(results))
     write_json(out / REPORT_JSON, {"meta": results.get("meta", {}),
                                    **summarize_scale(results)})
     scale_plots(results, out)

@@ -24,6 +24,7 @@ import math
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -287,22 +288,21 @@ def run_cflp_bench(
             opt = saa_optimum(inst, scenarios, risk, out / "saa_optimum" / inst.name,
                               workers=cfg.workers)
             rec["saa_optimum"] = opt.to_dict()
-            for net in rec["networks"].values():
-                for what, gap in (("evaluation", "saa_gap"),
-                                  ("enumerated_evaluation", "enumerated_saa_gap")):
-                    if net.get(what) is not None:
-                        net[gap] = opt.gap(net[what]["risk_objective"])
+            _set_gaps(rec, opt.gap)
             res.save()
         write_markdown(res.data, out / "results.md")
     return res.data
 
 
 def _snapped(model: Any, cfg: CFLPBenchConfig, inst: Any, risk: RiskObjective,
-             net: dict[str, Any]) -> Any:
-    """``model`` with negligible weights zeroed if ``cfg.snap_weights`` (recorded in ``net``)."""
+             net: dict[str, Any] | None = None) -> Any:
+    """``model`` with negligible weights zeroed if ``cfg.snap_weights``; the count and the
+    objective's change (sampled and certified) are recorded in ``net`` if given."""
     if not cfg.snap_weights:
         return model
     snapped, count = snap_negligible_weights(model, cfg.snap_weights)
+    if net is None:
+        return snapped
     if inst.n_facilities <= MAX_ENUMERATION:
         xs = all_decisions(inst.n_facilities)
     else:
@@ -311,7 +311,7 @@ def _snapped(model: Any, cfg: CFLPBenchConfig, inst: Any, risk: RiskObjective,
                     - surrogate_objective(model, inst, xs, risk)).max()
     # certified over the whole box [0, 1]^n: the objective is linear in q with weights >= 0
     e = snap_change_bound(model, snapped, np.zeros(inst.n_facilities), np.ones(inst.n_facilities))
-    bound = e.mean() + risk.lam * e[-risk.tail:].mean()
+    bound = risk.of_quantiles(np.zeros(1), e)[0]
     net["snapped"] = {"weights_zeroed": count, "max_objective_change": float(change),
                       "objective_change_bound": float(np.nextafter(bound * (1 + 1e-9), np.inf))}
     return snapped
@@ -341,7 +341,7 @@ def _enumerated_decisions(
             s = net["scale"]
             model = _train_cached(models_dir / f"{name}_{s:g}.pt", data.x, data.q, settings,
                                   variants[name].penalties(s), log)["model"]
-        model = _snapped(model, cfg, inst, risk, {})
+        model = _snapped(model, cfg, inst, risk)
         if enumerate_all:
             obj = surrogate_objective(model, inst, xs, risk)
             x, best = xs[int(np.argmin(obj))], float(obj.min())
@@ -369,11 +369,17 @@ def _best_known(rec: dict[str, Any]) -> None:
         return
     best = min(ev["risk_objective"] for ev in evs)
     rec["best_known"] = best
+    _set_gaps(rec, lambda v: (v - best) / abs(best))
+
+
+def _set_gaps(rec: dict[str, Any], gap: Callable[[float], float]) -> None:
+    """Each evaluated decision's gap (``saa_gap``, ``enumerated_saa_gap``) from its held-out
+    risk objective."""
     for net in rec["networks"].values():
-        for what, gap in (("evaluation", "saa_gap"), ("enumerated_evaluation",
+        for what, key in (("evaluation", "saa_gap"), ("enumerated_evaluation",
                                                      "enumerated_saa_gap")):
             if net.get(what) is not None:
-                net[gap] = (net[what]["risk_objective"] - best) / abs(best)
+                net[key] = gap(net[what]["risk_objective"])
 
 
 def machine() -> dict[str, Any]:

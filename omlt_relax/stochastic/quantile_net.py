@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from omlt_relax.bounds.interval import interval_layer, magnitude
 from omlt_relax.bounds.rounding import SOUND_WIDEN, widen_outward
 from omlt_relax.lp.gap import LPGapPenalty
 from omlt_relax.penalties import BigMPenalty, StabilityPenalty
@@ -397,12 +398,10 @@ def snap_change_bound(original: nn.Sequential, snapped: nn.Sequential, lb: Any,
             w2 = n.weight.detach().double().numpy()
             b1 = m.bias.detach().double().numpy() if m.bias is not None else np.zeros(w.shape[0])
             b2 = n.bias.detach().double().numpy() if n.bias is not None else np.zeros(w.shape[0])
-            mag = np.maximum(np.abs(lo), np.abs(hi))
-            d = np.abs(w2) @ e + np.abs(w2 - w) @ mag + np.abs(b2 - b1)
-            e = np.nextafter(d * (1.0 + SOUND_WIDEN), np.inf)
-            mid, rad = (lo + hi) / 2.0, (hi - lo) / 2.0
-            c, r = mid @ w.T + b1, rad @ np.abs(w).T
-            lo, hi = widen_outward(c - r, c + r, mag @ np.abs(w).T + np.abs(b1), SOUND_WIDEN)
+            d = np.abs(w2) @ e + np.abs(w2 - w) @ np.maximum(np.abs(lo), np.abs(hi))
+            e = np.nextafter((d + np.abs(b2 - b1)) * (1.0 + SOUND_WIDEN), np.inf)
+            lo, hi = widen_outward(*interval_layer(w, b1, lo, hi), magnitude(w, b1, lo, hi),
+                                   SOUND_WIDEN)
         elif isinstance(m, nn.ReLU):
             lo, hi = np.maximum(lo, 0.0), np.maximum(hi, 0.0)
         else:  # the quantile head: cumulative sums of 1-Lipschitz increments

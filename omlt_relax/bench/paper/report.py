@@ -14,6 +14,7 @@ import numpy as np
 
 from omlt_relax.bench.paper.protocol import MSE_RATIO, PAPER_VARIANTS, PaperConfig, jobs_of
 from omlt_relax.bench.report import format_table
+from omlt_relax.bench.results import write_text_atomic
 
 REPORT_FILE = "paper.md"
 
@@ -365,7 +366,5 @@ def write_report(out_dir: str | os.PathLike[str], cfg: PaperConfig | None = None
     records = load_records(out_dir, cfg)
     text = markdown_report(records, cfg)
     pareto_plots(records, out_dir)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
     return path

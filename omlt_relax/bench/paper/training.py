@@ -26,6 +26,7 @@ from omlt_relax.bench.paper.protocol import (
 from omlt_relax.lp.gap import LPGapPenalty
 from omlt_relax.penalties import BigMPenalty, StabilityPenalty
 from omlt_relax.regularizer import RelaxationRegularizer
+from omlt_relax.train import hold_cosine
 
 
 class PaperRegularizer:
@@ -111,11 +112,7 @@ def lr_factor(variant: PaperVariant, epoch: int, epochs: int) -> float:
     :math:`h = \lfloor E/2 \rfloor`, down to :math:`\rho` = :data:`LR_FLOOR` at the last epoch."""
     if not variant.lr_decay:
         return 1.0
-    half = epochs // 2
-    if epoch < half or epochs - half < 1:
-        return 1.0
-    t = (epoch - half + 1) / (epochs - half)
-    return LR_FLOOR + (1.0 - LR_FLOOR) * 0.5 * (1.0 + math.cos(math.pi * t))
+    return hold_cosine(epoch + 1, epochs, epochs // 2, LR_FLOOR)
 
 
 def checkpoint_from(variant: PaperVariant, epochs: int) -> int:
