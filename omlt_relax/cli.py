@@ -412,7 +412,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
         parse_list,
         run_suite,
     )
-    from omlt_relax.train import VARIANTS, TrainConfig
+    from omlt_relax.train import SUITE_VARIANTS, VARIANTS, TrainConfig
 
     torch.set_num_threads(1)
     _positive(a.time_limit, "--time-limit")
@@ -424,7 +424,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
         msg = f"--epochs must be at least 1, got {a.epochs}"
         raise CliError(msg)
     funcs = parse_list(a.functions, list(FUNCTIONS), "function")
-    variants = parse_list(a.variants, list(VARIANTS), "variant")
+    variants = parse_list(a.variants, list(VARIANTS), "variant", SUITE_VARIANTS)
     base = TrainConfig()
     cfg = SuiteConfig(
         functions=funcs,
@@ -640,7 +640,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, default=d.epochs)
     s.add_argument("--lr", type=float, default=d.lr)
     s.add_argument("--batch-size", type=int, default=d.batch_size)
-    s.add_argument("--regularize", choices=["none", *(v for v in VARIANTS if v != "unregularized")],
+    regularizing = (n for n, v in VARIANTS.items() if v.regularized)
+    s.add_argument("--regularize", choices=["none", *regularizing],
                    default="none", help="a training variant (see omlt_relax.train)")
     s.add_argument("--weight", type=float, default=DEMO_SCALE,
                    help="its weight scale (pruning: the pruned fraction)")

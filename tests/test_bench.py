@@ -180,6 +180,40 @@ def test_recipe_variant_ramps_the_weight_and_holds_then_decays_the_lr(monkeypatc
     assert all(b <= a for a, b in itertools.pairwise(lrs[half:]))
 
 
+def test_recipe_control_is_the_recipe_without_a_penalty(monkeypatch) -> None:
+    """``unregularized_ftd`` continues the baseline with the recipe's learning rates and epochs
+    and no penalty: same steps and lr schedule as ``stability_ftd``, no regularizer called, and it
+    is left out of ``--variants all``."""
+    d = bdata.sample_function(get_function("peaks"), 256, 64, 64, seed=0)
+    cfg = btrain.TrainConfig(hidden=(8, 8), epochs=8, batch_size=64)
+    base = btrain.fit(d, "unregularized", 0.0, cfg)
+    lrs: dict[str, list[float]] = {"stability_ftd": [], "unregularized_ftd": []}
+    current: list[str] = []
+    real_step = torch.optim.Adam.step
+
+    def step(self, *a, **k):
+        lrs[current[0]].append(self.param_groups[0]["lr"])
+        return real_step(self, *a, **k)
+
+    from omlt_relax.regularizer import RelaxationRegularizer
+
+    def no_penalty(*a, **k):
+        raise AssertionError("the control must not build a regularizer")
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    current.append("stability_ftd")
+    btrain.fit(d, "stability_ftd", 1e-3, cfg, baseline=base.std_model)
+    monkeypatch.setattr(RelaxationRegularizer, "__init__", no_penalty)
+    current[0] = "unregularized_ftd"
+    ctrl = btrain.fit(d, "unregularized_ftd", 0.0, cfg, baseline=base.std_model)
+    assert lrs["unregularized_ftd"] == lrs["stability_ftd"] and len(lrs["stability_ftd"]) == 16
+    w0 = base.std_model.state_dict()["0.weight"]
+    assert 0 < float((ctrl.std_model.state_dict()["0.weight"] - w0).abs().max())
+    assert "unregularized_ftd" in btrain.VARIANTS
+    assert "unregularized_ftd" not in btrain.SUITE_VARIANTS
+    assert "stability_ftd" in btrain.SUITE_VARIANTS and "unregularized" in btrain.SUITE_VARIANTS
+
+
 @pytest.mark.parametrize("search", ["bisect", "linear"])
 def test_selection_picks_largest_weight_within_tolerance(monkeypatch, search: str) -> None:
     # the rule itself, on a known monotone RMSE curve (training replaced by the curve)

@@ -149,6 +149,29 @@ def test_report_logic_on_synthetic_entries() -> None:
     assert "≥600 (gap 50%) + 600" in text  # 2x100 unregularized: min hit the limit, max solved
 
 
+def test_a_control_is_an_accuracy_level_not_a_candidate() -> None:
+    """``unregularized_ftd`` (plain training, longer) counts as an unregularized network for
+    equal accuracy and accuracy levels, never as a relaxation-informed candidate."""
+    results = _synthetic()
+    key, e = _entry("3x100", "unregularized_ftd", 0.0, 0.009, 1.0, False)
+    assert key == "peaks/3x100/unregularized_ftd"
+    results["entries"][key] = e
+    recs = records(results["entries"])
+    same = {s["size"]: s for s in same_architecture(recs)}
+    assert same["3x100"]["best"]["key"] == "peaks/3x100/bigm+stability@0.0001"  # not the control
+    eq = {x["net"]["key"]: x for x in equal_accuracy(recs)}
+    assert key not in eq
+    d = "peaks/2x100/stability@1e-05"
+    assert eq[d]["base_b"]["key"] == key and eq[d]["vs_b"] == (pytest.approx(0.02), "")
+    lev = {x["level"]["key"]: x for x in accuracy_levels(recs)}
+    assert lev[key]["best"] is None  # nothing relaxation-informed is as accurate as 0.009
+    cfg = ScaleConfig(functions=["peaks"], sizes=[[5]], variants=["unregularized_ftd"],
+                      scales={"unregularized_ftd": [1e-3]})
+    assert cfg.scales["unregularized_ftd"] == [0.0]
+    assert [j[0] for j in cfg.jobs()] == ["peaks/1x5/unregularized",
+                                          "peaks/1x5/unregularized_ftd"]
+
+
 def test_bounds_are_never_rounded_the_wrong_way() -> None:
     assert fmt_bound(1239.9, "≥") == "≥1,230×"
     assert fmt_bound(1231.0, "≤") == "≤1,240×"

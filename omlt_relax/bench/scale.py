@@ -23,7 +23,9 @@ scales each (no selection rule), so that the report can draw the Pareto front of
 time) over *every* network trained, and find the **speed-up at equal accuracy**: for each
 regularized network, the fastest unregularized network of *any* size that is at least as accurate
 (:func:`equal_accuracy`), and for each accuracy level an unregularized network reaches, the
-fastest relaxation-informed network at least as accurate (:func:`accuracy_levels`). Speed-ups are
+fastest relaxation-informed network at least as accurate (:func:`accuracy_levels`). A control
+named in ``--variants`` (``unregularized_ftd``: the recipe's extra epochs without a penalty) is an
+unregularized network there: an accuracy level to match, never a candidate. Speed-ups are
 (min + max) solver times; ``≥`` where the baseline hit the limit (a lower bound), ``≤`` where the
 network itself did, ``~`` where both did. A bound is never rounded the wrong way
 (:func:`fmt_bound`).
@@ -190,6 +192,9 @@ class ScaleConfig(SuiteConfig):
         for v in self.variants:
             if v == BASELINE:
                 continue
+            if not get_variant(v).regularized:  # a control (e.g. unregularized_ftd): one network
+                scales[v] = [0.0]
+                continue
             given = self.scales.get(v)
             if given is None:
                 given = SCALE_WEIGHTS.get(v, get_variant(v).grid)
@@ -215,7 +220,7 @@ class ScaleConfig(SuiteConfig):
 def entry_key(function: str, hidden: Sequence[int], variant: str, scale: float) -> str:
     """``"peaks/2x100/unregularized"``, ``"peaks/3x100/bigm+stability@0.0003"``."""
     base = f"{function}/{size_name(hidden)}/{variant}"
-    return base if variant == BASELINE else f"{base}@{scale:g}"
+    return base if not get_variant(variant).regularized else f"{base}@{scale:g}"
 
 
 # -- one job ------------------------------------------------------------------------------------
@@ -407,6 +412,7 @@ def records(entries: dict[str, Any]) -> list[dict[str, Any]]:
             "unstable": e.get("unstable_obbt"), "neurons": e.get("neurons"),
             "time": float(e["time_total"]), "hit": not e["solved_all"],
             "obbt_time": e.get("obbt_time"), "train_time": e.get("train_time"),
+            "plain": not get_variant(e["variant"]).regularized,
         }
         st = e.get("stock")
         if st:
@@ -416,9 +422,16 @@ def records(entries: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _unreg(recs: list[dict[str, Any]], function: str, size: str | None = None) -> list[dict]:
+def _unreg(recs: list[dict[str, Any]], function: str, size: str) -> list[dict]:
+    """The baseline network of ``function`` at ``size`` (a one-item list, or empty)."""
     return [r for r in recs if r["function"] == function and r["variant"] == BASELINE
-            and (size is None or r["size"] == size)]
+            and r["size"] == size]
+
+
+def _plain(recs: list[dict[str, Any]], function: str) -> list[dict]:
+    """Every network of ``function`` trained without a penalty: the baselines of every size and
+    the controls (``unregularized_ftd``: trained longer the way the recipe is)."""
+    return [r for r in recs if r["function"] == function and r["plain"]]
 
 
 def per_network(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -451,7 +464,7 @@ def same_architecture(recs: list[dict[str, Any]],
         if k in seen or r["variant"] != BASELINE:
             continue
         seen.append(k)
-        cands = [o for o in rows if (o["function"], o["size"]) == k and o["variant"] != BASELINE
+        cands = [o for o in rows if (o["function"], o["size"]) == k and not o["plain"]
                  and o["rmse_ratio"] is not None and o["rmse_ratio"] <= max_ratio]
         best = min(cands, key=lambda o: o["time"]) if cands else None
         vs_b = ratio(r["time"], r["hit"], best["time"], best["hit"]) if best else None
@@ -473,9 +486,9 @@ def equal_accuracy(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """
     out = []
     for r in recs:
-        if r["variant"] == BASELINE:
+        if r["plain"]:
             continue
-        cands = [o for o in _unreg(recs, r["function"]) if o["test_rmse"] <= r["test_rmse"]]
+        cands = [o for o in _plain(recs, r["function"]) if o["test_rmse"] <= r["test_rmse"]]
         row: dict[str, Any] = {"net": r, "base_b": None, "base_a": None, "vs_b": None,
                                "vs_a": None}
         if cands:
@@ -497,9 +510,9 @@ def accuracy_levels(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     unregularized network's (b) and (a) times (``best`` ``None``: none is as accurate)."""
     out = []
     for u in recs:
-        if u["variant"] != BASELINE:
+        if not u["plain"]:
             continue
-        cands = [o for o in recs if o["function"] == u["function"] and o["variant"] != BASELINE
+        cands = [o for o in recs if o["function"] == u["function"] and not o["plain"]
                  and o["test_rmse"] <= u["test_rmse"]]
         best = min(cands, key=lambda o: (o["time"], o["test_rmse"])) if cands else None
         row: dict[str, Any] = {"level": u, "best": best, "vs_b": None, "vs_a": None}
@@ -565,8 +578,8 @@ def summarize_scale(results: dict[str, Any]) -> dict[str, Any]:
 
 # -- report -------------------------------------------------------------------------------------
 def _label(r: dict[str, Any]) -> str:
-    if r["variant"] == BASELINE:
-        return f"{r['size']} {BASELINE}"
+    if not get_variant(r["variant"]).regularized:
+        return f"{r['size']} {r['variant']}"
     return f"{r['size']} {r['variant']} {r['scale']:g}"
 
 

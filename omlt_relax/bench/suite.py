@@ -50,7 +50,7 @@ from omlt_relax.bench.results import (
 from omlt_relax.bench.stats import TARGET_RMSE_RATIO, speedup, summarize
 from omlt_relax.train import (
     DEFAULT_TOLERANCE,
-    VARIANTS,
+    SUITE_VARIANTS,
     TrainConfig,
     build_model,
     get_variant,
@@ -78,7 +78,7 @@ class SuiteConfig:
     """
 
     functions: list[str] = field(default_factory=lambda: list(SUITE_2D))
-    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+    variants: list[str] = field(default_factory=lambda: list(SUITE_VARIANTS))
     train: TrainConfig = field(default_factory=TrainConfig)
     time_limit: float = 60.0
     tolerance: float = DEFAULT_TOLERANCE
@@ -416,16 +416,19 @@ def run_function(
     run_entries(sub, out, None, record)
 
 
-def parse_list(text: str | Sequence[str] | None, known: Sequence[str], what: str) -> list[str]:
-    """Comma-separated names (or ``"all"``/``"2d"``) checked against ``known``."""
+def parse_list(text: str | Sequence[str] | None, known: Sequence[str], what: str,
+               everything: Sequence[str] | None = None) -> list[str]:
+    """Comma-separated names (or ``"all"``/``"2d"``) checked against ``known``; ``"all"`` (and
+    ``None``) mean ``everything`` (default: every known name)."""
+    every = list(known if everything is None else everything)
     if text is None:
-        return list(known)
+        return every
     items = text.split(",") if isinstance(text, str) else list(text)
     items = [s.strip() for s in items if s.strip()]
     out: list[str] = []
     for s in items:
         if s == "all":
-            out += [k for k in known if k not in out]
+            out += [k for k in every if k not in out]
         elif s == "2d" and what == "function":
             out += [k for k in SUITE_2D if k not in out]
         elif s in known:

@@ -8,7 +8,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from omlt_relax.bench.paper.protocol import PAPER_FUNCTIONS, PaperConfig, PaperD
 from omlt_relax.bounds import sound_bounds
 from omlt_relax.bounds.obbt import obbt_bounds
 from omlt_relax.export import export_onnx, load_onnx
+from omlt_relax.neuron_bounds import NeuronBounds
 from omlt_relax.optimize import solve_milp
 from omlt_relax.solve import SolverUnavailableError
 
@@ -30,6 +31,19 @@ def _milp(net: Any, bounds: Any, solver: str, cfg: PaperConfig) -> dict[str, Any
     except SolverUnavailableError as e:
         return {"status": "unavailable", "why": str(e).splitlines()[0]}
     return r.to_dict()
+
+
+def formulation_bounds(m64: nn.Sequential, lo: np.ndarray, hi: np.ndarray,
+                       formulations: Sequence[str], ibp: NeuronBounds | None = None,
+                       ) -> dict[str, NeuronBounds]:
+    """The stored bounds of each MILP: ``"paper"`` IBP (binaries for IBP-unstable neurons),
+    ``"ours"`` LP-OBBT (:func:`~omlt_relax.bounds.obbt.obbt_bounds`), both sound in float64."""
+    out: dict[str, NeuronBounds] = {}
+    if "paper" in formulations:
+        out["paper"] = ibp if ibp is not None else sound_bounds(m64, lo, hi, "ibp")
+    if "ours" in formulations:
+        out["ours"] = obbt_bounds(m64, lo, hi, method="lp")
+    return out
 
 
 def measure_paper(model: nn.Sequential, data: PaperData, cfg: PaperConfig,
@@ -51,12 +65,10 @@ def measure_paper(model: nn.Sequential, data: PaperData, cfg: PaperConfig,
     out.update(neurons=int(widths.size), unstable_ibp=ibp.unstable_count(),
                mean_width_ibp=float(widths.mean()), max_width_ibp=float(widths.max()))
     t0 = time.perf_counter()
-    bounds = {"paper": ibp}
-    if "ours" in cfg.formulations:
-        obbt = obbt_bounds(m64, lo, hi, method="lp")
+    bounds = formulation_bounds(m64, lo, hi, cfg.formulations, ibp)
+    if "ours" in bounds:
         out["obbt_time"] = time.perf_counter() - t0
-        out["unstable_obbt"] = obbt.unstable_count()
-        bounds["ours"] = obbt
+        out["unstable_obbt"] = bounds["ours"].unstable_count()
     span = data.y_max - data.y_min
     milps: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
