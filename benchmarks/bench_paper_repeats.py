@@ -41,6 +41,7 @@ from omlt_relax.bench.paper.protocol import PAPER_FUNCTIONS, paper_network
 from omlt_relax.bench.paper.run import environment
 from omlt_relax.bench.report import machine_line
 from omlt_relax.bench.results import write_json, write_text_atomic
+from omlt_relax.bench.scale import fmt_bound
 from omlt_relax.export import export_onnx, load_onnx
 from omlt_relax.optimize import solve_milp
 
@@ -106,7 +107,7 @@ def speedup(base: dict[str, Any] | None, t: float) -> str:
     if base is None or base.get("time") is None:
         return "–"
     hit = base.get("status") != "optimal"
-    return f"{'≥' if hit else ''}{base['time'] / max(t, 1e-6):,.0f}×"
+    return fmt_bound(base["time"] / max(t, 1e-6), "≥" if hit else "")  # a bound rounded down
 
 
 def main() -> None:
