@@ -571,6 +571,7 @@ def _bench_scale(a: argparse.Namespace) -> int:
             sizes=sizes,
             scales=scales or {},
             stock=not a.no_stock,
+            snap_weights=a.snap_weights,
         )
     except ValueError as e:
         raise CliError(str(e)) from None

@@ -26,7 +26,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("training", ("regularizer", "lightning", "data", "data_io", "penalty_schedule", "train",
                   "schedule")),
     ("foreign networks", ("foreign",)),
-    ("export", ("files", "export", "tighten")),
+    ("export", ("files", "export", "tighten", "snapping")),
     ("formulations", ("formulations", "formulations.bigm", "formulations.partition")),
     ("solve", ("solve", "verify")),
     ("optimize", ("optimize",)),

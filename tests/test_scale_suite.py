@@ -81,6 +81,56 @@ def test_scale_suite_end_to_end(tmp_path: Path) -> None:
         run_scale(_tiny(epochs=4), tmp_path, progress=False)
 
 
+def test_snapped_networks_are_what_is_measured_and_the_change_is_certified(
+        tmp_path: Path) -> None:
+    """``snap_weights``: the MILPs, the test RMSE and the saved model are the zeroed network's;
+    the recorded change bound holds at sampled points; results written before the setting
+    existed resume as "off", and a snapped folder refuses an unsnapped run."""
+    torch.set_num_threads(1)
+    from dataclasses import replace
+
+    from omlt_relax.bench.suite import function_data
+    from omlt_relax.train import fit
+
+    cfg = replace(_tiny(), variants=["unregularized"], stock=False, snap_weights=0.2)
+    res = run_scale(cfg, tmp_path, progress=False)
+    e = res["entries"]["peaks/2x6/unregularized"]
+    snap = e["snap"]
+    assert snap["zeroed"] > 0 and snap["change_bound"] > 0
+    model = build_model(2, [6, 6], 1, 0).to(torch.float64)
+    model.load_state_dict(torch.load(tmp_path / "models" / "peaks__2x6__unregularized_0.pt"))
+    lins = [m for m in model if isinstance(m, torch.nn.Linear)]
+    assert sum(int((m.weight == 0).sum()) for m in lins) >= snap["zeroed"]
+    fn, data = function_data(cfg, "peaks")
+    orig = fit(data, "unregularized", 0.0, replace(cfg.train, hidden=(6, 6))).model
+    x = torch.as_tensor(data.x_test, dtype=torch.float64)
+    with torch.no_grad():
+        diff = (model(x) - orig(x)).abs().max().item()
+        rmse = float(((model(x)[:, 0] - torch.as_tensor(data.y_test).reshape(-1)) ** 2)
+                     .mean().sqrt())
+    assert 0 < diff <= snap["change_bound"]
+    assert rmse == pytest.approx(e["test_rmse"], rel=1e-9)
+    assert e["test_rmse"] != pytest.approx(snap["test_rmse_unsnapped"], rel=1e-9)
+    for sense in ("min", "max"):
+        m = e["milp"][sense]
+        with torch.no_grad():
+            fx = float(model(torch.tensor([m["x"]], dtype=torch.float64))[0, 0])
+        assert m["status"] == "optimal" and abs(fx - m["objective"]) <= OBJ_TOL * (1 + abs(fx))
+    assert "zeroing its weights below 0.2" in (tmp_path / REPORT_FILE).read_text()
+    with pytest.raises(ValueError, match="different configuration"):
+        run_scale(replace(cfg, snap_weights=None), tmp_path, progress=False)
+    # a results file from before the setting existed resumes with it off
+    path = tmp_path / RESULTS_FILE
+    old = json.loads(path.read_text())
+    del old["meta"]["config"]["snap_weights"]
+    old["meta"]["config"]["stock"] = False
+    path.write_text(json.dumps(old))
+    again = run_scale(replace(cfg, snap_weights=0.0), tmp_path, progress=False)
+    assert again["entries"]["peaks/2x6/unregularized"]["train_time"] == e["train_time"]
+    with pytest.raises(ValueError, match="snap_weights must be in"):
+        replace(cfg, snap_weights=1.5)
+
+
 def _milp(t: float, hit: bool) -> dict[str, Any]:
     return {"time": t, "status": "feasible" if hit else "optimal", "gap": 0.5 if hit else 0.0}
 

@@ -226,8 +226,11 @@ def open_results(config: SuiteConfig, out: Path, fresh: bool = False) -> dict[st
     if path.exists() and not fresh:
         results = load_results(out)
         old = results.get("meta", {}).get("config", {})
-        old_fp = {k: v for k, v in old.items() if k not in config.EXTENSIBLE}
-        if old_fp != json.loads(json.dumps(config.fingerprint())):
+        # a setting added after the file was written is absent there: equal to its None default
+        old_fp = {k: v for k, v in old.items() if k not in config.EXTENSIBLE and v is not None}
+        new_fp = {k: v for k, v in json.loads(json.dumps(config.fingerprint())).items()
+                  if v is not None}
+        if old_fp != new_fp:
             msg = (
                 f"{path} was written with a different configuration; resume with the same "
                 "settings, or use another --out directory or --fresh"

@@ -228,8 +228,8 @@ def add_bench_options(s: argparse.ArgumentParser) -> None:
                    help="cflp suite: demand scenarios (labelled rows) per sampled decision "
                    "(default 1)%(default).0s")
     s.add_argument("--snap-weights", type=float, default=None,
-                   help="cflp suite: zero weights below this fraction of their layer's largest "
-                   "before the first stage (e.g. 1e-5; default 0: off)%(default).0s")
+                   help="cflp and scale suites: zero weights below this fraction of their "
+                   "layer's largest before formulating (e.g. 1e-5; default: off)%(default).0s")
     s.add_argument("--eval-scenarios", type=int, default=None,
                    help="cflp suite: held-out scenarios (default 100)%(default).0s")
     s.add_argument("--workers", type=int, default=None,
