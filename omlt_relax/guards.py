@@ -136,7 +136,10 @@ def check_model_numerics(
         msg = (
             f"the MILP's coefficients span {ratio:.3g} ({c_max_at} is {c_max:.3g}, {c_min_at} is "
             f"{c_min:.3g}), above the limit {MAX_COEFFICIENT_RATIO:.0e} "
-            f"(omlt_relax.guards.MAX_COEFFICIENT_RATIO) a MILP solver handles reliably; {_ADVICE}"
+            f"(omlt_relax.guards.MAX_COEFFICIENT_RATIO) a MILP solver handles reliably; {_ADVICE}; "
+            "or, when the small number is a negligible weight, zero such weights first "
+            "(omlt_relax.snapping.snap_negligible_weights; snap_change_bound certifies how much "
+            "the network's output changes)"
         )
         raise NumericalRangeError(msg)
     return {"max_bigm": big, "coefficient_ratio": ratio}
