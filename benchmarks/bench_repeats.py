@@ -1,0 +1,226 @@
+"""Benchmark: how much a suite's MILP time varies when the same MILP is solved again.
+
+The paper suite (``omlt-relax bench --suite paper``) and the scale suite (``--suite scale``) solve
+each network's MILPs once. Times of 0.1-10 s vary between runs of the same MILP (machine load,
+a solver's non-determinism in wall time), so a headline ratio close to a target may be noise.
+This script re-solves the MILPs of a finished suite folder ``--repeats`` times per network and
+reports, per network, the suite's recorded time beside the minimum, median and maximum of the
+repeats, and the speed-up over the unregularized network of the same function and size (paper:
+depth and seed) *by the median*: the baseline's recorded time over the network's median (``≥``
+when the baseline hit the time limit; a bound is rounded down).
+
+* paper folder (``jobs/*.json``): the minimization MILP, ``--formulation`` ``ours`` (LP-OBBT
+  bounds) or ``paper`` (IBP), ``--solver`` HiGHS or Gurobi, bounds computed again as the suite
+  does (:func:`~omlt_relax.bench.paper.measure.formulation_bounds`);
+* scale folder (``results.json``): the suite's baseline (b), min + max with LP-OBBT bounds and
+  HiGHS (the suite's OBBT budget), the time being the sum as in the suite.
+
+Which networks: every relaxation-informed network within ``--within`` times its baseline's test
+error (paper: MSE, default 1.5; scale: RMSE, default 1.25), or the ones named by ``--keys``.
+Every solve is checked by a forward pass (:func:`~omlt_relax.optimize.solve_milp`).
+
+Run on an otherwise idle core (the load average is printed and recorded)::
+
+    . .venv/bin/activate
+    python benchmarks/bench_repeats.py --out runs/paper1800 --solver gurobi --repeats 7
+    python benchmarks/bench_repeats.py --out runs/scale70k_3600 --repeats 5
+
+Writes ``repeats_<formulation>_<solver>.json`` and ``.md`` into ``--out`` (atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from omlt_relax.bench.functions import get_function
+from omlt_relax.bench.paper.measure import formulation_bounds
+from omlt_relax.bench.paper.protocol import PAPER_FUNCTIONS, paper_network
+from omlt_relax.bench.paper.run import environment
+from omlt_relax.bench.report import machine_line
+from omlt_relax.bench.results import write_json, write_text_atomic
+from omlt_relax.bench.scale import fmt_bound, per_network, records
+from omlt_relax.bounds.obbt import obbt_bounds
+from omlt_relax.export import export_onnx, load_onnx
+from omlt_relax.optimize import solve_milp
+from omlt_relax.train import build_model
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def speedup(base_time: float | None, base_hit: bool, t: float) -> str:
+    if base_time is None:
+        return "–"
+    return fmt_bound(base_time / max(t, 1e-6), "≥" if base_hit else "")
+
+
+def solve_repeats(model: torch.nn.Sequential, bounds: Any, lo: np.ndarray, hi: np.ndarray,
+                  senses: tuple[str, ...], solver: str, repeats: int,
+                  time_limit: float) -> dict[str, Any]:
+    """``repeats`` solves of every sense; per repeat the summed solver time over the senses."""
+    totals, statuses = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "net.onnx")
+        export_onnx(model, path, (lo, hi), bounds=bounds)
+        net, stored = load_onnx(path)
+        for _ in range(repeats):
+            rs = [solve_milp(net, stored, s, time_limit, solver=solver, threads=1)
+                  for s in senses]
+            totals.append(float(sum(r.time for r in rs)))
+            statuses += [r.status for r in rs]
+    return {"times": totals, "statuses": sorted(set(statuses)), "min": min(totals),
+            "median": statistics.median(totals), "max": max(totals)}
+
+
+# -- paper folders ------------------------------------------------------------------------------
+def _paper_base(key: str) -> str:
+    """``peaks-d5-s0-stable-0.001`` -> ``peaks-d5-s0-none-0``."""
+    f, d, s = key.split("-")[:3]
+    return f"{f}-{d}-{s}-none-0"
+
+
+def paper_rows(out: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    jobs = {p.stem: json.loads(p.read_text()) for p in sorted((out / "jobs").glob("*.json"))}
+    within = 1.5 if args.within is None else args.within
+    keys = _chosen(args, jobs, lambda k, j: (
+        not k.endswith("-none-0") and _paper_base(k) in jobs
+        and j["test_mse"] <= within * jobs[_paper_base(k)]["test_mse"]))
+    rows = []
+    for key in keys:
+        job, base = jobs[key], jobs.get(_paper_base(key))
+        f = key.split("-")[0]
+        lo, hi = (np.asarray(b, np.float64) for b in PAPER_FUNCTIONS[f].box)
+        state = torch.load(out / "models" / f"{key}.pt", weights_only=False)["state"]
+        weights = [v for k, v in state.items() if k.endswith("weight")]
+        model = paper_network(weights[0].shape[1], len(weights) - 1, weights[0].shape[0], 0)
+        model.load_state_dict(state)
+        model = model.double().eval()
+        bounds = formulation_bounds(model, lo, hi, (args.formulation,))[args.formulation]
+        rec = solve_repeats(model, bounds, lo, hi, ("min",), args.solver, args.repeats,
+                            args.time_limit)
+        suite = job.get("milp", {}).get(args.formulation, {}).get(args.solver) or {}
+        bm = (base or {}).get("milp", {}).get(args.formulation, {}).get(args.solver) or {}
+        rows.append({"key": key, "error_ratio": job["test_mse"] / base["test_mse"] if base
+                     else None, "suite_time": suite.get("time"), **rec,
+                     "speedup_median": speedup(bm.get("time"), bm.get("status") != "optimal",
+                                               rec["median"])})
+        log(_line(rows[-1]))
+    return rows
+
+
+# -- scale folders ------------------------------------------------------------------------------
+def scale_rows(out: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    results = json.loads((out / "results.json").read_text())
+    cfg = results["meta"]["config"]
+    entries = results["entries"]
+    nets = {r["key"]: r for r in per_network(records(entries))}
+    within = 1.25 if args.within is None else args.within
+    keys = _chosen(args, nets, lambda k, r: (
+        not r["plain"] and r["rmse_ratio"] is not None and r["rmse_ratio"] <= within))
+    rows = []
+    for key in keys:
+        r, e = nets[key], entries[key]
+        fn = get_function(e["function"])
+        lo, hi = np.asarray(fn.lower, np.float64), np.asarray(fn.upper, np.float64)
+        model = build_model(fn.dim, e["hidden"], 1, 0).double()
+        name = f"{e['function']}__{e['size']}__{e['variant']}_{e['scale']:g}".replace("+", "_")
+        model.load_state_dict(torch.load(out / "models" / f"{name}.pt"))
+        model.eval()
+        bounds = obbt_bounds(model, lo, hi, method="lp", time_limit=cfg.get("obbt_time_limit"))
+        rec = solve_repeats(model, bounds, lo, hi, ("min", "max"), "highs", args.repeats,
+                            args.time_limit)
+        base = [o for o in nets.values() if o["function"] == r["function"]
+                and o["size"] == r["size"] and o["variant"] == "unregularized"]
+        b = base[0] if base else None
+        rows.append({"key": key, "error_ratio": r["rmse_ratio"], "suite_time": r["time"], **rec,
+                     "speedup_median": speedup(b["time"] if b else None,
+                                               bool(b and b["hit"]), rec["median"])})
+        log(_line(rows[-1]))
+    return rows
+
+
+# -- shared -------------------------------------------------------------------------------------
+def _chosen(args: argparse.Namespace, items: dict[str, Any], default: Any) -> list[str]:
+    if args.keys:
+        keys = [k.strip() for k in args.keys.split(",") if k.strip()]
+        missing = [k for k in keys if k not in items]
+        if missing:
+            raise SystemExit(f"no such networks in {args.out}: {', '.join(missing)}")
+        return keys
+    return [k for k, v in items.items() if default(k, v)]
+
+
+def _line(r: dict[str, Any]) -> str:
+    return (f"{r['key']}: suite {r['suite_time']}, repeats min {r['min']:.3f} median "
+            f"{r['median']:.3f} max {r['max']:.3f} s ({', '.join(r['statuses'])}) -> "
+            f"{r['speedup_median']}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True, help="folder of a paper- or scale-suite run")
+    ap.add_argument("--solver", default=None, choices=("highs", "gurobi", "scip"),
+                    help="paper folders (default gurobi); scale folders use HiGHS as the suite")
+    ap.add_argument("--formulation", default="ours", choices=("paper", "ours"),
+                    help="paper folders only")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--within", type=float, default=None,
+                    help="networks within this error ratio (paper: MSE, default 1.5; scale: "
+                         "RMSE, default 1.25) to their baseline")
+    ap.add_argument("--keys", default=None, help="comma-separated networks instead of --within")
+    ap.add_argument("--time-limit", type=float, default=600.0, help="seconds per solve")
+    args = ap.parse_args()
+    if args.repeats < 1:
+        raise SystemExit("--repeats must be at least 1")
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    if (out / "jobs").is_dir():
+        suite, solver = "paper", args.solver or "gurobi"
+        args.solver = solver
+        what = f"{args.formulation} MILP (min), {solver} one thread"
+    elif (out / "results.json").is_file():
+        if args.solver not in (None, "highs"):
+            raise SystemExit("a scale folder is measured with HiGHS, as the suite does")
+        suite, solver, args.formulation = "scale", "highs", "ours"
+        what = "ours, min + max, highs one thread"
+    else:
+        raise SystemExit(f"{out}: neither jobs/ (paper suite) nor results.json (scale suite)")
+    env = environment()
+    log(machine_line(env) + f" Load average at start: {os.getloadavg()}.")
+    log(f"{suite} folder {out}: {args.repeats} solves per network, {what}")
+    t0 = time.perf_counter()
+    rows = paper_rows(out, args) if suite == "paper" else scale_rows(out, args)
+    wall = time.perf_counter() - t0
+    stem = f"repeats_{args.formulation}_{solver}"
+    write_json(out / f"{stem}.json", {"env": env, "args": vars(args), "rows": rows,
+                                      "wall_time": wall, "load_end": os.getloadavg()})
+    err = "MSE ratio" if suite == "paper" else "RMSE ratio"
+    cmd = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+                   if v is not None)
+    lines = [f"# Repeated solves: {what}", "", machine_line(env),
+             f"Command: `python benchmarks/bench_repeats.py {cmd}`; wall {wall:.0f} s; load "
+             f"average at the end {', '.join(f'{x:.2f}' for x in os.getloadavg())}.", "",
+             f"| network | {err} | suite s | min s | median s | max s | statuses | "
+             "speed-up by the median |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ratio = "–" if r["error_ratio"] is None else f"{r['error_ratio']:.3f}"
+        suite_t = "–" if r["suite_time"] is None else f"{r['suite_time']:.3f}"
+        lines.append(f"| {r['key']} | {ratio} | {suite_t} | {r['min']:.3f} | {r['median']:.3f} "
+                     f"| {r['max']:.3f} | {', '.join(r['statuses'])} | {r['speedup_median']} |")
+    write_text_atomic(out / f"{stem}.md", "\n".join(lines) + "\n")
+    log(f"wrote {out / (stem + '.md')}")
+
+
+if __name__ == "__main__":
+    main()
