@@ -87,7 +87,8 @@ def test_coefficient_ratio_refused():
     chain = model_chain(model)
     chain[1][0][0, 0] = 1e-8  # a live output weight 1e-8 beside a big-M of ~1e3
     lo, hi = np.full(2, -1e3), np.full(2, 1e3)
-    with pytest.raises(NumericalRangeError, match=r"coefficients span .* weight of layer 2.*snap_negligible_weights"):
+    with pytest.raises(NumericalRangeError,
+                       match=r"coefficients span .* weight of layer 2.*snap_negligible_weights"):
         check_model_numerics(chain, *_ibp(chain, lo, hi), lo, hi)
 
 
