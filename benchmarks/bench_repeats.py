@@ -5,9 +5,10 @@ each network's MILPs once. Times of 0.1-10 s vary between runs of the same MILP 
 a solver's non-determinism in wall time), so a headline ratio close to a target may be noise.
 This script re-solves the MILPs of a finished suite folder ``--repeats`` times per network and
 reports, per network, the suite's recorded time beside the minimum, median and maximum of the
-repeats, and the speed-up over the unregularized network of the same function and size (paper:
-depth and seed) *by the median*: the baseline's recorded time over the network's median (``≥``
-when the baseline hit the time limit; a bound is rounded down).
+repeats (and the branch-and-bound nodes, to tell solver variation from machine load), and the
+speed-up over the unregularized network of the same function and size (paper: depth and seed)
+*by the median*: the baseline's recorded time over the network's median (``≥`` when the
+baseline hit the time limit; a bound is rounded down).
 
 * paper folder (``jobs/*.json``): the minimization MILP, ``--formulation`` ``ours`` (LP-OBBT
   bounds) or ``paper`` (IBP), ``--solver`` HiGHS or Gurobi, bounds computed again as the suite
@@ -47,8 +48,8 @@ from omlt_relax.bench.paper.measure import formulation_bounds
 from omlt_relax.bench.paper.protocol import PAPER_FUNCTIONS, paper_network
 from omlt_relax.bench.paper.run import environment
 from omlt_relax.bench.report import machine_line
-from omlt_relax.bench.results import write_json, write_text_atomic
-from omlt_relax.bench.scale import fmt_bound, per_network, records
+from omlt_relax.bench.results import model_file, write_json, write_text_atomic
+from omlt_relax.bench.scale import fmt_bound, model_names, per_network, records
 from omlt_relax.bounds.obbt import obbt_bounds
 from omlt_relax.export import export_onnx, load_onnx
 from omlt_relax.optimize import solve_milp
@@ -69,7 +70,7 @@ def solve_repeats(model: torch.nn.Sequential, bounds: Any, lo: np.ndarray, hi: n
                   senses: tuple[str, ...], solver: str, repeats: int,
                   time_limit: float) -> dict[str, Any]:
     """``repeats`` solves of every sense; per repeat the summed solver time over the senses."""
-    totals, statuses = [], []
+    totals, statuses, nodes = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "net.onnx")
         export_onnx(model, path, (lo, hi), bounds=bounds)
@@ -79,7 +80,9 @@ def solve_repeats(model: torch.nn.Sequential, bounds: Any, lo: np.ndarray, hi: n
                   for s in senses]
             totals.append(float(sum(r.time for r in rs)))
             statuses += [r.status for r in rs]
-    return {"times": totals, "statuses": sorted(set(statuses)), "min": min(totals),
+            nodes.append([r.nodes for r in rs])
+    return {"times": totals, "statuses": sorted(set(statuses)), "nodes": nodes,
+            "min": min(totals),
             "median": statistics.median(totals), "max": max(totals)}
 
 
@@ -134,8 +137,7 @@ def scale_rows(out: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
         fn = get_function(e["function"])
         lo, hi = np.asarray(fn.lower, np.float64), np.asarray(fn.upper, np.float64)
         model = build_model(fn.dim, e["hidden"], 1, 0).double()
-        name = f"{e['function']}__{e['size']}__{e['variant']}_{e['scale']:g}".replace("+", "_")
-        model.load_state_dict(torch.load(out / "models" / f"{name}.pt"))
+        model.load_state_dict(torch.load(model_file(out, *model_names(e))))
         model.eval()
         bounds = obbt_bounds(model, lo, hi, method="lp", time_limit=cfg.get("obbt_time_limit"))
         rec = solve_repeats(model, bounds, lo, hi, ("min", "max"), "highs", args.repeats,
@@ -159,6 +161,12 @@ def _chosen(args: argparse.Namespace, items: dict[str, Any], default: Any) -> li
             raise SystemExit(f"no such networks in {args.out}: {', '.join(missing)}")
         return keys
     return [k for k, v in items.items() if default(k, v)]
+
+
+def _nodes(per_repeat: list[list[int | None]]) -> str:
+    """``"137+566"`` when every repeat explored the same nodes, else each repeat's."""
+    cells = ["+".join("?" if n is None else str(n) for n in rep) for rep in per_repeat]
+    return cells[0] if len(set(cells)) == 1 else ", ".join(cells)
 
 
 def _line(r: dict[str, Any]) -> str:
@@ -212,12 +220,14 @@ def main() -> None:
              f"Command: `python benchmarks/bench_repeats.py {cmd}`; wall {wall:.0f} s; load "
              f"average at the end {', '.join(f'{x:.2f}' for x in os.getloadavg())}.", "",
              f"| network | {err} | suite s | min s | median s | max s | statuses | "
-             "speed-up by the median |", "|---|---|---|---|---|---|---|---|"]
+             "B&B nodes per repeat | speed-up by the median |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = "–" if r["error_ratio"] is None else f"{r['error_ratio']:.3f}"
         suite_t = "–" if r["suite_time"] is None else f"{r['suite_time']:.3f}"
         lines.append(f"| {r['key']} | {ratio} | {suite_t} | {r['min']:.3f} | {r['median']:.3f} "
-                     f"| {r['max']:.3f} | {', '.join(r['statuses'])} | {r['speedup_median']} |")
+                     f"| {r['max']:.3f} | {', '.join(r['statuses'])} | {_nodes(r['nodes'])} | "
+                     f"{r['speedup_median']} |")
     write_text_atomic(out / f"{stem}.md", "\n".join(lines) + "\n")
     log(f"wrote {out / (stem + '.md')}")
 

@@ -93,11 +93,17 @@ def update_entry(
 
 def save_model(out: Path, fname: str, vname: str,
                model: torch.nn.Module | dict[str, Any]) -> None:
-    """Save a trained network (or its ``state_dict``) under ``<out>/models``."""
-    d = out / "models"
-    d.mkdir(exist_ok=True)
+    """Save a trained network (or its ``state_dict``) as :func:`model_file`."""
+    path = model_file(out, fname, vname)
+    path.parent.mkdir(exist_ok=True)
     state = model.state_dict() if isinstance(model, torch.nn.Module) else model
-    torch.save(state, d / f"{fname}__{vname.replace('+', '_')}.pt")
+    torch.save(state, path)
+
+
+def model_file(out: str | os.PathLike[str], fname: str, vname: str) -> Path:
+    """Where :func:`save_model` puts a network: ``<out>/models/<fname>__<vname>.pt`` (``+`` in
+    the variant name written as ``_``)."""
+    return Path(out) / "models" / f"{fname}__{vname.replace('+', '_')}.pt"
 
 
 def load_model(out_dir: str | os.PathLike[str], function: str, variant: str) -> torch.nn.Module:
@@ -106,7 +112,7 @@ def load_model(out_dir: str | os.PathLike[str], function: str, variant: str) -> 
     cfg = results["meta"]["config"]["train"]
     fn = get_function(function)
     model = build_model(fn.dim, cfg["hidden"], 1, 0).to(torch.float64)
-    state = torch.load(Path(out_dir) / "models" / f"{function}__{variant.replace('+', '_')}.pt")
+    state = torch.load(model_file(out_dir, function, variant))
     model.load_state_dict(state)
     return model
 
@@ -117,6 +123,7 @@ __all__ = [
     "entry_key",
     "load_model",
     "load_results",
+    "model_file",
     "save_model",
     "update_entry",
     "write_json",

@@ -232,6 +232,12 @@ class ScaleConfig(SuiteConfig):
         return out
 
 
+def model_names(entry: dict[str, Any]) -> tuple[str, str]:
+    """``(fname, vname)`` of an entry's saved network
+    (:func:`~omlt_relax.bench.results.model_file`)."""
+    return entry["function"], f"{entry['size']}__{entry['variant']}_{entry['scale']:g}"
+
+
 def entry_key(function: str, hidden: Sequence[int], variant: str, scale: float) -> str:
     """``"peaks/2x100/unregularized"``, ``"peaks/3x100/bigm+stability@0.0003"``."""
     base = f"{function}/{size_name(hidden)}/{variant}"
@@ -277,8 +283,7 @@ def scale_job(config: ScaleConfig, fname: str, hidden: list[int], vname: str,
         "scale": res.scale, "train_time": train_time, **meas,
     }
     if snap is not None:
-        entry["snap"] = snap
-        entry["val_rmse"] = meas["val_rmse"]
+        entry["snap"] = snap  # val_rmse from ``meas``: the zeroed network's
     else:
         entry["val_rmse"] = res.val_rmse
     if vname == BASELINE and config.stock:
@@ -322,8 +327,7 @@ def run_scale(
 
     def on_result(key: str, value: dict[str, Any]) -> None:
         e = value["entry"]
-        save_model(out, e["function"], f"{e['size']}__{e['variant']}_{e['scale']:g}",
-                   value["model"])
+        save_model(out, *model_names(e), value["model"])
         update_entry(path, key, e, None)
         say(progress_line(e))
         if bar is not None:
@@ -853,6 +857,7 @@ __all__ = [
     "fmt_bound",
     "geomean_flag",
     "markdown_report",
+    "model_names",
     "pareto_front",
     "parse_sizes",
     "per_network",
