@@ -20,6 +20,21 @@ per-sample LPs per second of ``lp_gap`` (value + backward) are measured too.
 The paper's penalties (Tsay 2026, as in ``omlt-relax bench --suite paper``) are timed too:
 ``width`` (bound width, IBP), ``stable`` (stable neuron, IBP) and ``stable (CROWN)``.
 
+Rows marked ``every 2`` add the term on every second step only, with twice its weight (lazy
+regularization, ``RelaxationRegularizer(..., every=2)``): the time is the mean over steps.
+
+Rows marked ``(backward)`` take the gradient of the same term without an autograd graph:
+``loss.backward(); reg.backward(x, scale=w); opt.step()``
+(:meth:`~omlt_relax.RelaxationRegularizer.backward`: bitwise the same gradient; the library's
+training loops, the paper suite's and the Lightning callback use it). The others add ``w * reg(x)``
+to the loss, as a plain loop written from the README does.
+
+``--whole-epochs E`` also times whole trainings as the paper suite runs them
+(:func:`omlt_relax.bench.paper.train_paper`: peaks, the protocol's 70,000 samples, batch 64,
+``E`` epochs per variant, λ = 1e-3; network width and depth from ``--hidden``), plain and with
+the paper's IBP penalties and CROWN stable-neuron penalty, interleaved over ``--whole-rounds``
+rounds; the ratio is the median epoch time over the plain one.
+
 Run: ``python benchmarks/bench_training.py`` (``--rounds``, ``--steps`` to change the effort);
 the paper's size: ``python benchmarks/bench_training.py --hidden 25,25,25,25,25 --batch 64``
 (targets there: IBP penalties <= 1.5x plain, CROWN <= 3x).
@@ -43,8 +58,10 @@ from omlt_relax.regularizer import RelaxationRegularizer
 from omlt_relax.train import build_model
 
 BOX = ([-3.0, -3.0], [3.0, 3.0])
-CONFIGS = ("plain", "bigm", "bigm+xiao", "bigm+triangle", "bigm+triangle (torch)",
-           "paper width", "paper stable", "paper stable (CROWN)")
+CONFIGS = ("plain", "bigm", "bigm+xiao", "bigm+xiao (backward)", "bigm+triangle",
+           "bigm+triangle (torch)", "paper width", "paper width (backward)", "paper stable",
+           "paper stable (backward)", "paper stable (CROWN)", "paper stable (CROWN, backward)",
+           "paper width (backward, every 2)", "paper stable (backward, every 2)")
 HIDDEN: tuple[int, ...] = (50, 50)
 
 
@@ -76,7 +93,19 @@ def _step_fns(batch: int) -> dict[str, Callable[[], None]]:
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
         w = 1e-2
         term: Callable[[], torch.Tensor] | None = None
-        if config == "bigm":
+        after: Callable[[], object] | None = None  # the term's gradient after loss.backward()
+        if config == "bigm+xiao (backward)":
+            reg = RelaxationRegularizer(net, BOX, bigm=w, stability=w)
+            after = lambda: reg.backward(x)  # noqa: E731
+        elif config.startswith("paper") and "backward" in config:
+            from omlt_relax.bench.paper import PAPER_VARIANTS, PaperRegularizer
+
+            name = ("stable_crown" if "CROWN" in config
+                    else "width" if "width" in config else "stable")
+            every = 2 if config.endswith("every 2)") else 1
+            breg = PaperRegularizer(net, PAPER_VARIANTS[name], BOX, seed=0, every=every)
+            after = lambda: breg.backward(x, w)  # noqa: E731
+        elif config == "bigm":
             reg = RelaxationRegularizer(net, BOX, bigm=w)
             term = lambda: reg(x)  # noqa: E731
         elif config == "bigm+xiao":
@@ -107,6 +136,8 @@ def _step_fns(batch: int) -> dict[str, Callable[[], None]]:
                 loss = loss + term()
             opt.zero_grad()
             loss.backward()
+            if after is not None:
+                after()
             opt.step()
 
         return step
@@ -164,6 +195,36 @@ def time_lp_gap(n_samples: int, repeats: int) -> dict[str, float] | None:
     return {"lp_samples": float(n_samples), "lps_per_s": n_samples / best}
 
 
+def time_whole(epochs: int, rounds: int) -> dict[str, dict[str, float]]:
+    """Median seconds per epoch of :func:`~omlt_relax.bench.paper.train_paper` per variant
+    (``none``, ``width``, ``stable``, ``stable_crown``, and ``width``/``stable`` with lazy
+    regularization every 2 steps; λ = 1e-3), interleaved over ``rounds``, and the ratio to
+    ``none``."""
+    from omlt_relax.bench.paper import Job, PaperConfig, paper_data, train_paper, with_overrides
+
+    if len(set(HIDDEN)) != 1:
+        msg = "--whole-epochs needs equal hidden widths (the paper's networks)"
+        raise SystemExit(msg)
+    cfg = PaperConfig(functions=("peaks",), depths=(len(HIDDEN),), seeds=(0,), epochs=epochs,
+                      width=HIDDEN[0])
+    data = paper_data("peaks", 0)
+    runs = {"none": ("none", 1), "width": ("width", 1), "stable": ("stable", 1),
+            "stable_crown": ("stable_crown", 1), "width, every 2": ("width", 2),
+            "stable, every 2": ("stable", 2)}
+    per_epoch: dict[str, list[float]] = {name: [] for name in runs}
+    names = list(runs)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            variant, every = runs[name]
+            job = Job("peaks", len(HIDDEN), 0, variant, 1e-3)
+            run_cfg = with_overrides(cfg, penalty_every=every)
+            per_epoch[name].append(train_paper(job, run_cfg, data).train_time / epochs)
+    out = {name: {"epoch_s": statistics.median(t)} for name, t in per_epoch.items()}
+    for name in names:
+        out[name]["ratio"] = out[name]["epoch_s"] / out["none"]["epoch_s"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=150, help="interleaved timing rounds")
@@ -171,6 +232,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--lp-samples", type=int, default=512)
     parser.add_argument("--hidden", default="50,50", help="hidden widths, e.g. 25,25,25,25,25")
+    parser.add_argument("--whole-epochs", type=int, default=0,
+                        help="also time whole paper-suite trainings of this many epochs (0: off)")
+    parser.add_argument("--whole-rounds", type=int, default=3)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     global HIDDEN
@@ -198,7 +262,17 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             f"LP gap: {lp['lps_per_s']:.0f} per-sample LPs per second "
             f"({int(lp['lp_samples'])} samples, value + backward, best of 3)"
         )
-    return {"machine": info, "steps": res, "lp": lp}
+    whole = None
+    if args.whole_epochs > 0:
+        whole = time_whole(args.whole_epochs, args.whole_rounds)
+        print(
+            f"\nwhole trainings (paper suite, peaks, 70,000 samples, batch 64, "
+            f"{args.whole_epochs} epochs x {args.whole_rounds} rounds, lambda 1e-3): "
+            "median s per epoch (target: IBP <= 1.5x, CROWN <= 3x none)"
+        )
+        for v, r in whole.items():
+            print(f"{v:>24} {r['epoch_s']:9.3f} s {r['ratio']:10.3f}x")
+    return {"machine": info, "steps": res, "lp": lp, "whole": whole}
 
 
 if __name__ == "__main__":

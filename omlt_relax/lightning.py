@@ -115,9 +115,9 @@ class RelaxationCallback(pl.Callback):
 
     Args:
         input_bounds: ``(lb, ub)`` box of the optimization problem.
-        bigm, stability, lp_gap, warmup, bounds, penalties: as for ``RelaxationRegularizer`` (a
-            penalty object must be bound to the module's ``nn.Sequential``). ``warmup`` counts
-            training batches.
+        bigm, stability, lp_gap, warmup, bounds, penalties, every: as for
+            ``RelaxationRegularizer`` (a penalty object must be bound to the module's
+            ``nn.Sequential``). ``warmup`` and ``every`` count training batches.
         model_attr: attribute name (dotted path allowed) of the ``nn.Sequential``; default: the
             unique ``nn.Sequential`` attribute of the LightningModule.
         log: log :meth:`RelaxationRegularizer.metrics` each step with ``pl_module.log`` under
@@ -143,12 +143,16 @@ class RelaxationCallback(pl.Callback):
         log: bool = True,
         batch_x: Callable[[Any], Tensor] | None = None,
         penalties: list[Penalty] | None = None,
+        every: int = 1,
     ) -> None:
         super().__init__()
         self.input_bounds = as_box(input_bounds)
         check_method(bounds)
         if isinstance(warmup, bool) or int(warmup) != warmup or warmup < 0:
             msg = f"warmup must be a whole number of calls >= 0, got {warmup!r}"
+            raise ValueError(msg)
+        if isinstance(every, bool) or int(every) != every or every < 1:
+            msg = f"every must be a whole number of calls >= 1, got {every!r}"
             raise ValueError(msg)
         for name, spec in (("bigm", bigm), ("stability", stability), ("lp_gap", lp_gap)):
             if isinstance(spec, int | float) and not isinstance(spec, bool):
@@ -172,6 +176,7 @@ class RelaxationCallback(pl.Callback):
             "warmup": warmup,
             "bounds": bounds,
             "penalties": penalties,
+            "every": int(every),
         }
         self.model_attr = model_attr
         self.log = bool(log)
@@ -233,13 +238,11 @@ class RelaxationCallback(pl.Callback):
         if reg is None or self._applied:
             return
         self._applied = True
-        value = reg(self._x)
-        if value.requires_grad:
-            if pl_module.automatic_optimization:
-                value = value / trainer.accumulate_grad_batches
-            scaler = getattr(trainer.precision_plugin, "scaler", None)
-            if scaler is not None:
-                value = scaler.scale(value)
+        share = 1.0 / trainer.accumulate_grad_batches if pl_module.automatic_optimization else 1.0
+        scaler = getattr(trainer.precision_plugin, "scaler", None)
+        value = reg.backward(self._x, share) if scaler is None else reg(self._x)
+        if scaler is not None and value.requires_grad:
+            value = scaler.scale(value * share)
             params = [p for p in reg.model.parameters() if p.requires_grad]
             grads = torch.autograd.grad(value, params, allow_unused=True)
             with torch.no_grad():

@@ -53,6 +53,34 @@ BIGM_VARIANTS = ("range", "max_unstable")
 STABILITY_VARIANTS = ("xiao", "triangle", "min")
 
 _NP_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+_HALVES: dict[np.dtype, np.ndarray] = {}
+
+
+def _fused_forward(
+    method: str, chain: Any, box: tuple[np.ndarray, np.ndarray], pens: tuple[Any, ...],
+    terms_out: list[float],
+) -> tuple[np.ndarray, Any, np.ndarray | float, np.ndarray | float, float]:
+    """Bounds ``LU`` of ``method``, the tape of its VJP and the weighted penalties on them.
+
+    Returns ``(lu, tape, dl_sum, du_sum, total)``: :math:`\\sum_j w_j \\partial P_j/\\partial l`
+    and :math:`\\ldots/\\partial u` (``0.0`` without penalties) and :math:`\\sum_j w_j P_j`;
+    ``terms_out`` receives the :math:`w_j P_j`.
+    """
+    lu, tape = FUSED[method][0](chain, *box)
+    dl_sum: np.ndarray | float = 0.0
+    du_sum: np.ndarray | float = 0.0
+    terms_out.clear()
+    total = 0.0
+    for pen in pens:
+        v, dl, du = pen.np_value_grad(lu[0], lu[1])
+        w = pen.weight
+        terms_out.append(w * v)
+        total += w * v
+        if w != 1.0:
+            dl, du = w * dl, w * du
+        dl_sum = dl if isinstance(dl_sum, float) else dl_sum + dl
+        du_sum = du if isinstance(du_sum, float) else du_sum + du
+    return lu, tape, dl_sum, du_sum, total
 
 
 class _FusedPenaltiesCPU(torch.autograd.Function):
@@ -72,30 +100,14 @@ class _FusedPenaltiesCPU(torch.autograd.Function):
         # spec: (method, numpy views of params (shared memory, versions checked in backward),
         # input box, penalties, list receiving the weighted terms)
         method, chain, box, pens, terms_out = spec
-        fwd, vjp = FUSED[method]
-        lu, tape = fwd(chain, *box)
-        flat_l, flat_u = lu[0], lu[1]
-        # sum_j w_j dP_j/dl and .../du, for the backward pass
-        dl_sum: np.ndarray | float = 0.0
-        du_sum: np.ndarray | float = 0.0
-        terms_out.clear()
-        total = 0.0
-        for pen in pens:
-            v, dl, du = pen.np_value_grad(flat_l, flat_u)
-            w = pen.weight
-            terms_out.append(w * v)
-            total += w * v
-            if w != 1.0:
-                dl, du = w * dl, w * du
-            dl_sum = dl if isinstance(dl_sum, float) else dl_sum + dl
-            du_sum = du if isinstance(du_sum, float) else du_sum + du
+        lu, tape, dl_sum, du_sum, total = _fused_forward(method, chain, box, pens, terms_out)
         ctx.set_materialize_grads(False)
-        ctx.saved = (vjp, tape, dl_sum, du_sum, lu.shape, lu.dtype)
+        ctx.saved = (FUSED[method][1], tape, dl_sum, du_sum, lu.shape, lu.dtype)
         ctx.versions = [p._version for p in params]
         ctx.params = params
         return (
-            torch.from_numpy(flat_l),
-            torch.from_numpy(flat_u),
+            torch.from_numpy(lu[0]),
+            torch.from_numpy(lu[1]),
             torch.from_numpy(np.array(total, dtype=lu.dtype)),
         )
 
@@ -250,6 +262,52 @@ class BoundSource:
             (method, chain, box, pens, terms), *hidden
         )
         return FlatBounds(flat_lo, flat_up, self._widths, method, self.input_bounds), total, terms
+
+    def direct_grad(self) -> bool:
+        """Whether :meth:`fused_penalties_backward` applies: the numpy path, and the hidden
+        layers' weights are the model's own parameters (not derived, as under a quantile head)."""
+        return self.fast_numpy() and not self.parsed.quantile_head
+
+    def fused_penalties_backward(
+        self, method: str, pens: tuple[Any, ...], scale: float = 1.0
+    ) -> tuple[FlatBounds, list[float]]:
+        """Add :math:`s\\,\\nabla_\\theta \\sum_j w_j P_j` (``s`` = ``scale``) to the hidden
+        layers' ``.grad``: what ``(scale * fused_penalties(method, pens)[1]).backward()`` adds,
+        computed with the same numpy VJP but without building an autograd graph.
+
+        Call only if :meth:`direct_grad`. A parameter with ``requires_grad=False`` is left alone;
+        a ``.grad`` that is ``None`` is created. Returns the bounds (constants) and the floats
+        :math:`w_j P_j` (unscaled).
+        """
+        hidden, chain = self._hidden_chain()
+        box = self._box_np(hidden[0].dtype)
+        terms: list[float] = []
+        lu, tape, dl_sum, du_sum, _ = _fused_forward(method, chain, box, pens, terms)
+        bounds = FlatBounds(torch.from_numpy(lu[0]), torch.from_numpy(lu[1]), self._widths,
+                            method, self.input_bounds)
+        if not pens:
+            return bounds, terms
+        # the same operations as _FusedPenaltiesCPU.backward with g_total = scale
+        g = np.zeros(lu.shape, dtype=lu.dtype)
+        g[0] = dl_sum
+        g[1] = du_sum
+        if scale != 1.0:
+            g *= scale
+        need = [p.requires_grad for p in hidden]
+        grads = FUSED[method][1](tape, g, need)
+        for p, a in zip(hidden, grads, strict=True):
+            if a is None:
+                continue
+            grad = p.grad
+            if grad is None:
+                p.grad = torch.from_numpy(a)
+            elif grad.is_contiguous() and not grad.requires_grad:
+                acc = grad.numpy()  # a view: add in place without a torch dispatch
+                acc += a
+            else:
+                with torch.no_grad():
+                    grad.add_(torch.from_numpy(a))
+        return bounds, terms
 
     def ibp_penalties(self, pens: tuple[Any, ...]) -> tuple[FlatBounds, Tensor, list[float]]:
         """:meth:`fused_penalties` with IBP bounds."""
@@ -615,20 +673,33 @@ class StabilityPenalty(BoundPenalty):
             d = -(1.0 - t * t) * self.c
             return float(-t.sum()), d * u, d * l
         if self.variant == "min":
-            unstable = (l < 0) & (u > 0)
-            tie = unstable & (-l == u)
-            low_wins = unstable & (-l < u)  # min(-l, u) = -l: moving l up helps
-            dl = -(low_wins + 0.5 * tie).astype(l.dtype)
-            du = (unstable & (u < -l)) + 0.5 * tie
-            return float(np.minimum(np.maximum(-l, 0), np.maximum(u, 0)).sum()), dl, du.astype(
-                l.dtype
-            )
+            # min(max(-l, 0), max(u, 0)) = max(min(-l, u), 0), and min(-l, u) > 0 exactly on
+            # unstable neurons. There, with h = 1/2 and s = sign(u + l): dl = -h (1 + s) (-l the
+            # smaller: -1), du = h (1 - s) (u the smaller: 1), a tie splits in halves as
+            # torch.minimum does; elsewhere h = 0. Few numpy calls: this runs at every step.
+            nl = np.negative(l)
+            v = np.minimum(nl, u)
+            h = np.multiply(v > 0, self._half(l.dtype))
+            hs = np.sign(np.subtract(u, nl))
+            hs *= h
+            dl = np.add(h, hs)
+            np.negative(dl, out=dl)
+            du = np.subtract(h, hs, out=hs)
+            return float(np.maximum(v, 0).sum()), dl, du
         # unstable: h = -u l / (u - l), dh/du = l^2/(u - l)^2, dh/dl = -u^2/(u - l)^2; else 0
         unstable = (l < 0) & (u > 0)
         width = np.where(unstable, u - l, 1.0)
         inv2 = unstable / (width * width)
         h = np.where(unstable, -u * l / width, 0.0)
         return float(h.sum()), -(u * u) * inv2, (l * l) * inv2
+
+    @staticmethod
+    def _half(dtype: np.dtype) -> np.ndarray:
+        """1/2 as a 0-d array of ``dtype`` (keeps products in that dtype; cached)."""
+        key = np.dtype(dtype)
+        if key not in _HALVES:
+            _HALVES[key] = np.full((), 0.5, dtype=key)
+        return _HALVES[key]
 
     def __repr__(self) -> str:
         return (

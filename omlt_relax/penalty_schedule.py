@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
+from omlt_relax.regularizer import backward_term
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -55,6 +57,15 @@ class ScheduledRegularizer:
         s = self.schedule.factor(self.step, self.total)
         self.step += 1
         return torch.zeros(()) if s == 0.0 else s * self.reg(x)
+
+    def backward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """Add the gradient of ``scale * self(x)`` to the parameters' ``.grad`` (the wrapped
+        regularizer's ``backward`` if it has one) and return the term detached."""
+        s = self.schedule.factor(self.step, self.total)
+        self.step += 1
+        if s == 0.0:
+            return torch.zeros(())
+        return backward_term(self.reg, x, scale * s)
 
     def metrics(self) -> dict[str, float]:
         return self.reg.metrics()  # type: ignore[attr-defined]

@@ -21,6 +21,11 @@ over a subsample of the batch (:class:`~omlt_relax.lp.gap.LPGapPenalty`), :math:
 earlier calls and :math:`T_w` = ``warmup``: the first ``warmup`` calls return an exact zero (no
 bounds, no LPs), later calls the full term (a hard switch, no ramp).
 
+*Lazy regularization* (``every=k``, Karras et al. 2020, StyleGAN2): after the warm-up only every
+k-th call computes the term, with k times its weight, :math:`k R(\\theta; x)`; the calls between
+return an exact zero. The bound penalties do not depend on the batch, so over k steps the sum of
+the gradients is about the same, at 1/k of the penalty's cost per step.
+
 On CPU, the bounds of each method (IBP, CROWN) and every big-M/stability penalty on them are
 computed in one numpy pass per method with a hand-written gradient
 (:meth:`~omlt_relax.penalties.BoundSource.fused_penalties`); penalties on other devices, your own
@@ -77,6 +82,8 @@ class RelaxationRegularizer(OnModel):
         stability: the same for :class:`~omlt_relax.StabilityPenalty`.
         lp_gap: the same for :class:`~omlt_relax.LPGapPenalty` (needs ``x`` at every call).
         warmup: number of calls that return zero before the penalties switch on.
+        every: after the warm-up, compute the term on every ``every``-th call only, times
+            ``every`` (lazy regularization, module docstring); 1 (default): every call.
         bounds: ``"ibp"`` or ``"crown"``: method of the penalties built from weights and of the
             bounds behind :meth:`metrics`.
         penalties: more penalties, a list of :class:`~omlt_relax.penalties.Penalty` objects (your
@@ -96,6 +103,7 @@ class RelaxationRegularizer(OnModel):
         lp_gap: Any = None,
         warmup: int = 0,
         bounds: str = "ibp",
+        every: int = 1,
         penalties: Sequence[Penalty] | None = None,
     ) -> None:
         self.source = BoundSource(model, input_bounds)
@@ -104,6 +112,10 @@ class RelaxationRegularizer(OnModel):
             msg = f"warmup must be a whole number of calls >= 0, got {warmup!r}"
             raise ValueError(msg)
         self.warmup = int(warmup)
+        if isinstance(every, bool) or int(every) != every or every < 1:
+            msg = f"every must be a whole number of calls >= 1, got {every!r}"
+            raise ValueError(msg)
+        self.every = int(every)
         self.step = 0
         self.penalties: dict[str, Any] = {}
         specs: list[tuple[str, Any]] = [
@@ -195,12 +207,8 @@ class RelaxationRegularizer(OnModel):
             and np.array_equal(np.asarray(hi, dtype=np.float64), mine[1])
         )
 
-    def __call__(self, x: Tensor | None = None) -> Tensor:
-        """The regularization term for this step, a 0-d tensor in the model's dtype.
-
-        ``x`` is the training batch, shape ``(B, n_0)``; only the LP-gap term uses it (required
-        then). Every call advances the warm-up counter ``self.step``.
-        """
+    def _start_call(self, x: Tensor | None) -> bool:
+        """Checks of a call, the warm-up counter; whether the penalties are on for this call."""
         self.source.check_x(x)
         if self._needs_x and x is None:
             label = "LP-gap" if self._needs_x[0] == "lp_gap" else repr(self._needs_x[0])
@@ -211,6 +219,16 @@ class RelaxationRegularizer(OnModel):
         self._last_terms = {}
         self._last_bounds = None
         if step < self.warmup or not self.penalties:
+            return False
+        return self.every == 1 or (step - self.warmup) % self.every == 0
+
+    def __call__(self, x: Tensor | None = None) -> Tensor:
+        """The regularization term for this step, a 0-d tensor in the model's dtype.
+
+        ``x`` is the training batch, shape ``(B, n_0)``; only the LP-gap term uses it (required
+        then). Every call advances the warm-up counter ``self.step``.
+        """
+        if not self._start_call(x):
             return self._zero()
         computed: dict[str, NeuronBounds] = {}
         total: Tensor | None = None
@@ -235,7 +253,54 @@ class RelaxationRegularizer(OnModel):
             total = term if total is None else total + term
         self._last_bounds = computed.get(self.bounds_method)
         assert total is not None  # self.penalties is not empty
-        return total
+        return total if self.every == 1 else total * self.every
+
+    def backward(self, x: Tensor | None = None, scale: float = 1.0) -> Tensor:
+        """Add :math:`s\\,\\nabla_\\theta R(\\theta; x)` (``s`` = ``scale``) to the ``.grad`` of
+        the model's parameters and return :math:`s R` (a detached 0-d tensor).
+
+        The same gradient as ``(scale * reg(x)).backward()`` and so as adding ``scale * reg(x)``
+        to the loss, for a loop that calls it after ``loss.backward()``:
+
+        .. code-block:: python
+
+            loss = mse(model(x), y)
+            opt.zero_grad(); loss.backward()
+            reg.backward(x, scale=lam)       # instead of loss = loss + lam * reg(x)
+            opt.step()
+
+        When every penalty is a big-M/stability penalty on the numpy path (CPU weights, no
+        LP-gap or custom term) the bounds, penalties and vector-Jacobian product are computed in
+        numpy and added to the gradients directly, without an autograd graph: at the paper's
+        network size this saves about a third of the penalty's cost per step
+        (``benchmarks/bench_training.py``). Otherwise it is exactly the autograd call above.
+        Advances the warm-up counter like a call; adds nothing during warm-up.
+        """
+        s = float(scale)
+        if not math.isfinite(s):
+            msg = f"scale must be a finite number, got {scale!r}"
+            raise ValueError(msg)
+        if self._others or not self._fused or not self.source.direct_grad():
+            term = self(x)
+            if s != 1.0:
+                term = term * s
+            if term.requires_grad:
+                term.backward()
+            return term.detach()
+        if not self._start_call(x):
+            return self._zero()
+        s *= self.every
+        total = 0.0
+        for method, names, pens in self._fused:
+            bounds, values = self.source.fused_penalties_backward(method, pens, s)
+            if method == self.bounds_method:
+                self._last_bounds = bounds
+            for name, v in zip(names, values, strict=True):
+                self._last_terms[name] = v
+                total += v
+        out = self._zero()
+        out.fill_(total * s)
+        return out
 
     def metrics(self) -> dict[str, float]:
         """Numbers describing the last call (or the current model if that call computed no bounds).
@@ -277,7 +342,24 @@ class RelaxationRegularizer(OnModel):
 
     def __repr__(self) -> str:
         pens = ", ".join(f"{k}={v!r}" for k, v in self.penalties.items())
-        return f"RelaxationRegularizer({pens}, warmup={self.warmup}, bounds={self.bounds_method!r})"
+        lazy = f", every={self.every}" if self.every != 1 else ""
+        return (f"RelaxationRegularizer({pens}, warmup={self.warmup}{lazy}, "
+                f"bounds={self.bounds_method!r})")
 
 
-__all__ = ["TERMS", "RelaxationRegularizer"]
+def backward_term(reg: Any, x: Tensor | None, scale: float = 1.0) -> Tensor:
+    """Add the gradient of ``scale * reg(x)`` to the parameters' ``.grad`` and return the term
+    detached: ``reg.backward(x, scale)`` if ``reg`` has one (a :class:`RelaxationRegularizer`,
+    a :class:`~omlt_relax.penalty_schedule.ScheduledRegularizer`), else autograd on
+    ``scale * reg(x)``. For loops that call it after ``loss.backward()``."""
+    if hasattr(reg, "backward"):
+        return reg.backward(x, scale)
+    term = reg(x)
+    if scale != 1.0:
+        term = term * scale
+    if term.requires_grad:
+        term.backward()
+    return term.detach()
+
+
+__all__ = ["TERMS", "RelaxationRegularizer", "backward_term"]

@@ -70,7 +70,7 @@ from omlt_relax.guards import check_loss
 from omlt_relax.lp.gap import LPGapPenalty
 from omlt_relax.penalties import BigMPenalty, StabilityPenalty
 from omlt_relax.penalty_schedule import Schedule, ScheduledRegularizer
-from omlt_relax.regularizer import RelaxationRegularizer
+from omlt_relax.regularizer import RelaxationRegularizer, backward_term
 
 #: Default tolerance of the weight-selection rule: validation RMSE ≤ 1.2 × the baseline's.
 DEFAULT_TOLERANCE = 1.2
@@ -365,11 +365,11 @@ def _train_loop(
             loss = mse
             if loss_extra is not None:
                 loss = loss + loss_extra(xb)
-            if reg is not None:
-                loss = loss + reg(xb)
-            first = check_loss(float(loss.detach()), epoch, first, lr)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if reg is not None:  # the gradient of loss + reg(xb), no autograd graph if it can
+                loss = loss.detach() + backward_term(reg, xb)
+            first = check_loss(float(loss.detach()), epoch, first, lr)
             opt.step()
             sched.step()
             if masks is not None:

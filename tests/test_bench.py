@@ -155,11 +155,11 @@ def test_recipe_variant_ramps_the_weight_and_holds_then_decays_the_lr(monkeypatc
     lrs: list[float] = []
     from omlt_relax.schedule import ScheduledRegularizer
 
-    real_scheduled = ScheduledRegularizer.__call__
+    real_scheduled = ScheduledRegularizer.backward  # the loop adds its gradient after backward
 
-    def spy(self, x):
+    def spy(self, x, scale=1.0):
         factors.append(self.schedule.factor(self.step, self.total))
-        return real_scheduled(self, x)
+        return real_scheduled(self, x, scale)
 
     real_step = torch.optim.Adam.step
 
@@ -167,7 +167,7 @@ def test_recipe_variant_ramps_the_weight_and_holds_then_decays_the_lr(monkeypatc
         lrs.append(self.param_groups[0]["lr"])
         return real_step(self, *a, **k)
 
-    monkeypatch.setattr(ScheduledRegularizer, "__call__", spy)
+    monkeypatch.setattr(ScheduledRegularizer, "backward", spy)
     monkeypatch.setattr(torch.optim.Adam, "step", step)
     ft = btrain.fit(d, "stability_ftd", 1e-3, cfg, baseline=base.std_model)
     total = round(v.ft_epochs * cfg.epochs) * 4  # 256 rows / batch 64 = 4 steps per epoch

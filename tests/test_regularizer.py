@@ -291,3 +291,13 @@ def test_training_benchmark_runs_on_tiny_settings(capsys: pytest.CaptureFixture[
     res = bench.main(["--rounds", "2", "--steps", "3", "--lp-samples", "8"])
     out = capsys.readouterr().out
     assert "ratio" in out and res["steps"]["bigm+xiao"]["ratio_cpu"] > 0
+    for row in ("paper stable (backward)", "paper width (backward, every 2)"):
+        assert res["steps"][row]["ratio_cpu"] > 0 and row in out
+
+
+def test_lazy_benchmark_refuses_a_folder_without_the_baseline(tmp_path: Path) -> None:
+    bench = _load("benchmarks/bench_lazy.py")
+    with pytest.raises(SystemExit, match="has no trained peaks-d5-s0-none-0"):
+        bench.main(["--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="no penalty"):
+        bench.main(["--out", str(tmp_path), "--variant", "none_ft"])

@@ -159,14 +159,13 @@ def _ibp_layer_vjp(
     if need[2 * k + 1]:
         _acc(grads, 2 * k + 1, gc)
     if k > 0:
-        zero, half = _consts(gc.dtype)[:2]
-        gm = np.dot(gc, wc[:n])
-        grho = np.dot(gr, wc[n:])
+        zero, _, _, to_centre = _consts(gc.dtype)
         s, e = sl[k - 1]
-        t = np.empty((2, gm.shape[0]), dtype=gm.dtype)
-        np.subtract(gm, grho, out=t[0])
-        np.add(gm, grho, out=t[1])
-        t *= half
+        gmr = np.empty((2, e - s), dtype=gc.dtype)  # rows: dP/dm = W^T gc, dP/drho = |W|^T gr
+        np.dot(gc, wc[:n], out=gmr[0])
+        np.dot(gr, wc[n:], out=gmr[1])
+        # [m; rho] = C [l+; u+], C = to_centre: back to the post-ReLU bounds, then the ReLU
+        t = np.dot(to_centre.T, gmr)
         t *= lu[:, s:e] > zero
         g[:, s:e] += t
 

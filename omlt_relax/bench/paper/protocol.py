@@ -170,6 +170,9 @@ class PaperConfig:
     mip_gap: float = MIP_GAP
     solvers: tuple[str, ...] = ("highs", "gurobi")
     formulations: tuple[str, ...] = ("paper", "ours")
+    #: lazy regularization: the bound terms on every k-th step only, times k
+    #: (:class:`~omlt_relax.RelaxationRegularizer` ``every``; 1 = the protocol)
+    penalty_every: int = 1
 
     def __post_init__(self) -> None:
         for f in self.functions:
@@ -178,7 +181,8 @@ class PaperConfig:
                 raise ValueError(msg)
         for v in self.variants:
             get_paper_variant(v)
-        for name in ("n_train", "n_val", "n_test", "epochs", "batch_size", "width"):
+        for name in ("n_train", "n_val", "n_test", "epochs", "batch_size", "width",
+                     "penalty_every"):
             if getattr(self, name) < 1:
                 msg = f"{name} must be at least 1, got {getattr(self, name)}"
                 raise ValueError(msg)
@@ -199,7 +203,10 @@ class PaperConfig:
     def train_key(self) -> dict[str, Any]:
         """The settings a trained network depends on (stored with it, checked on reuse)."""
         keys = ("width", "n_train", "n_val", "n_test", "epochs", "batch_size", "lr")
-        return {k: getattr(self, k) for k in keys}
+        out = {k: getattr(self, k) for k in keys}
+        if self.penalty_every != 1:  # absent at 1: folders written before it existed match
+            out["penalty_every"] = self.penalty_every
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -38,11 +38,12 @@ class PaperRegularizer:
     (``"min"``, weight :math:`1/N` for the paper's mean), ``lpgap`` is
     :class:`~omlt_relax.LPGapPenalty` (``sense="min"``, IBP big-M constants, :data:`LP_SAMPLES`
     points per batch), combined by :class:`~omlt_relax.RelaxationRegularizer` (IBP bounds once
-    per step, the IBP and CROWN terms on its numpy fast path).
+    per step, the IBP and CROWN terms on its numpy fast path; ``every``: its lazy
+    regularization, the ``l1``/``l2`` terms stay on every step).
     """
 
     def __init__(self, model: nn.Sequential, variant: PaperVariant,
-                 box: tuple[Array, Array], seed: int) -> None:
+                 box: tuple[Array, Array], seed: int, every: int = 1) -> None:
         self.model = model
         self.variant = variant
         self.linears = [m for m in model if isinstance(m, nn.Linear)]
@@ -65,21 +66,39 @@ class PaperRegularizer:
         self.reg = None
         if bigm is not None or stab is not None or gap is not None:
             self.reg = RelaxationRegularizer(model, box, bigm=bigm, stability=stab, lp_gap=gap,
-                                             bounds=variant.bounds)
+                                             bounds=variant.bounds, every=every)
 
     def metrics(self) -> dict[str, float]:
         """The regularizer's metrics of the last step (unstable neurons, big-M, LP gap)."""
         return self.reg.metrics() if self.reg is not None else {}
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        total = self.reg(x) if self.reg is not None else torch.zeros(())
-        if not self._weight_terms:
-            return total
+    def _weight_term(self) -> torch.Tensor:
+        """The ``l1``/``l2`` terms of the variant (with graph)."""
         params = [p for lin in self.linears for p in (lin.weight, lin.bias)]
+        total = torch.zeros(())
         if "l1" in self.variant.terms:
             total = total + sum(p.abs().sum() for p in params)
         if "l2" in self.variant.terms:
             total = total + sum((p * p).sum() for p in params)
+        return total
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        total = self.reg(x) if self.reg is not None else torch.zeros(())
+        if not self._weight_terms:
+            return total
+        return total + self._weight_term()
+
+    def backward(self, x: torch.Tensor, scale: float) -> torch.Tensor:
+        """Add :math:`\\lambda \\nabla_\\theta R` (λ = ``scale``) to the parameters' ``.grad``
+        and return :math:`\\lambda R` detached: the gradient of ``loss + scale * self(x)``
+        after ``loss.backward()``, the bound terms through
+        :meth:`~omlt_relax.RelaxationRegularizer.backward` (no autograd graph on the numpy
+        path)."""
+        total = self.reg.backward(x, scale) if self.reg is not None else torch.zeros(())
+        if self._weight_terms:
+            term = scale * self._weight_term()
+            term.backward()
+            total = total + term.detach()
         return total
 
 
@@ -151,7 +170,8 @@ def train_paper(job: Job, cfg: PaperConfig, data: PaperData,
             raise ValueError(msg)
         model.load_state_dict(init)
     epochs = epochs_of(v, cfg.epochs)
-    reg = PaperRegularizer(model, v, (data.lower, data.upper), job.seed) if v.regularized else None
+    reg = (PaperRegularizer(model, v, (data.lower, data.upper), job.seed, cfg.penalty_every)
+           if v.regularized else None)
     x = torch.as_tensor(data.x_train, dtype=torch.float32)
     y = torch.as_tensor(data.y_train, dtype=torch.float32)
     xv = torch.as_tensor(data.x_val, dtype=torch.float32)
@@ -173,10 +193,10 @@ def train_paper(job: Job, cfg: PaperConfig, data: PaperData,
             idx = perm[s : s + bs]
             xb, yb = x[idx], y[idx]
             loss = torch.mean((model(xb) - yb) ** 2)
-            if lam > 0:
-                loss = loss + lam * reg(xb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if lam > 0:  # the gradient of loss + lam * reg(xb), without a graph for reg
+                loss = loss.detach() + reg.backward(xb, lam)
             opt.step()
             tot += float(loss.detach())
         if not math.isfinite(tot):
