@@ -198,3 +198,22 @@ def test_lazy_every_is_checked_everywhere() -> None:
     # the protocol's key is unchanged at 1 (stored networks stay valid), and differs otherwise
     assert "penalty_every" not in PaperConfig().train_key()
     assert PaperConfig(penalty_every=2).train_key()["penalty_every"] == 2
+
+
+@pytest.mark.parametrize("variant", ["l1", "l2", "width", "stable_crown", "width+lpgap"])
+def test_paper_regularizer_backward_is_the_gradient_of_its_term(variant: str) -> None:
+    from omlt_relax.bench.paper import PAPER_VARIANTS, PaperRegularizer
+
+    net, twin = _pair(torch.float32, seed=4)
+    box = (torch.tensor(BOX[0]).numpy(), torch.tensor(BOX[1]).numpy())
+    p_graph = PaperRegularizer(net, PAPER_VARIANTS[variant], box, seed=0)
+    p_direct = PaperRegularizer(twin, PAPER_VARIANTS[variant], box, seed=0)
+    x, _ = _batch(torch.float32)
+    term = 0.3 * p_graph(x)
+    term.backward()
+    value = p_direct.backward(x, 0.3)
+    assert float(value) == pytest.approx(float(term.detach()), rel=1e-5)
+    for a, b in zip(net.parameters(), twin.parameters(), strict=True):
+        assert (a.grad is None) == (b.grad is None)
+        if a.grad is not None:
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-7)
