@@ -127,8 +127,9 @@ def main(argv: list[str] | None = None) -> None:
             log(f"  trained in {trained.train_time:.0f} s, test MSE {meas['test_mse']:.3g} "
                 f"({meas['test_mse'] / none_mse:.2f}× none)")
             write_json(res_path, entries)
+    env = environment()
     md = (f"# Lazy regularization: {a.variant}, {a.function} depth {a.depth} seed {a.seed}\n\n"
-          f"{machine_line(environment())} Gurobi {environment().get('gurobi')}.\n\n"
+          f"{machine_line(env)} Gurobi {env.get('gurobi')}.\n\n"
           f"Unregularized network ({base.key}): test MSE {none_mse:.3g}. "
           f"MILPs: our LP-OBBT big-M, minimization, one thread, {a.time_limit:g} s limit.\n\n"
           + table(entries, none_mse, solvers) + "\n\nCommand: `python benchmarks/bench_lazy.py "

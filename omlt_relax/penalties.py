@@ -53,7 +53,6 @@ BIGM_VARIANTS = ("range", "max_unstable")
 STABILITY_VARIANTS = ("xiao", "triangle", "min")
 
 _NP_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
-_HALVES: dict[np.dtype, np.ndarray] = {}
 
 
 def _fused_forward(
@@ -81,6 +80,20 @@ def _fused_forward(
         dl_sum = dl if isinstance(dl_sum, float) else dl_sum + dl
         du_sum = du if isinstance(du_sum, float) else du_sum + du
     return lu, tape, dl_sum, du_sum, total
+
+
+def _bounds_grad(shape: tuple[int, ...], dtype: np.dtype, dl_sum: np.ndarray | float,
+                 du_sum: np.ndarray | float, t: float | None) -> np.ndarray:
+    """:math:`\\bar G` (rows :math:`\\bar l, \\bar u`) for a gradient ``t`` of the weighted
+    penalties' sum (``None``: zero), the same operations on both paths (graph and
+    :meth:`BoundSource.fused_penalties_backward`), so their gradients agree bitwise."""
+    g = np.zeros(shape, dtype=dtype)
+    if t is not None:
+        g[0] = dl_sum
+        g[1] = du_sum
+        if t != 1.0:
+            g *= t
+    return g
 
 
 class _FusedPenaltiesCPU(torch.autograd.Function):
@@ -126,13 +139,8 @@ class _FusedPenaltiesCPU(torch.autograd.Function):
                 raise RuntimeError(msg)
         vjp, tape, dl_sum, du_sum, shape, dtype = ctx.saved
         # gradient in the bounds: from the bounds outputs (LP gap) and from the penalties
-        g = np.zeros(shape, dtype=dtype)
-        if g_total is not None:
-            t = g_total.item()
-            g[0] = dl_sum
-            g[1] = du_sum
-            if t != 1.0:
-                g *= t
+        g = _bounds_grad(shape, dtype, dl_sum, du_sum,
+                         None if g_total is None else g_total.item())
         if g_lo is not None:
             g[0] += g_lo.numpy()
         if g_up is not None:
@@ -287,12 +295,7 @@ class BoundSource:
                             method, self.input_bounds)
         if not pens:
             return bounds, terms
-        # the same operations as _FusedPenaltiesCPU.backward with g_total = scale
-        g = np.zeros(lu.shape, dtype=lu.dtype)
-        g[0] = dl_sum
-        g[1] = du_sum
-        if scale != 1.0:
-            g *= scale
+        g = _bounds_grad(lu.shape, lu.dtype, dl_sum, du_sum, scale)  # as the graph path does
         need = [p.requires_grad for p in hidden]
         grads = FUSED[method][1](tape, g, need)
         for p, a in zip(hidden, grads, strict=True):
@@ -679,7 +682,7 @@ class StabilityPenalty(BoundPenalty):
             # torch.minimum does; elsewhere h = 0. Few numpy calls: this runs at every step.
             nl = np.negative(l)
             v = np.minimum(nl, u)
-            h = np.multiply(v > 0, self._half(l.dtype))
+            h = np.multiply(v > 0, 0.5, dtype=l.dtype)
             hs = np.sign(np.subtract(u, nl))
             hs *= h
             dl = np.add(h, hs)
@@ -692,14 +695,6 @@ class StabilityPenalty(BoundPenalty):
         inv2 = unstable / (width * width)
         h = np.where(unstable, -u * l / width, 0.0)
         return float(h.sum()), -(u * u) * inv2, (l * l) * inv2
-
-    @staticmethod
-    def _half(dtype: np.dtype) -> np.ndarray:
-        """1/2 as a 0-d array of ``dtype`` (keeps products in that dtype; cached)."""
-        key = np.dtype(dtype)
-        if key not in _HALVES:
-            _HALVES[key] = np.full((), 0.5, dtype=key)
-        return _HALVES[key]
 
     def __repr__(self) -> str:
         return (

@@ -272,7 +272,7 @@ class RelaxationRegularizer(OnModel):
         When every penalty is a big-M/stability penalty on the numpy path (CPU weights, no
         LP-gap or custom term) the bounds, penalties and vector-Jacobian product are computed in
         numpy and added to the gradients directly, without an autograd graph: at the paper's
-        network size this saves about a third of the penalty's cost per step
+        network size this saves about 30% of the penalty's cost per step
         (``benchmarks/bench_training.py``). Otherwise it is exactly the autograd call above.
         Advances the warm-up counter like a call; adds nothing during warm-up.
         """
@@ -281,12 +281,7 @@ class RelaxationRegularizer(OnModel):
             msg = f"scale must be a finite number, got {scale!r}"
             raise ValueError(msg)
         if self._others or not self._fused or not self.source.direct_grad():
-            term = self(x)
-            if s != 1.0:
-                term = term * s
-            if term.requires_grad:
-                term.backward()
-            return term.detach()
+            return term_backward(self(x), s)
         if not self._start_call(x):
             return self._zero()
         s *= self.every
@@ -354,7 +349,11 @@ def backward_term(reg: Any, x: Tensor | None, scale: float = 1.0) -> Tensor:
     ``scale * reg(x)``. For loops that call it after ``loss.backward()``."""
     if hasattr(reg, "backward"):
         return reg.backward(x, scale)
-    term = reg(x)
+    return term_backward(reg(x), scale)
+
+
+def term_backward(term: Tensor, scale: float = 1.0) -> Tensor:
+    """Backpropagate ``scale * term`` (if it has a graph) and return it detached."""
     if scale != 1.0:
         term = term * scale
     if term.requires_grad:
@@ -362,4 +361,4 @@ def backward_term(reg: Any, x: Tensor | None, scale: float = 1.0) -> Tensor:
     return term.detach()
 
 
-__all__ = ["TERMS", "RelaxationRegularizer", "backward_term"]
+__all__ = ["TERMS", "RelaxationRegularizer", "backward_term", "term_backward"]

@@ -25,7 +25,7 @@ from omlt_relax.bench.paper.protocol import (
 )
 from omlt_relax.lp.gap import LPGapPenalty
 from omlt_relax.penalties import BigMPenalty, StabilityPenalty
-from omlt_relax.regularizer import RelaxationRegularizer
+from omlt_relax.regularizer import RelaxationRegularizer, term_backward
 from omlt_relax.train import hold_cosine
 
 
@@ -96,9 +96,7 @@ class PaperRegularizer:
         path)."""
         total = self.reg.backward(x, scale) if self.reg is not None else torch.zeros(())
         if self._weight_terms:
-            term = scale * self._weight_term()
-            term.backward()
-            total = total + term.detach()
+            total = total + term_backward(self._weight_term(), scale)
         return total
 
 
