@@ -22,13 +22,15 @@ import time
 
 import highspy
 import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 import torch
 from torch import nn
 
 from omlt_relax.bench.functions import peaks_tensor as peaks
 from omlt_relax.bounds import chain_numpy, interval_bounds
 from omlt_relax.lp.gap import LPGapPenalty, greedy_tour
-from omlt_relax.lp.relaxation import BigMRelaxationLP
+from omlt_relax.lp.relaxation import BigMRelaxationLP, LPSolution
 from omlt_relax.train import build_model
 
 BOX = (np.array([-3.0, -3.0]), np.array([3.0, 3.0]))
@@ -71,9 +73,13 @@ def bench_full_bigm(net: nn.Sequential, x: np.ndarray) -> Clock:
     return clock
 
 
-def bench_lp_only(net: nn.Sequential, x: np.ndarray, tour: bool) -> Clock:
-    """The reduced per-sample LP (first layer substituted) alone, weights fixed."""
-    lo, hi = BOX
+def reduced_lp(
+    net: nn.Sequential, box: tuple[np.ndarray, np.ndarray], x: np.ndarray
+) -> tuple[BigMRelaxationLP, np.ndarray, np.ndarray, np.ndarray]:
+    """The per-sample LP of :mod:`omlt_relax.lp.gap` (first layer substituted, triangle rows,
+    IBP bounds, sense max of the output) and, per row of ``x``, the box
+    ``[relu(zhat_1), t(zhat_1)]`` of its input columns: ``(lp, zlo, zhi, zhat_1)``."""
+    lo, hi = box
     nb = interval_bounds(net, lo, hi).numpy()
     ch = chain_numpy(net, lo, hi)
     w1, b1 = ch[0]
@@ -91,6 +97,12 @@ def bench_lp_only(net: nn.Sequential, x: np.ndarray, tour: bool) -> Clock:
         formulation="triangle",
     )
     lp.set_objective(np.ones(1), lp.y_cols, maximize=True)
+    return lp, zlo, zhi, zh
+
+
+def bench_lp_only(net: nn.Sequential, x: np.ndarray, tour: bool) -> Clock:
+    """The reduced per-sample LP (first layer substituted) alone, weights fixed."""
+    lp, zlo, zhi, zh = reduced_lp(net, BOX, x)
     order = greedy_tour(zh) if tour else np.arange(x.shape[0])
     clock = Clock()
     with clock:
@@ -131,6 +143,207 @@ def bench_penalty(
     return clock, pen.metrics()
 
 
+# -- limits: how far can exact per-sample LPs go? ---------------------------------------------
+_BASIC = int(highspy.HighsBasisStatus.kBasic)
+_UPPER = int(highspy.HighsBasisStatus.kUpper)
+_LOWER = int(highspy.HighsBasisStatus.kLower)
+
+
+class BasisMap:
+    """The reduced LP's primal solution as an affine function of its input-column bounds, for
+    the simplex basis HiGHS ended its last solve with.
+
+    Nonbasic columns sit at the bound their status names (free nonbasic at 0), nonbasic rows at
+    theirs; the basic columns solve the square system
+    :math:`A_{N_r B_c} v_B = r_N - A_{N_r N_c} v_N` (#basic columns = #nonbasic rows). Only the
+    nonbasic input columns move with the sample, so :math:`v_B(i) = p - Q v_x(i)`. ``A`` and
+    the objective do not depend on the sample, so the basis is dual feasible for every sample:
+    where :math:`v(i)` is primal feasible (columns and basic rows within bounds) it is optimal,
+    with the anchor's duals.
+    """
+
+    def __init__(self, lp: BigMRelaxationLP, a: sp.csr_matrix, col_lo: np.ndarray,
+                 col_hi: np.ndarray, row_lo: np.ndarray, row_hi: np.ndarray) -> None:
+        basis = lp.h.getBasis()
+        cs = np.array([int(v) for v in basis.col_status])
+        rs = np.array([int(v) for v in basis.row_status])
+        basic_c = np.flatnonzero(cs == _BASIC)
+        nonbasic_r = np.flatnonzero(rs != _BASIC)
+        v0 = np.zeros(a.shape[1])
+        v0[cs == _LOWER] = col_lo[cs == _LOWER]
+        v0[cs == _UPPER] = col_hi[cs == _UPPER]
+        r_n = np.where(rs[nonbasic_r] == _UPPER, row_hi[nonbasic_r], row_lo[nonbasic_r])
+        xc = lp.x_cols
+        self.x_nonbasic = cs[xc] != _BASIC
+        self.x_at_hi = cs[xc] == _UPPER
+        a_n = a[nonbasic_r]
+        lu = spla.splu(a_n[:, basic_c].tocsc())
+        fixed = np.setdiff1d(np.flatnonzero(cs != _BASIC), xc)
+        self.p = lu.solve(r_n - a_n[:, fixed] @ v0[fixed])
+        xn = xc[self.x_nonbasic]
+        self.q = lu.solve(a_n[:, xn].toarray()) if xn.size else np.zeros((basic_c.size, 0))
+        self.basic_c, self.xn, self.xc, self.v0 = basic_c, xn, xc, v0
+        self.basic_r = np.flatnonzero(rs == _BASIC)
+        self.a_r = a[self.basic_r]
+        self.col_lo, self.col_hi, self.row_lo, self.row_hi = col_lo, col_hi, row_lo, row_hi
+
+    def evaluate(self, zlo: np.ndarray, zhi: np.ndarray, tol: float = 1e-9
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """``(optimal, v)`` for samples with input boxes ``zlo``/``zhi`` ``(n, n_x)``: the basis
+        is optimal where every column and basic row lies within its bounds (tolerance
+        ``tol * (1 + |value|)``)."""
+        xv = np.where(self.x_at_hi, zhi, zlo)[:, self.x_nonbasic]
+        v = np.tile(self.v0, (zlo.shape[0], 1))
+        v[:, self.xn] = xv
+        v[:, self.basic_c] = self.p - xv @ self.q.T
+        lo = np.tile(self.col_lo, (zlo.shape[0], 1))
+        hi = np.tile(self.col_hi, (zlo.shape[0], 1))
+        lo[:, self.xc], hi[:, self.xc] = zlo, zhi
+        slack = tol * (1 + np.abs(v))
+        ok = ((v >= lo - slack) & (v <= hi + slack)).all(1)
+        r = (self.a_r @ v.T).T
+        slack = tol * (1 + np.abs(r))
+        ok &= ((r >= self.row_lo[self.basic_r] - slack)
+               & (r <= self.row_hi[self.basic_r] + slack)).all(1)
+        return ok, v
+
+
+def lp_arrays(lp: BigMRelaxationLP) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray,
+                                            np.ndarray]:
+    """The LP HiGHS holds: ``(A, col_lo, col_hi, row_lo, row_hi)`` (input columns as loaded)."""
+    m = lp.h.getLp()
+    a = m.a_matrix_
+    mat = sp.csc_matrix(
+        (np.asarray(a.value_), np.asarray(a.index_), np.asarray(a.start_)),
+        shape=(m.num_row_, m.num_col_),
+    ).tocsr()
+    return (mat, np.asarray(m.col_lower_), np.asarray(m.col_upper_), np.asarray(m.row_lower_),
+            np.asarray(m.row_upper_))
+
+
+def lp_limits(net: nn.Sequential, box: tuple[np.ndarray, np.ndarray], n: int, seed: int
+              ) -> dict[str, float]:
+    """Per-LP HiGHS cost and how many solves an exact basis-sharing method would still need.
+
+    ``n`` uniform samples of ``box``, visited in greedy-tour order (as the penalty does). Then a
+    greedy cover: solve the first pending sample with HiGHS, take its optimal basis
+    (:class:`BasisMap`), accept every pending sample the basis is primal feasible for (checked
+    against HiGHS's own values), repeat.
+    """
+    x = np.random.default_rng(seed).uniform(box[0], box[1], (n, box[0].size))
+    lp, zlo, zhi, zh = reduced_lp(net, box, x)
+    order = greedy_tour(zh)
+    run_s = np.zeros(n)
+    iters = np.zeros(n)
+    values = np.zeros(n)
+    bases: set[tuple[tuple[int, ...], tuple[int, ...]]] = set()
+    for _ in range(2):  # the second pass is timed (the first warms the basis and caches)
+        bases.clear()
+        for t, i in enumerate(order):
+            lp.set_input_box(zlo[i], zhi[i])
+            c0 = time.process_time()
+            lp.h.run()
+            run_s[t] = time.process_time() - c0
+            iters[t] = lp.h.getInfo().simplex_iteration_count
+            values[i] = lp.h.getInfo().objective_function_value
+            b = lp.h.getBasis()
+            bases.add((tuple(int(v) for v in b.col_status), tuple(int(v) for v in b.row_status)))
+    arrays = lp_arrays(lp)
+    pending = order.copy()
+    solves = 0
+    err = 0.0
+    while pending.size:
+        i = pending[0]
+        lp.set_input_box(zlo[i], zhi[i])
+        lp.h.run()
+        solves += 1
+        ok, v = BasisMap(lp, *arrays).evaluate(zlo[pending], zhi[pending])
+        ok[0] = True  # the anchor itself (HiGHS's optimum)
+        got = v[ok][:, lp.y_cols].sum(1)
+        err = max(err, float(np.abs(got[1:] - values[pending[ok]][1:]).max(initial=0.0)))
+        pending = pending[~ok]
+    low = iters <= 1
+    return {
+        "unstable": float(interval_bounds(net, *box).unstable_count()),
+        "rows": float(lp.num_row), "cols": float(lp.num_col),
+        "run_us": 1e6 * float(run_s.mean()), "iters": float(iters.mean()),
+        "floor_us": 1e6 * float(np.median(run_s[low])) if low.any() else float("nan"),
+        "distinct": float(len(bases)), "cover": float(solves), "max_err": err,
+    }
+
+
+def load_suite_network(path: str) -> tuple[str, nn.Sequential, tuple[np.ndarray, np.ndarray]]:
+    """A network saved by the paper suite (``<out>/models/<key>.pt``), with its function's box."""
+    from omlt_relax.bench.paper.protocol import PAPER_FUNCTIONS
+
+    saved = torch.load(path, weights_only=False)
+    state = saved["state"]
+    weights = [k for k in state if k.endswith("weight")]
+    mods: list[nn.Module] = []
+    for t, k in enumerate(weights):
+        out_f, in_f = state[k].shape
+        mods.append(nn.Linear(in_f, out_f))
+        if t < len(weights) - 1:
+            mods.append(nn.ReLU())
+    net = nn.Sequential(*mods)
+    net.load_state_dict(state)
+    key = os.path.basename(path).removesuffix(".pt")
+    fn = PAPER_FUNCTIONS[key.split("-")[0]]
+    return key, net, (np.asarray(fn.lower, np.float64), np.asarray(fn.upper, np.float64))
+
+
+def penalty_split(net: nn.Sequential, box: tuple[np.ndarray, np.ndarray], calls: int,
+                  subsample: int, seed: int) -> tuple[float, float]:
+    """``(LPs per CPU-second, share of the time in the LP solves)`` of the LP-gap penalty
+    (direct derivative, fwd+bwd, weights changing by an Adam step between calls)."""
+    spent = [0.0]
+    solve = BigMRelaxationLP.solve
+
+    def timed(self: BigMRelaxationLP) -> LPSolution:
+        c0 = time.process_time()
+        try:
+            return solve(self)
+        finally:
+            spent[0] += time.process_time() - c0
+
+    pen = LPGapPenalty(net, box, weight=1e-3, derivative="direct", subsample=subsample, seed=seed)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    g = torch.Generator().manual_seed(seed)
+    lo, hi = (torch.as_tensor(a, dtype=torch.float32) for a in box)
+    xs = [lo + (hi - lo) * torch.rand(64, lo.numel(), generator=g) for _ in range(calls + 1)]
+    pen(xs[-1]).backward()
+    BigMRelaxationLP.solve = timed
+    try:
+        clock = Clock()
+        for x in xs[:calls]:
+            opt.zero_grad()
+            with clock:
+                pen(x).backward()
+            opt.step()
+    finally:
+        BigMRelaxationLP.solve = solve
+    return calls * subsample / clock.cpu, spent[0] / clock.cpu
+
+
+def limits_report(paths: list[str], samples: int, calls: int, subsample: int, seed: int) -> None:
+    """Print, per network, the per-LP HiGHS cost, the basis cover, and the penalty's split."""
+    print(f"{samples} samples per network, greedy-tour order; penalty: {calls} calls x "
+          f"{subsample} LPs, direct derivative, an Adam step between calls")
+    print("| network | unstable | rows x cols | simplex it./LP | run() µs/LP | run() µs at <=1 it. "
+          "| HiGHS-only ceiling LPs/s | distinct optimal bases | HiGHS solves to cover (exact, "
+          "max err) | penalty LPs/s | share in LP solves |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for path in paths:
+        key, net, box = load_suite_network(path)
+        m = lp_limits(net.double(), box, samples, seed)
+        rate, share = penalty_split(net, box, calls, subsample, seed)
+        print(f"| {key} | {m['unstable']:.0f} | {m['rows']:.0f} x {m['cols']:.0f} | "
+              f"{m['iters']:.1f} | {m['run_us']:.0f} | {m['floor_us']:.0f} | "
+              f"{1e6 / m['run_us']:,.0f} | {m['distinct']:.0f}/{samples} | "
+              f"{m['cover']:.0f}/{samples} ({m['max_err']:.1e}) | {rate:,.0f} | {share:.0%} |",
+              flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--samples", type=int, default=2000, help="LPs for the 'lp only' rate")
@@ -138,6 +351,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--subsample", type=int, default=32, help="LPs per penalty call")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--models", default="", help="comma-separated paper-suite networks "
+                    "(<out>/models/<key>.pt): measure the limits of exact per-sample LPs instead")
+    ap.add_argument("--calls", type=int, default=100, help="penalty calls per network (--models)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     print(
@@ -146,6 +362,9 @@ def main() -> None:
         f"HiGHS {highspy.Highs().version()} | "
         f"torch threads {torch.get_num_threads()}, HiGHS threads 1"
     )
+    if args.models:
+        limits_report(args.models.split(","), args.samples, args.calls, args.subsample, args.seed)
+        return
     net = make_net(args.seed)
     nb = interval_bounds(net, *BOX)
     print(f"net: 2x50 ReLU (float32 weights), IBP unstable neurons {nb.unstable_count()}/100")

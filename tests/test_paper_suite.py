@@ -121,6 +121,22 @@ def test_lp_gap_regularizer_is_nonnegative_and_has_gradient() -> None:
     assert any(float(p.grad.abs().sum()) > 0 for p in net.parameters())
 
 
+@pytest.mark.parametrize("variant", ["lpgap_total_ftd", "stable_lpgap_ftd"])
+def test_lp_gap_recipes_sum_their_terms(variant: str) -> None:
+    """The LP-gap recipes: total derivative, fine-tuning with decay, R = sum of their terms."""
+    v = PAPER_VARIANTS[variant]
+    assert v.lp_derivative == "total" and v.finetunes and v.lr_decay
+    net = paper_network(2, 2, 25, seed=5)
+    box = (np.array([-2.0, -2.0]), np.array([2.0, 2.0]))
+    x = torch.as_tensor(latin_hypercube(64, *box, seed=0), dtype=torch.float32)
+    got = float(PaperRegularizer(net, v, box, seed=0)(x))
+    gap = float(PaperRegularizer(net, PAPER_VARIANTS["lpgap_total"], box, seed=0)(x))
+    stable = float(PaperRegularizer(net, PAPER_VARIANTS["stable"], box, seed=0)(x))
+    assert gap > 0.0
+    want = gap + stable if "stable" in v.terms else gap
+    assert got == pytest.approx(want, rel=1e-6)
+
+
 def test_continuation_schedule() -> None:
     v = PAPER_VARIANTS["stable_cont"]
     assert [schedule_factor(v, e, 8) for e in range(8)] == [0, 0, 0, 0, 0.5, 1.0, 1.0, 1.0]

@@ -47,7 +47,9 @@ and then, over the second half of the fine-tuning, cosine-decay the learning rat
 :data:`~omlt_relax.bench.paper.protocol.LR_FLOOR` × its start with λ held; ``none_ft`` is their
 control (the same fine-tuning and decay with no penalty), so that the report can separate what the
 schedule buys in accuracy from what the penalty costs. ``stable_width_crown_ftd`` is the same
-recipe with both terms (stable neuron and bound width, each weighted 1, on CROWN bounds).
+recipe with both terms (stable neuron and bound width, each weighted 1, on CROWN bounds);
+``lpgap_total_ftd`` is the recipe with the LP gap (total derivative) alone and
+``stable_lpgap_ftd`` with the stable-neuron penalty plus the LP gap (each weighted 1).
 
 Every trained network is measured two ways, minimization only, HiGHS and Gurobi one thread each
 (Gurobi where its size-limited pip licence allows):

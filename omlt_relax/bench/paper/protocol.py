@@ -128,6 +128,14 @@ PAPER_VARIANTS: dict[str, PaperVariant] = {
                      description="stable neuron (CROWN), fine-tuning, then learning-rate decay"),
         PaperVariant("width_ftd", "ours", ("width",), schedule="finetune", lr_decay=True,
                      description="bound width (IBP), fine-tuning, then learning-rate decay"),
+        PaperVariant("lpgap_total_ftd", "ours", ("lpgap",), lp_derivative="total",
+                     schedule="finetune", lr_decay=True,
+                     description="LP gap (total derivative), fine-tuning, then learning-rate "
+                                 "decay"),
+        PaperVariant("stable_lpgap_ftd", "ours", ("stable", "lpgap"), lp_derivative="total",
+                     schedule="finetune", lr_decay=True,
+                     description="stable neuron (IBP) + LP gap (total derivative), "
+                                 "fine-tuning, then learning-rate decay"),
         PaperVariant("stable_width_crown_ftd", "ours", ("stable", "width"), bounds="crown",
                      schedule="finetune", lr_decay=True,
                      description="stable neuron + bound width (CROWN), fine-tuning, then "
