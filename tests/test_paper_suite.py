@@ -27,6 +27,7 @@ from omlt_relax.bench.paper import (
     run_paper,
     schedule_factor,
 )
+from omlt_relax.bench.paper.training import epochs_of
 from omlt_relax.cli import main
 
 TOL = 1e-6
@@ -75,7 +76,9 @@ def test_network_has_the_paper_initialization() -> None:
     assert float(big[2].weight.std()) == pytest.approx(math.sqrt(2 / 4001), rel=0.1)
 
 
-@pytest.mark.parametrize("variant", ["width", "stable", "stable_crown", "l1", "l2"])
+@pytest.mark.parametrize(
+    "variant", ["width", "stable", "stable_crown", "l1", "l2", "width_d", "stable_d"]
+)
 def test_regularizers_equal_the_papers_definitions(variant: str) -> None:
     """R(θ) against the paper's formulas, written out here with torch bounds, value and gradient."""
     torch.manual_seed(0)
@@ -99,6 +102,8 @@ def test_regularizers_equal_the_papers_definitions(variant: str) -> None:
         "stable_crown": lambda: torch.minimum(torch.relu(-l), torch.relu(u)).mean(),
         "l1": lambda: sum(p.abs().sum() for p in params),
         "l2": lambda: sum((p * p).sum() for p in params),
+        "width_d": lambda: (u - l).mean(),
+        "stable_d": lambda: torch.minimum(torch.relu(-l), torch.relu(u)).mean(),
     }[variant]()
     assert float(got) == pytest.approx(float(ref), rel=1e-5)
     g1 = torch.autograd.grad(got, params, allow_unused=True)
@@ -146,6 +151,9 @@ def test_continuation_schedule() -> None:
     ft = PAPER_VARIANTS["stable_ft"]
     assert [schedule_factor(ft, e, 4) for e in range(4)] == [0.5, 1.0, 1.0, 1.0]
     assert checkpoint_from(ft, 4) == 1
+    d = PAPER_VARIANTS["width_d"]  # the paper's constant λ and checkpoint rule, decayed rate
+    assert not d.finetunes and d.lr_decay and epochs_of(d, 8) == 8
+    assert schedule_factor(d, 0, 8) == 1.0 and checkpoint_from(d, 8) == 0
 
 
 def test_jobs_order_and_bad_config() -> None:

@@ -50,6 +50,9 @@ schedule buys in accuracy from what the penalty costs. ``stable_width_crown_ftd`
 recipe with both terms (stable neuron and bound width, each weighted 1, on CROWN bounds);
 ``lpgap_total_ftd`` is the recipe with the LP gap (total derivative) alone and
 ``stable_lpgap_ftd`` with the stable-neuron penalty plus the LP gap (each weighted 1).
+``width_d`` and ``stable_d`` are the paper's ``width`` and ``stable`` (λ from the first step, all
+epochs) with only the recipe's learning-rate decay added: what the decay alone buys the paper's
+regularizers.
 
 Every trained network is measured two ways, minimization only, HiGHS and Gurobi one thread each
 (Gurobi where its size-limited pip licence allows):

@@ -128,6 +128,12 @@ PAPER_VARIANTS: dict[str, PaperVariant] = {
                      description="stable neuron (CROWN), fine-tuning, then learning-rate decay"),
         PaperVariant("width_ftd", "ours", ("width",), schedule="finetune", lr_decay=True,
                      description="bound width (IBP), fine-tuning, then learning-rate decay"),
+        PaperVariant("width_d", "ours", ("width",), lr_decay=True,
+                     description="the paper's bound width (IBP) from the first step, with the "
+                                 "recipe's learning-rate decay"),
+        PaperVariant("stable_d", "ours", ("stable",), lr_decay=True,
+                     description="the paper's stable neuron (IBP) from the first step, with the "
+                                 "recipe's learning-rate decay"),
         PaperVariant("lpgap_total_ftd", "ours", ("lpgap",), lp_derivative="total",
                      schedule="finetune", lr_decay=True,
                      description="LP gap (total derivative), fine-tuning, then learning-rate "
