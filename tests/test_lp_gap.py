@@ -540,3 +540,33 @@ def test_bad_input_gives_clear_errors() -> None:
         pen(torch.zeros(4, 5))
     with pytest.raises(TypeError, match="bounds must be a NeuronBounds or None"):
         pen(x, bounds="ibp")
+
+
+def test_basis_sharing_of_the_limits_benchmark_is_exact() -> None:
+    """``benchmarks/bench_lp_gap.py --models``: a sample the anchor's optimal basis is primal
+    feasible for gets exactly HiGHS's optimum from the basis map (its own solve agrees)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_lp_gap.py"
+    spec = importlib.util.spec_from_file_location("bench_lp_gap", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    net = random_net(2, [12, 12], seed=3)
+    x = np.random.default_rng(0).uniform(BOX[0], BOX[1], (24, 2))
+    lp, zlo, zhi, _ = bench.reduced_lp(net, BOX, x)
+    arrays = bench.lp_arrays(lp)
+    lp.set_input_box(zlo[0], zhi[0])
+    anchor = lp.solve()
+    ok, v = bench.BasisMap(lp, *arrays).evaluate(zlo, zhi)
+    assert ok[0]
+    np.testing.assert_allclose(v[0], anchor.col_value, atol=1e-9)
+    assert 1 < ok.sum() < x.shape[0]  # shared by some samples, not all
+    for i in range(x.shape[0]):
+        lp.set_input_box(zlo[i], zhi[i])
+        sol = lp.solve()
+        if ok[i]:
+            assert v[i][lp.y_cols].sum() == pytest.approx(sol.value, abs=1e-9)
+    m = bench.lp_limits(net, BOX, 16, seed=1)
+    assert 1 <= m["cover"] <= 16 and m["max_err"] < 1e-9
