@@ -570,3 +570,30 @@ def test_basis_sharing_of_the_limits_benchmark_is_exact() -> None:
             assert v[i][lp.y_cols].sum() == pytest.approx(sol.value, abs=1e-9)
     m = bench.lp_limits(net, BOX, 16, seed=1)
     assert 1 <= m["cover"] <= 16 and m["max_err"] < 1e-9
+
+
+def test_a_stalled_lp_is_cut_off_retried_and_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-sample LPs stop at the iteration cap (a stalled simplex once held a training run
+    for minutes): a sample whose LP hits it twice (warm, then cold) counts as gap 0 with a
+    warning; at the default cap every LP solves and the gaps are the exact ones."""
+    import omlt_relax.lp.gap as gap_mod
+
+    net = random_net(2, [10, 10], seed=7)
+    x = _x(6, 1)
+    exact = LPGapPenalty(net, BOX, subsample=None)
+    want = exact.engine.gaps(x).detach()
+    assert exact.metrics()["skipped"] == 0 and float(want.abs().sum()) > 0
+    monkeypatch.setattr(gap_mod, "ITERATION_LIMIT_FACTOR", 1e-9)  # one iteration per solve
+    capped = LPGapPenalty(net, BOX, subsample=None)
+    with pytest.warns(RuntimeWarning, match="Iteration limit reached"):
+        got = capped.engine.gaps(x).detach()
+    skipped = ~capped.engine.last_ok
+    assert skipped.any() and capped.metrics()["skipped"] == skipped.sum()
+    assert torch.all(got[torch.as_tensor(skipped)] == 0)
+    ok = torch.as_tensor(~skipped)
+    torch.testing.assert_close(got[ok], want[ok])
+    lp = capped.engine.lps["max"]
+    assert lp.h.getOptionValue("simplex_iteration_limit")[1] == 1
+    with pytest.raises(ValueError, match="iteration_limit_factor must be positive"):
+        BigMRelaxationLP([(np.ones((1, 2)), np.zeros(1))], [], [], np.zeros(2), np.ones(2),
+                         iteration_limit_factor=0.0)

@@ -40,7 +40,9 @@ value is the big-M LP's value for every :math:`\\theta`, hence so is its gradien
 (keeping the last simplex basis when the set of unstable neurons is unchanged) and then only
 changes the bounds of the :math:`z_1` columns per sample, dual simplex warm-started from the
 previous sample. Samples are visited along a greedy nearest-neighbour path in :math:`\\hat z_1`
-(:func:`greedy_tour`), which cuts the simplex iterations per LP by 2-4x.
+(:func:`greedy_tour`), which cuts the simplex iterations per LP by 2-4x. A solve is capped at
+:data:`ITERATION_LIMIT_FACTOR` iterations per row and column; one that hits the cap is retried
+once from scratch and otherwise skipped like any failed LP (below).
 
 **Gradient by the envelope theorem, without a custom autograd Function.** Write the LP as
 :math:`\\max/\\min\\ c^\\top v` s.t. rows
@@ -125,6 +127,12 @@ FEAS_TOL = 1e-7
 #: Bounds in a dtype coarser than float64 are widened by this many of its machine epsilons times
 #: :math:`1 + |l| + |u|` before they reach the float64 LP.
 WIDEN_EPS = 64.0
+
+#: A per-sample LP stops after this many simplex iterations per row and column (a warm-started
+#: solve takes a few, a cold one about one per row): a stalled degenerate LP once held a
+#: training run for over ten minutes. It is then retried once from scratch, and skipped (gap 0,
+#: with a warning) if that stops too.
+ITERATION_LIMIT_FACTOR = 20.0
 
 _F64 = torch.float64
 
@@ -285,7 +293,8 @@ class _GapEngine:
     ) -> BigMRelaxationLP:
         lp = self.lps.get(sense)
         if lp is None:
-            lp = BigMRelaxationLP(tail, lower, upper, box_lo, box_hi, formulation="triangle")
+            lp = BigMRelaxationLP(tail, lower, upper, box_lo, box_hi, formulation="triangle",
+                                  iteration_limit_factor=ITERATION_LIMIT_FACTOR)
             self.lps[sense] = lp
         else:
             lp.load(tail, lower, upper, box_lo, box_hi, warm_start=True)
@@ -313,7 +322,7 @@ class _GapEngine:
             if not feasible[i]:
                 continue
             lp.set_input_box(zlo[i], zhi[i])
-            sol = lp.solve()
+            sol = lp.solve(retry_cold=True)
             if not sol.ok:
                 statuses.add(sol.status)
                 continue

@@ -45,6 +45,7 @@ per-sample LP of the LP-gap penalty. Bounds of a layer can later be tightened in
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import highspy
@@ -103,16 +104,26 @@ class BigMRelaxationLP:
         threads: HiGHS threads (1 by default).
         formulation: ``"bigm"`` (default) or ``"triangle"`` (:math:`\\sigma` projected out; see
             the module docstring).
+        iteration_limit_factor: if given, every solve stops after
+            ``ceil(factor * (rows + columns))`` simplex iterations (set again at each
+            :meth:`load`) and reports status "Iteration limit reached" instead of running on: a
+            guard against a degenerate LP on which the simplex stalls (HiGHS's ``time_limit``
+            counts the object's cumulative run time, so it cannot bound one solve).
     """
 
     def __init__(
         self, chain: Chain, lower: Layers, upper: Layers, input_lower: np.ndarray,
         input_upper: np.ndarray, threads: int = 1, formulation: str = "bigm",
+        iteration_limit_factor: float | None = None,
     ) -> None:
         if formulation not in ("bigm", "triangle"):
             msg = f"formulation must be 'bigm' or 'triangle'; got {formulation!r}"
             raise ValueError(msg)
+        if iteration_limit_factor is not None and not iteration_limit_factor > 0:
+            msg = f"iteration_limit_factor must be positive or None; got {iteration_limit_factor!r}"
+            raise ValueError(msg)
         self.formulation = formulation
+        self.iteration_limit_factor = iteration_limit_factor
         self.h = highspy.Highs()
         self.h.setOptionValue("output_flag", False)
         self.h.setOptionValue("threads", int(threads))
@@ -273,6 +284,9 @@ class BigMRelaxationLP:
             tuple((li.unstable.tobytes(), li.active.tobytes()) for li in self.layers),
         )
         self.h.passModel(lp)
+        if self.iteration_limit_factor is not None:
+            limit = math.ceil(self.iteration_limit_factor * (nrow + ncol))
+            self.h.setOptionValue("simplex_iteration_limit", int(min(limit, 2**31 - 1)))
         if basis is not None and basis.valid and old_key == self._layout_key:
             self.h.setBasis(basis)
         self._fixed_sigma: dict[int, float] = {}
@@ -371,14 +385,22 @@ class BigMRelaxationLP:
             self.h.changeCoeff(int(r[2]), s, -uj)
 
     # -- solving ---------------------------------------------------------------------------
-    def solve(self) -> LPSolution:
+    def solve(self, retry_cold: bool = False) -> LPSolution:
         """Solve (warm-started from the previous basis). Duals as HiGHS reports them.
 
         HiGHS reports duals so that, for either sense, at an optimum
         ``cost = A^T row_dual + col_dual`` (Lagrangian of the problem as posed).
+
+        With ``retry_cold``, a solve stopped by the iteration limit (see
+        ``iteration_limit_factor``) is run once more from scratch (HiGHS's solver state and
+        basis cleared): a stall that began from the warm-start basis usually does not recur.
         """
         self.h.run()
         status = self.h.getModelStatus()
+        if retry_cold and status == highspy.HighsModelStatus.kIterationLimit:
+            self.h.clearSolver()
+            self.h.run()
+            status = self.h.getModelStatus()
         ok = status == highspy.HighsModelStatus.kOptimal
         if not ok:
             return LPSolution(
