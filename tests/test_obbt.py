@@ -358,3 +358,25 @@ def test_dual_bound_is_valid_for_any_multipliers() -> None:
                 noisy = duals + scale * rng.standard_normal(duals.size)
                 assert data.lower_bound(cost, noisy) <= value + 1e-9
             assert data.lower_bound(cost, np.zeros_like(duals)) <= value + 1e-9
+
+
+def test_per_solve_time_limit_counts_from_now_not_from_the_first_solve() -> None:
+    """HiGHS compares ``time_limit`` with the object's cumulative run time: a budget of s
+    seconds for the next LP must be s seconds more than the time already spent, or every LP
+    after the first s seconds of a layer would stop at once (bounds sound but left loose)."""
+    import highspy
+
+    from omlt_relax.bounds.obbt import _run
+    from omlt_relax.lp.relaxation import BigMRelaxationLP
+
+    net = build_model(2, (30, 30), 1, seed=2)
+    lo, hi = np.array([-3.0, -3.0]), np.array([3.0, 3.0])
+    nb = sound_bounds(net, lo, hi, "ibp")
+    lp = BigMRelaxationLP(chain_numpy(net, lo, hi), nb.lower, nb.upper, lo, hi)
+    cols, prev = lp.layers[1].zhat, []
+    budget = 0.02
+    while lp.h.getRunTime() <= 2 * budget:  # spend more than the budget on earlier solves
+        lp.h.clearSolver()
+        assert _run(lp.h, cols, 0, 1.0, prev, 1e30) == highspy.HighsModelStatus.kOptimal
+    lp.h.clearSolver()
+    assert _run(lp.h, cols, 1, -1.0, prev, budget) == highspy.HighsModelStatus.kOptimal

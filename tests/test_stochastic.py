@@ -119,6 +119,23 @@ def test_recourse_matches_brute_force_enumeration() -> None:
                                                         abs=RECOURSE_ATOL)
 
 
+def test_recourse_time_limit_is_per_solve() -> None:
+    """HiGHS's ``time_limit`` counts the object's cumulative run time: a per-solve limit must
+    keep solving after the earlier solves together have used more than it."""
+    inst = make_instance(6, 12, 3)
+    limit = 0.1  # one solve takes 3-20 ms
+    solver = RecourseSolver(inst, time_limit=limit)
+    x = np.array([1, 0, 1, 1, 0, 1], float)
+    xis = inst.scenarios(400, 1)
+    got = []
+    for xi in xis:
+        got.append(solver.solve(x, xi))
+        if solver._h.getRunTime() > 3 * limit:
+            break
+    assert solver._h.getRunTime() > 3 * limit
+    assert got[-1] == pytest.approx(RecourseSolver(inst).solve(x, xis[len(got) - 1]))
+
+
 def test_recourse_refuses_bad_decisions() -> None:
     inst = make_instance(3, 4, 11)
     solver = RecourseSolver(inst)

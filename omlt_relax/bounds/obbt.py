@@ -239,8 +239,12 @@ def _objective(h: highspy.Highs, cols: np.ndarray, j: int, sign: float, prev: li
 def _run(
     h: highspy.Highs, cols: np.ndarray, j: int, sign: float, prev: list[int], seconds: float
 ) -> highspy.HighsModelStatus:
-    """Minimize ``sign * column[cols[j]]`` within ``seconds``; the model status."""
-    h.setOptionValue("time_limit", float(min(seconds, 1e30)))
+    """Minimize ``sign * column[cols[j]]`` within ``seconds``; the model status.
+
+    HiGHS's ``time_limit`` is compared with the object's *cumulative* run time (all earlier
+    ``run()`` calls included), so the limit is set to that total plus ``seconds``.
+    """
+    h.setOptionValue("time_limit", float(min(h.getRunTime() + seconds, 1e30)))
     _objective(h, cols, j, sign, prev)
     h.run()
     return h.getModelStatus()

@@ -49,8 +49,7 @@ class RecourseSolver:
         h.setOptionValue("mip_rel_gap", 0.0)
         h.setOptionValue("mip_abs_gap", 0.0)
         h.setOptionValue("random_seed", 0)
-        if time_limit is not None:
-            h.setOptionValue("time_limit", float(time_limit))
+        self._time_limit = None if time_limit is None else float(time_limit)
         self._h = h
 
     def solve(self, x: Any, xi: Any) -> float:
@@ -96,6 +95,8 @@ class RecourseSolver:
             cost, np.zeros(n_col), np.ones(n_col), row_lo, row_up,
             a_start, a_index, a_value, np.ones(n_col, dtype=np.int32),
         )
+        if self._time_limit is not None:  # HiGHS counts the object's cumulative run time
+            h.setOptionValue("time_limit", h.getRunTime() + self._time_limit)
         h.run()
         status = h.getModelStatus()
         if status != hp.HighsModelStatus.kOptimal:
