@@ -380,3 +380,26 @@ def test_per_solve_time_limit_counts_from_now_not_from_the_first_solve() -> None
         assert _run(lp.h, cols, 0, 1.0, prev, 1e30) == highspy.HighsModelStatus.kOptimal
     lp.h.clearSolver()
     assert _run(lp.h, cols, 1, -1.0, prev, budget) == highspy.HighsModelStatus.kOptimal
+
+
+def test_lp_obbt_iteration_cap_leaves_sound_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At an absurdly low iteration cap the LPs stop early: counted, retried, and the neurons
+    keep sound (starting) bounds; at the default cap none stops."""
+    import omlt_relax.bounds.obbt as obbt_mod
+
+    net = build_model(2, (20, 20, 20), 1, seed=4)
+    lo, hi = np.array([-3.0, -3.0]), np.array([3.0, 3.0])
+    full = obbt_bounds(net, lo, hi, method="lp")
+    assert full.meta["lp_not_optimal"] == 0
+    monkeypatch.setattr(obbt_mod, "LP_ITERATION_LIMIT_FACTOR", 1e-9)
+    capped = obbt_bounds(net, lo, hi, method="lp")
+    assert capped.meta["statuses"].get("lp: Iteration limit reached", 0) > 0
+    x = torch.as_tensor(np.random.default_rng(0).uniform(lo, hi, (4000, 2)))
+    z = x
+    for k, lin in enumerate(m for m in net.double() if isinstance(m, nn.Linear)):
+        if k == len(capped.lower):
+            break
+        zhat = lin(z).detach().numpy()
+        assert np.all(zhat >= capped.lower[k]) and np.all(zhat <= capped.upper[k])
+        assert np.all(capped.lower[k] <= full.lower[k] + 1e-12)
+        z = torch.relu(lin(z))

@@ -67,7 +67,9 @@ Design decisions (each one measured or argued below):
 * **Time limit** (``time_limit`` seconds, wall clock) is a budget for the whole call. LP solves get
   the remaining budget; each MILP solve gets an equal share of what remains over the MILP solves
   still expected (unused time rolls over). Once the budget is spent, remaining neurons keep the
-  bounds they have (all sound).
+  bounds they have (all sound). Each LP solve is also capped at
+  :data:`LP_ITERATION_LIMIT_FACTOR` simplex iterations per row and column (retried once from
+  scratch), so a stalled LP costs a loose bound, never a hung pass.
 
 The result is never looser than the starting bounds (elementwise intersection).
 """
@@ -97,6 +99,10 @@ MILP_TOLERANCE = 1e-6
 MILP_WIDEN_FACTOR = 10.0
 #: Relative MILP gap at which a per-neuron MILP stops (its dual bound is what is used).
 MILP_REL_GAP = 1e-4
+
+#: LP-OBBT solves stop after this many simplex iterations per row and column (retried once from
+#: scratch, then the neuron keeps its bound): no stalled LP can hang a tightening pass.
+LP_ITERATION_LIMIT_FACTOR = 20.0
 
 #: MILP statuses after which HiGHS's ``mip_dual_bound`` is a valid bound (stopped or solved)
 _MILP_BOUND_VALID = (
@@ -247,7 +253,12 @@ def _run(
     h.setOptionValue("time_limit", float(min(h.getRunTime() + seconds, 1e30)))
     _objective(h, cols, j, sign, prev)
     h.run()
-    return h.getModelStatus()
+    status = h.getModelStatus()
+    if status == highspy.HighsModelStatus.kIterationLimit:  # a stall: once more from scratch
+        h.clearSolver()
+        h.run()
+        status = h.getModelStatus()
+    return status
 
 
 def _tighten(lo_k: np.ndarray, up_k: np.ndarray, j: int, sign: float, bound: float) -> None:
@@ -531,7 +542,8 @@ def obbt_bounds(
         bar = _Bar(tqdm(total=total, desc=f"OBBT ({method})", unit="solve"))
     try:
         for k in passes:
-            lp = BigMRelaxationLP(chain[: k + 1], lower[:k], upper[:k], lo, hi)
+            lp = BigMRelaxationLP(chain[: k + 1], lower[:k], upper[:k], lo, hi,
+                                  iteration_limit_factor=LP_ITERATION_LIMIT_FACTOR)
             _lp_pass(lp, k, lower, upper, budget, stats, bar)
             if method == "milp":
                 later = sum(
