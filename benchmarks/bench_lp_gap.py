@@ -274,18 +274,11 @@ def lp_limits(net: nn.Sequential, box: tuple[np.ndarray, np.ndarray], n: int, se
 
 def load_suite_network(path: str) -> tuple[str, nn.Sequential, tuple[np.ndarray, np.ndarray]]:
     """A network saved by the paper suite (``<out>/models/<key>.pt``), with its function's box."""
-    from omlt_relax.bench.paper.protocol import PAPER_FUNCTIONS
+    from omlt_relax.bench.paper.protocol import PAPER_FUNCTIONS, paper_network
 
-    saved = torch.load(path, weights_only=False)
-    state = saved["state"]
-    weights = [k for k in state if k.endswith("weight")]
-    mods: list[nn.Module] = []
-    for t, k in enumerate(weights):
-        out_f, in_f = state[k].shape
-        mods.append(nn.Linear(in_f, out_f))
-        if t < len(weights) - 1:
-            mods.append(nn.ReLU())
-    net = nn.Sequential(*mods)
+    state = torch.load(path, weights_only=False)["state"]
+    weights = [state[k] for k in state if k.endswith("weight")]
+    net = paper_network(weights[0].shape[1], len(weights) - 1, weights[0].shape[0], seed=0)
     net.load_state_dict(state)
     key = os.path.basename(path).removesuffix(".pt")
     fn = PAPER_FUNCTIONS[key.split("-")[0]]

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
 import numpy as np
 import pytest
 import torch
@@ -57,3 +62,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(relpath: str) -> ModuleType:
+    """Import a script of the repository (``examples/x.py``, ``benchmarks/y.py``: folders that
+    are not packages) as the module named by its stem, once per session (kept in
+    ``sys.modules``: dataclasses look their module up there)."""
+    path = ROOT / relpath
+    if path.stem in sys.modules:
+        return sys.modules[path.stem]
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module

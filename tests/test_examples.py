@@ -9,15 +9,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 import torch
+from conftest import load_script
 
 torch.set_num_threads(1)
 
@@ -32,14 +31,7 @@ PUBLISHED_ATOL = 0.01
 
 def _load(name: str) -> ModuleType:
     """Import ``examples/<name>.py`` (the examples folder is not a package)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f"examples/{name}.py")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from conftest import random_net
+from conftest import load_script, random_net
 from scipy.optimize import linprog
 from torch import nn
 
@@ -545,14 +545,7 @@ def test_bad_input_gives_clear_errors() -> None:
 def test_basis_sharing_of_the_limits_benchmark_is_exact() -> None:
     """``benchmarks/bench_lp_gap.py --models``: a sample the anchor's optimal basis is primal
     feasible for gets exactly HiGHS's optimum from the basis map (its own solve agrees)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_lp_gap.py"
-    spec = importlib.util.spec_from_file_location("bench_lp_gap", path)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("benchmarks/bench_lp_gap.py")
     net = random_net(2, [12, 12], seed=3)
     x = np.random.default_rng(0).uniform(BOX[0], BOX[1], (24, 2))
     lp, zlo, zhi, _ = bench.reduced_lp(net, BOX, x)

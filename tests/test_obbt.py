@@ -391,7 +391,7 @@ def test_lp_obbt_iteration_cap_leaves_sound_bounds(monkeypatch: pytest.MonkeyPat
     lo, hi = np.array([-3.0, -3.0]), np.array([3.0, 3.0])
     full = obbt_bounds(net, lo, hi, method="lp")
     assert full.meta["lp_not_optimal"] == 0
-    monkeypatch.setattr(obbt_mod, "LP_ITERATION_LIMIT_FACTOR", 1e-9)
+    monkeypatch.setattr(obbt_mod, "ITERATION_LIMIT_FACTOR", 1e-9)
     capped = obbt_bounds(net, lo, hi, method="lp")
     assert capped.meta["statuses"].get("lp: Iteration limit reached", 0) > 0
     x = torch.as_tensor(np.random.default_rng(0).uniform(lo, hi, (4000, 2)))

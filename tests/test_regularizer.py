@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_script
 from torch import nn
 
 from omlt_relax import crown_bounds, interval_bounds
@@ -265,13 +265,7 @@ def test_bad_arguments_are_clear_errors() -> None:
 
 
 # -- the example and the benchmark run -----------------------------------------------------------
-def _load(relpath: str):
-    path = ROOT / relpath
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+_load = load_script
 
 
 def test_peaks_example_runs_on_tiny_settings(capsys: pytest.CaptureFixture[str]) -> None:

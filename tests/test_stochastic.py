@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import load_script
 
 from omlt_relax import export_onnx
 from omlt_relax.cli import main as cli_main
@@ -309,18 +310,7 @@ def test_quantile2sp_network_reproduces_published_optimum() -> None:
     data_dir = next((d for d in QUANTILE2SP_DIRS if (d / "CFLP_10_10_model.pt").is_file()), None)
     if data_dir is None:
         pytest.skip("Quantile2SP data (external) not present")
-    import importlib.util
-    import sys
-
-    name = "facility_location"
-    mod = sys.modules.get(name)
-    if mod is None:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).resolve().parents[1] / "examples" / "facility_location.py"
-        )
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
+    mod = load_script("examples/facility_location.py")
     net = mod.folded_network(data_dir)
     res = solve_first_stage(net, make_instance(10, 10, 7), RiskObjective(0.5, 15), time_limit=60)
     assert res.status == "optimal"

@@ -68,8 +68,8 @@ Design decisions (each one measured or argued below):
   the remaining budget; each MILP solve gets an equal share of what remains over the MILP solves
   still expected (unused time rolls over). Once the budget is spent, remaining neurons keep the
   bounds they have (all sound). Each LP solve is also capped at
-  :data:`LP_ITERATION_LIMIT_FACTOR` simplex iterations per row and column (retried once from
-  scratch), so a stalled LP costs a loose bound, never a hung pass.
+  :data:`~omlt_relax.lp.relaxation.ITERATION_LIMIT_FACTOR` simplex iterations per row and column
+  (retried once from scratch), so a stalled LP costs a loose bound, never a hung pass.
 
 The result is never looser than the starting bounds (elementwise intersection).
 """
@@ -89,7 +89,13 @@ from torch import nn
 
 from omlt_relax.bounds import chain_numpy, sound_bounds
 from omlt_relax.bounds.methods import BOUND_METHODS, OPTIMIZATION
-from omlt_relax.lp.relaxation import BigMRelaxationLP, greedy_tour
+from omlt_relax.lp.relaxation import (
+    ITERATION_LIMIT_FACTOR,
+    BigMRelaxationLP,
+    greedy_tour,
+    run_with_retry,
+    set_solve_time_limit,
+)
 from omlt_relax.network import as_box, parse_network
 from omlt_relax.neuron_bounds import NeuronBounds
 
@@ -99,10 +105,6 @@ MILP_TOLERANCE = 1e-6
 MILP_WIDEN_FACTOR = 10.0
 #: Relative MILP gap at which a per-neuron MILP stops (its dual bound is what is used).
 MILP_REL_GAP = 1e-4
-
-#: LP-OBBT solves stop after this many simplex iterations per row and column (retried once from
-#: scratch, then the neuron keeps its bound): no stalled LP can hang a tightening pass.
-LP_ITERATION_LIMIT_FACTOR = 20.0
 
 #: MILP statuses after which HiGHS's ``mip_dual_bound`` is a valid bound (stopped or solved)
 _MILP_BOUND_VALID = (
@@ -245,20 +247,10 @@ def _objective(h: highspy.Highs, cols: np.ndarray, j: int, sign: float, prev: li
 def _run(
     h: highspy.Highs, cols: np.ndarray, j: int, sign: float, prev: list[int], seconds: float
 ) -> highspy.HighsModelStatus:
-    """Minimize ``sign * column[cols[j]]`` within ``seconds``; the model status.
-
-    HiGHS's ``time_limit`` is compared with the object's *cumulative* run time (all earlier
-    ``run()`` calls included), so the limit is set to that total plus ``seconds``.
-    """
-    h.setOptionValue("time_limit", float(min(h.getRunTime() + seconds, 1e30)))
+    """Minimize ``sign * column[cols[j]]`` within ``seconds``; the model status."""
+    set_solve_time_limit(h, seconds)
     _objective(h, cols, j, sign, prev)
-    h.run()
-    status = h.getModelStatus()
-    if status == highspy.HighsModelStatus.kIterationLimit:  # a stall: once more from scratch
-        h.clearSolver()
-        h.run()
-        status = h.getModelStatus()
-    return status
+    return run_with_retry(h)
 
 
 def _tighten(lo_k: np.ndarray, up_k: np.ndarray, j: int, sign: float, bound: float) -> None:
@@ -543,7 +535,7 @@ def obbt_bounds(
     try:
         for k in passes:
             lp = BigMRelaxationLP(chain[: k + 1], lower[:k], upper[:k], lo, hi,
-                                  iteration_limit_factor=LP_ITERATION_LIMIT_FACTOR)
+                                  iteration_limit_factor=ITERATION_LIMIT_FACTOR)
             _lp_pass(lp, k, lower, upper, budget, stats, bar)
             if method == "milp":
                 later = sum(

@@ -41,8 +41,8 @@ value is the big-M LP's value for every :math:`\\theta`, hence so is its gradien
 changes the bounds of the :math:`z_1` columns per sample, dual simplex warm-started from the
 previous sample. Samples are visited along a greedy nearest-neighbour path in :math:`\\hat z_1`
 (:func:`greedy_tour`), which cuts the simplex iterations per LP by 2-4x. A solve is capped at
-:data:`ITERATION_LIMIT_FACTOR` iterations per row and column; one that hits the cap is retried
-once from scratch and otherwise skipped like any failed LP (below).
+:data:`~omlt_relax.lp.relaxation.ITERATION_LIMIT_FACTOR` iterations per row and column; one
+that hits the cap is retried once from scratch and otherwise skipped like any failed LP (below).
 
 **Gradient by the envelope theorem, without a custom autograd Function.** Write the LP as
 :math:`\\max/\\min\\ c^\\top v` s.t. rows
@@ -111,7 +111,7 @@ from omlt_relax.bounds import affine_chain
 from omlt_relax.bounds.methods import BOUND_METHODS, propagate
 from omlt_relax.bounds.rounding import widen_outward
 from omlt_relax.chain import forward_chain
-from omlt_relax.lp.relaxation import BigMRelaxationLP, greedy_tour
+from omlt_relax.lp.relaxation import ITERATION_LIMIT_FACTOR, BigMRelaxationLP, greedy_tour
 from omlt_relax.network import ParsedNetwork, as_box, parse_network
 from omlt_relax.neuron_bounds import NeuronBounds
 from omlt_relax.penalties import Penalty, method_mismatch
@@ -127,12 +127,6 @@ FEAS_TOL = 1e-7
 #: Bounds in a dtype coarser than float64 are widened by this many of its machine epsilons times
 #: :math:`1 + |l| + |u|` before they reach the float64 LP.
 WIDEN_EPS = 64.0
-
-#: A per-sample LP stops after this many simplex iterations per row and column (a warm-started
-#: solve takes a few, a cold one about one per row): a stalled degenerate LP once held a
-#: training run for over ten minutes. It is then retried once from scratch, and skipped (gap 0,
-#: with a warning) if that stops too.
-ITERATION_LIMIT_FACTOR = 20.0
 
 _F64 = torch.float64
 
@@ -322,7 +316,7 @@ class _GapEngine:
             if not feasible[i]:
                 continue
             lp.set_input_box(zlo[i], zhi[i])
-            sol = lp.solve(retry_cold=True)
+            sol = lp.solve()
             if not sol.ok:
                 statuses.add(sol.status)
                 continue

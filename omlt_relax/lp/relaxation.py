@@ -55,6 +55,10 @@ import scipy.sparse as sp
 INF = highspy.kHighsInf
 #: HiGHS's ``small_matrix_value`` bound (1e-9 by default): smaller matrix entries are dropped.
 TINY_WEIGHT = 1e-9
+#: Simplex iterations per row and column after which a capped solve stops (a warm-started solve
+#: takes a few, a cold one about one per row): a stalled degenerate LP once held a training run
+#: for over ten minutes. Used by the LP gap and LP-OBBT (``iteration_limit_factor``).
+ITERATION_LIMIT_FACTOR = 20.0
 Chain = list[tuple[np.ndarray, np.ndarray]]
 Layers = list[np.ndarray]
 
@@ -108,7 +112,8 @@ class BigMRelaxationLP:
             ``ceil(factor * (rows + columns))`` simplex iterations (set again at each
             :meth:`load`) and reports status "Iteration limit reached" instead of running on: a
             guard against a degenerate LP on which the simplex stalls (HiGHS's ``time_limit``
-            counts the object's cumulative run time, so it cannot bound one solve).
+            counts the object's cumulative run time; see :func:`set_solve_time_limit`). A
+            capped solve is retried once from scratch (:func:`run_with_retry`).
     """
 
     def __init__(
@@ -385,22 +390,14 @@ class BigMRelaxationLP:
             self.h.changeCoeff(int(r[2]), s, -uj)
 
     # -- solving ---------------------------------------------------------------------------
-    def solve(self, retry_cold: bool = False) -> LPSolution:
-        """Solve (warm-started from the previous basis). Duals as HiGHS reports them.
+    def solve(self) -> LPSolution:
+        """Solve (warm-started from the previous basis; see :func:`run_with_retry`). Duals as
+        HiGHS reports them.
 
         HiGHS reports duals so that, for either sense, at an optimum
         ``cost = A^T row_dual + col_dual`` (Lagrangian of the problem as posed).
-
-        With ``retry_cold``, a solve stopped by the iteration limit (see
-        ``iteration_limit_factor``) is run once more from scratch (HiGHS's solver state and
-        basis cleared): a stall that began from the warm-start basis usually does not recur.
         """
-        self.h.run()
-        status = self.h.getModelStatus()
-        if retry_cold and status == highspy.HighsModelStatus.kIterationLimit:
-            self.h.clearSolver()
-            self.h.run()
-            status = self.h.getModelStatus()
+        status = run_with_retry(self.h)
         ok = status == highspy.HighsModelStatus.kOptimal
         if not ok:
             return LPSolution(
@@ -420,6 +417,29 @@ class BigMRelaxationLP:
     def current_bounds(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """The hidden-layer bounds the LP holds now."""
         return [li.lower.copy() for li in self.layers], [li.upper.copy() for li in self.layers]
+
+
+def run_with_retry(h: highspy.Highs) -> highspy.HighsModelStatus:
+    """``h.run()``; if it stopped at the simplex iteration limit (a stall, see
+    ``iteration_limit_factor``), run once more from scratch (solver state and basis cleared).
+    Returns the model status."""
+    h.run()
+    status = h.getModelStatus()
+    if status == highspy.HighsModelStatus.kIterationLimit:
+        h.clearSolver()
+        h.run()
+        status = h.getModelStatus()
+    return status
+
+
+def set_solve_time_limit(h: highspy.Highs, seconds: float) -> None:
+    """Let the next ``h.run()`` take at most ``seconds`` (``inf``: no limit).
+
+    HiGHS compares its ``time_limit`` with the object's *cumulative* run time (every earlier
+    ``run()`` included; ``clearModel``/``passModel`` do not reset it), so the limit is set to that
+    total plus ``seconds``.
+    """
+    h.setOptionValue("time_limit", float(min(h.getRunTime() + seconds, 1e30)))
 
 
 def greedy_tour(points: np.ndarray, start: int = 0) -> np.ndarray:

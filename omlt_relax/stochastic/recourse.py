@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from omlt_relax.lp.relaxation import set_solve_time_limit
 from omlt_relax.stochastic.instance import CFLPInstance
 
 
@@ -95,8 +96,8 @@ class RecourseSolver:
             cost, np.zeros(n_col), np.ones(n_col), row_lo, row_up,
             a_start, a_index, a_value, np.ones(n_col, dtype=np.int32),
         )
-        if self._time_limit is not None:  # HiGHS counts the object's cumulative run time
-            h.setOptionValue("time_limit", h.getRunTime() + self._time_limit)
+        if self._time_limit is not None:
+            set_solve_time_limit(h, self._time_limit)
         h.run()
         status = h.getModelStatus()
         if status != hp.HighsModelStatus.kOptimal:
