@@ -462,6 +462,7 @@ def _bench_paper(a: argparse.Namespace) -> int:
     import torch
 
     from omlt_relax.bench.paper import (
+        FORMULATIONS,
         LAMBDAS,
         PAPER_FUNCTIONS,
         PAPER_VARIANTS,
@@ -492,7 +493,7 @@ def _bench_paper(a: argparse.Namespace) -> int:
             epochs=base.epochs if a.epochs is None else a.epochs,
             time_limit=base.time_limit if a.time_limit is None else a.time_limit,
             solvers=tuple(parse_list(a.solvers, ["highs", "gurobi"], "solver")),
-            formulations=tuple(parse_list(a.formulations, ["paper", "ours"], "formulation")),
+            formulations=tuple(parse_list(a.formulations, list(FORMULATIONS), "formulation")),
         )
     except ValueError as e:
         raise CliError(str(e)) from None
@@ -722,7 +723,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="paper suite: MILP solvers, one thread each (Gurobi where its licence "
                         "allows)")
     s.add_argument("--formulations", default="paper,ours",
-                   help="paper suite: 'paper' (IBP big-M) and/or 'ours' (LP-OBBT big-M)")
+                   help="paper suite: 'paper' (IBP big-M), 'ours' (LP-OBBT big-M), 'stock' "
+                        "(stock OMLT ReluBigMFormulation with its own bounds)")
     s.add_argument("--report-only", action="store_true",
                    help="paper and scale suites: only rewrite the report from the finished "
                         "jobs in --out")

@@ -75,6 +75,7 @@ and several processes can share one output folder.
 from omlt_relax.bench.paper.measure import measure_paper
 from omlt_relax.bench.paper.protocol import (
     DEPTHS,
+    FORMULATIONS,
     LAMBDAS,
     LP_SAMPLES,
     MIP_GAP,
@@ -118,6 +119,7 @@ from omlt_relax.bench.paper.training import (
 
 __all__ = [
     "DEPTHS",
+    "FORMULATIONS",
     "LAMBDAS",
     "LP_SAMPLES",
     "MIP_GAP",

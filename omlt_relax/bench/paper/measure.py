@@ -25,9 +25,11 @@ from omlt_relax.optimize import solve_milp
 from omlt_relax.solve import SolverUnavailableError
 
 
-def _milp(net: Any, bounds: Any, solver: str, cfg: PaperConfig) -> dict[str, Any]:
+def _milp(net: Any, bounds: Any, solver: str, cfg: PaperConfig,
+          formulation: str = "bounded") -> dict[str, Any]:
     try:
-        r = solve_milp(net, bounds, "min", cfg.time_limit, solver=solver, threads=1)
+        r = solve_milp(net, bounds, "min", cfg.time_limit, solver=solver, threads=1,
+                       formulation=formulation)
     except SolverUnavailableError as e:
         return {"status": "unavailable", "why": str(e).splitlines()[0]}
     return r.to_dict()
@@ -37,7 +39,8 @@ def formulation_bounds(m64: nn.Sequential, lo: np.ndarray, hi: np.ndarray,
                        formulations: Sequence[str], ibp: NeuronBounds | None = None,
                        ) -> dict[str, NeuronBounds]:
     """The stored bounds of each MILP: ``"paper"`` IBP (binaries for IBP-unstable neurons),
-    ``"ours"`` LP-OBBT (:func:`~omlt_relax.bounds.obbt.obbt_bounds`), both sound in float64."""
+    ``"ours"`` LP-OBBT (:func:`~omlt_relax.bounds.obbt.obbt_bounds`), both sound in float64
+    (``"stock"`` has none: stock OMLT computes its own from the ONNX file's input bounds)."""
     out: dict[str, NeuronBounds] = {}
     if "paper" in formulations:
         out["paper"] = ibp if ibp is not None else sound_bounds(m64, lo, hi, "ibp")
@@ -74,12 +77,20 @@ def measure_paper(model: nn.Sequential, data: PaperData, cfg: PaperConfig,
     with tempfile.TemporaryDirectory() as tmp:
         for form in cfg.formulations:
             path = os.path.join(tmp, f"{form}.onnx")
-            export_onnx(m64, path, (lo, hi), bounds=bounds[form])
-            net, stored = load_onnx(path)
-            root = root_lp_bounds(m64, stored)["min"]
+            root: float | None = None
+            if form == "stock":  # what plain OMLT builds from the file: its own bounds
+                from omlt.io import load_onnx_neural_network_with_bounds
+
+                export_onnx(m64, path, (lo, hi), bounds="ibp")
+                net, stored = load_onnx_neural_network_with_bounds(path), None
+            else:
+                export_onnx(m64, path, (lo, hi), bounds=bounds[form])
+                net, stored = load_onnx(path)
+                root = root_lp_bounds(m64, stored)["min"]
             res: dict[str, Any] = {"root_lp": root}
             for solver in cfg.solvers:
-                r = _milp(net, stored, solver, cfg)
+                r = _milp(net, stored, solver, cfg,
+                          "omlt" if form == "stock" else "bounded")
                 if r.get("x") is not None:
                     xs = np.asarray(r["x"], np.float64)[None, :]
                     with torch.no_grad():
@@ -88,7 +99,7 @@ def measure_paper(model: nn.Sequential, data: PaperData, cfg: PaperConfig,
                     f_x = float(fn(xs)[0])
                     r["f_at_x"] = f_x
                     r["f_error"] = f_x - fn.f_min
-                if r.get("objective") is not None and math.isfinite(root):
+                if r.get("objective") is not None and root is not None and math.isfinite(root):
                     r["root_gap"] = r["objective"] - root
                 res[solver] = r
                 if log is not None:

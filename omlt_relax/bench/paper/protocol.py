@@ -28,6 +28,11 @@ SEEDS = tuple(range(20))
 TIME_LIMIT = 1800.0
 #: Relative MIP gap of the paper.
 MIP_GAP = 1e-4
+#: The MILPs the suite can solve: ``paper`` (big-M, IBP bounds, binaries for IBP-unstable
+#: neurons), ``ours`` (bounded big-M, LP-OBBT bounds), ``stock`` (stock OMLT: the ONNX file
+#: loaded by ``load_onnx_neural_network_with_bounds``, ``ReluBigMFormulation`` with OMLT's own
+#: bounds, a binary for every neuron; what a user gets without this library).
+FORMULATIONS = ("paper", "ours", "stock")
 #: Samples of the LP-gap penalty per mini-batch.
 LP_SAMPLES = 8
 #: Final learning rate of an ``lr_decay`` variant, relative to the initial one.
@@ -210,8 +215,9 @@ class PaperConfig:
             msg = f"time_limit must be a positive number of seconds, got {self.time_limit}"
             raise ValueError(msg)
         for f in self.formulations:
-            if f not in ("paper", "ours"):
-                msg = f"unknown formulation {f!r}; use 'paper' (IBP bounds) or 'ours' (LP-OBBT)"
+            if f not in FORMULATIONS:
+                msg = (f"unknown formulation {f!r}; use 'paper' (IBP bounds), 'ours' (LP-OBBT) "
+                       "or 'stock' (stock OMLT: its ReluBigMFormulation and own bounds)")
                 raise ValueError(msg)
 
     def train_key(self) -> dict[str, Any]:
