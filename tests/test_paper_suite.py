@@ -346,3 +346,36 @@ def test_stock_omlt_formulation_agrees_with_ours_and_is_reported(tmp_path) -> No
     assert row.rstrip(" |").split("|")[-1].strip().endswith("× / -")
     with pytest.raises(ValueError, match="unknown formulation 'omlt'"):
         PaperConfig(formulations=("omlt",))
+
+
+def test_budgeted_finetune_backs_off_and_keeps_the_most_stable_network_within_budget() -> None:
+    """``stable_crown_ftb``: after the ramp λ shrinks by BUDGET_BACKOFF on every epoch over
+    budget; the kept epoch is within β × the start's validation MSE with the fewest unstable
+    neurons among those that are (or the best validation MSE if none is)."""
+    from omlt_relax.bench.paper import BUDGET, BUDGET_BACKOFF, paper_data, train_paper
+    from omlt_relax.bench.paper.protocol import Job
+
+    cfg = PaperConfig(width=8, n_train=400, n_val=200, n_test=50, epochs=40, lr=1e-2)
+    data = paper_data("peaks", 0, cfg.n_train, cfg.n_val, cfg.n_test)
+    base = train_paper(Job("peaks", 2, 0, "none", 0.0), cfg, data)
+    init = base.model.state_dict()
+    val0 = base.best_val_mse  # the start of the fine-tuning is the base's kept epoch
+    seen = set()
+    for lam in (1e2, 1e-2):  # far over budget (falls back), then within it
+        net = train_paper(Job("peaks", 2, 0, "stable_crown_ftb", lam), cfg, data, init=init)
+        post = [r for r in net.history if "budget_unstable" in r]
+        assert [int(r["epoch"]) for r in post] == list(range(9, 20))  # after the 10-epoch ramp
+        for a, b in pairwise(post):
+            over = a["val_mse"] > BUDGET * val0
+            assert b["lam"] == pytest.approx(a["lam"] * (BUDGET_BACKOFF if over else 1.0))
+        within = [r for r in post if r["val_mse"] <= BUDGET * val0]
+        if within:
+            best = min(within, key=lambda r: (r["budget_unstable"], r["val_mse"]))
+            assert net.best_epoch == int(best["epoch"])
+            assert net.best_val_mse <= BUDGET * val0
+            seen.add("within")
+        else:
+            assert net.best_val_mse == min(r["val_mse"] for r in post)
+            assert post[-1]["lam"] < lam * BUDGET_BACKOFF**10 * 1.0001  # backed off each epoch
+            seen.add("fallback")
+    assert seen == {"within", "fallback"}

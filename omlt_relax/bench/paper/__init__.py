@@ -74,6 +74,8 @@ and several processes can share one output folder.
 
 from omlt_relax.bench.paper.measure import measure_paper
 from omlt_relax.bench.paper.protocol import (
+    BUDGET,
+    BUDGET_BACKOFF,
     DEPTHS,
     FORMULATIONS,
     LAMBDAS,
@@ -118,6 +120,8 @@ from omlt_relax.bench.paper.training import (
 )
 
 __all__ = [
+    "BUDGET",
+    "BUDGET_BACKOFF",
     "DEPTHS",
     "FORMULATIONS",
     "LAMBDAS",

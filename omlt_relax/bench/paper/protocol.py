@@ -37,6 +37,12 @@ FORMULATIONS = ("paper", "ours", "stock")
 LP_SAMPLES = 8
 #: Final learning rate of an ``lr_decay`` variant, relative to the initial one.
 LR_FLOOR = 0.01
+#: Accuracy budget of the ``*_ftb`` variants: validation MSE at most this × the unregularized
+#: network's (below :data:`MSE_RATIO`, the test-MSE band, to leave room for val/test noise).
+BUDGET = 1.4
+#: Factor on λ after each post-ramp epoch of an ``*_ftb`` variant whose validation MSE is over
+#: its budget.
+BUDGET_BACKOFF = 0.9
 #: Test MSE ratio (to the unregularized network of the same function, depth and seed set) within
 #: which a regularized network counts as "at competitive accuracy" for the headline speed-up.
 MSE_RATIO = 1.5
@@ -82,6 +88,12 @@ class PaperVariant:
         lr_decay: the learning rate is held for the first half of the epochs and then
             cosine-decayed to :data:`LR_FLOOR` × its start over the second half (the
             "recovery" phase of the recipe; the paper keeps it constant).
+        budget: 0, or an accuracy budget β (fine-tuning only): after the ramp, every epoch
+            whose validation MSE exceeds β × the starting (unregularized) network's multiplies
+            λ by :data:`BUDGET_BACKOFF`, and the kept network is, among the post-ramp epochs
+            within β, the one with the fewest unstable neurons under ``bounds`` (ties: lower
+            validation MSE); the best validation MSE if no epoch is within β. The job's λ is
+            then the starting weight, not a fixed one.
         description: one line for tables.
     """
 
@@ -92,6 +104,7 @@ class PaperVariant:
     lp_derivative: str = "direct"
     schedule: str = "constant"
     lr_decay: bool = False
+    budget: float = 0.0
     description: str = ""
 
     @property
@@ -147,6 +160,11 @@ PAPER_VARIANTS: dict[str, PaperVariant] = {
                      schedule="finetune", lr_decay=True,
                      description="stable neuron (IBP) + LP gap (total derivative), "
                                  "fine-tuning, then learning-rate decay"),
+        PaperVariant("stable_crown_ftb", "ours", ("stable",), bounds="crown",
+                     schedule="finetune", lr_decay=True, budget=BUDGET,
+                     description="stable neuron (CROWN), fine-tuning with an accuracy budget: "
+                                 "λ backs off while the validation MSE is over budget; the "
+                                 "most stable network within it is kept"),
         PaperVariant("stable_width_crown_ftd", "ours", ("stable", "width"), bounds="crown",
                      schedule="finetune", lr_decay=True,
                      description="stable neuron + bound width (CROWN), fine-tuning, then "

@@ -9,10 +9,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
 from omlt_relax.bench.paper.protocol import (
+    BUDGET_BACKOFF,
     LP_SAMPLES,
     LR_FLOOR,
     Array,
@@ -23,6 +25,7 @@ from omlt_relax.bench.paper.protocol import (
     get_paper_variant,
     paper_network,
 )
+from omlt_relax.bounds import sound_bounds
 from omlt_relax.lp.gap import LPGapPenalty
 from omlt_relax.penalties import BigMPenalty, StabilityPenalty
 from omlt_relax.regularizer import RelaxationRegularizer, term_backward
@@ -181,8 +184,11 @@ def train_paper(job: Job, cfg: PaperConfig, data: PaperData,
     best_state, best_val, best_epoch = None, math.inf, -1
     history: list[dict[str, float]] = []
     t0 = time.perf_counter()
+    budget = _Budget(v, model, xv, yv, (data.lower, data.upper)) if v.budget else None
     for epoch in range(epochs):
         lam = job.lam * schedule_factor(v, epoch, epochs) if reg is not None else 0.0
+        if budget is not None:
+            lam *= budget.scale
         for group in opt.param_groups:
             group["lr"] = cfg.lr * lr_factor(v, epoch, epochs)
         perm = torch.randperm(n, generator=gen)
@@ -208,7 +214,13 @@ def train_paper(job: Job, cfg: PaperConfig, data: PaperData,
         if reg is not None and epoch % 10 == 0:
             rec.update({k: float(t) for k, t in reg.metrics().items()})
         history.append(rec)
-        if epoch >= first_ckpt and val < best_val:
+        if budget is not None and epoch >= first_ckpt:
+            if budget.offer(model, val, epoch):
+                best_val, best_epoch = val, epoch
+                best_state = copy.deepcopy(model.state_dict())
+            rec["budget_unstable"] = float(budget.last_unstable)
+        if (epoch >= first_ckpt and val < best_val
+                and (budget is None or not budget.within(best_val))):
             best_val, best_epoch = val, epoch
             best_state = copy.deepcopy(model.state_dict())
         if progress is not None:
@@ -216,3 +228,33 @@ def train_paper(job: Job, cfg: PaperConfig, data: PaperData,
     assert best_state is not None
     model.load_state_dict(best_state)
     return TrainedNet(model, best_epoch, best_val, time.perf_counter() - t0, history)
+
+
+class _Budget:
+    """The accuracy budget of an ``*_ftb`` variant (:class:`PaperVariant` ``budget``)."""
+
+    def __init__(self, v: PaperVariant, model: nn.Sequential, xv: torch.Tensor,
+                 yv: torch.Tensor, box: tuple[np.ndarray, np.ndarray]) -> None:
+        with torch.no_grad():
+            self.val0 = float(torch.mean((model(xv) - yv) ** 2))  # the unregularized network
+        self.limit = v.budget * self.val0
+        self.bounds, self.box = v.bounds, box
+        self.scale = 1.0
+        self.best: tuple[int, float] | None = None  # (unstable, val) of the kept epoch
+        self.last_unstable = -1
+
+    def within(self, val: float) -> bool:
+        return val <= self.limit
+
+    def offer(self, model: nn.Sequential, val: float, epoch: int) -> bool:
+        """Record one post-ramp epoch; back λ off if over budget. True: keep this epoch."""
+        m64 = copy.deepcopy(model).double().eval()
+        self.last_unstable = sound_bounds(m64, *self.box, self.bounds).unstable_count()
+        if not self.within(val):
+            self.scale *= BUDGET_BACKOFF
+            return False
+        key = (self.last_unstable, val)
+        if self.best is None or key < self.best:
+            self.best = key
+            return True
+        return False
