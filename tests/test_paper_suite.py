@@ -379,3 +379,19 @@ def test_budgeted_finetune_backs_off_and_keeps_the_most_stable_network_within_bu
             assert post[-1]["lam"] < lam * BUDGET_BACKOFF**10 * 1.0001  # backed off each epoch
             seen.add("fallback")
     assert seen == {"within", "fallback"}
+
+
+def test_late_budget_backs_off_only_over_the_last_quarter() -> None:
+    """``stable_crown_ftbl``: λ stays at its start until 3/4 of the fine-tuning, then backs off
+    on every epoch over budget."""
+    from omlt_relax.bench.paper import BUDGET_BACKOFF, paper_data, train_paper
+    from omlt_relax.bench.paper.protocol import Job
+
+    cfg = PaperConfig(width=8, n_train=400, n_val=200, n_test=50, epochs=40, lr=1e-2)
+    data = paper_data("peaks", 0, cfg.n_train, cfg.n_val, cfg.n_test)
+    base = train_paper(Job("peaks", 2, 0, "none", 0.0), cfg, data)
+    net = train_paper(Job("peaks", 2, 0, "stable_crown_ftbl", 1e2), cfg, data,
+                      init=base.model.state_dict())
+    lams = {int(r["epoch"]): r["lam"] for r in net.history}
+    assert all(lams[e] == 1e2 for e in range(9, 15))  # ramp done; 14 = 0.75 × 20 - 1 decides
+    assert lams[19] == pytest.approx(1e2 * BUDGET_BACKOFF**5)  # epochs 14..18 over budget

@@ -94,6 +94,9 @@ class PaperVariant:
             within β, the one with the fewest unstable neurons under ``bounds`` (ties: lower
             validation MSE); the best validation MSE if no epoch is within β. The job's λ is
             then the starting weight, not a fixed one.
+        budget_from: the fraction of the fine-tuning's epochs after which λ may back off
+            (0.5: from the end of the ramp; later lets the learning-rate decay bring the
+            validation MSE down first).
         description: one line for tables.
     """
 
@@ -105,6 +108,7 @@ class PaperVariant:
     schedule: str = "constant"
     lr_decay: bool = False
     budget: float = 0.0
+    budget_from: float = 0.5
     description: str = ""
 
     @property
@@ -165,6 +169,10 @@ PAPER_VARIANTS: dict[str, PaperVariant] = {
                      description="stable neuron (CROWN), fine-tuning with an accuracy budget: "
                                  "λ backs off while the validation MSE is over budget; the "
                                  "most stable network within it is kept"),
+        PaperVariant("stable_crown_ftbl", "ours", ("stable",), bounds="crown",
+                     schedule="finetune", lr_decay=True, budget=BUDGET, budget_from=0.75,
+                     description="stable_crown_ftb with λ backing off only over the last "
+                                 "quarter (the learning rate half decayed)"),
         PaperVariant("stable_width_crown_ftd", "ours", ("stable", "width"), bounds="crown",
                      schedule="finetune", lr_decay=True,
                      description="stable neuron + bound width (CROWN), fine-tuning, then "

@@ -215,7 +215,7 @@ def train_paper(job: Job, cfg: PaperConfig, data: PaperData,
             rec.update({k: float(t) for k, t in reg.metrics().items()})
         history.append(rec)
         if budget is not None and epoch >= first_ckpt:
-            if budget.offer(model, val, epoch):
+            if budget.offer(model, val, back_off=epoch >= v.budget_from * epochs - 1):
                 best_val, best_epoch = val, epoch
                 best_state = copy.deepcopy(model.state_dict())
             rec["budget_unstable"] = float(budget.last_unstable)
@@ -246,12 +246,14 @@ class _Budget:
     def within(self, val: float) -> bool:
         return val <= self.limit
 
-    def offer(self, model: nn.Sequential, val: float, epoch: int) -> bool:
-        """Record one post-ramp epoch; back λ off if over budget. True: keep this epoch."""
+    def offer(self, model: nn.Sequential, val: float, back_off: bool = True) -> bool:
+        """Record one post-ramp epoch; back λ off if over budget (and ``back_off``).
+        True: keep this epoch."""
         m64 = copy.deepcopy(model).double().eval()
         self.last_unstable = sound_bounds(m64, *self.box, self.bounds).unstable_count()
         if not self.within(val):
-            self.scale *= BUDGET_BACKOFF
+            if back_off:
+                self.scale *= BUDGET_BACKOFF
             return False
         key = (self.last_unstable, val)
         if self.best is None or key < self.best:
