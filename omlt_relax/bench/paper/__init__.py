@@ -53,14 +53,23 @@ recipe with both terms (stable neuron and bound width, each weighted 1, on CROWN
 ``width_d`` and ``stable_d`` are the paper's ``width`` and ``stable`` (λ from the first step, all
 epochs) with only the recipe's learning-rate decay added: what the decay alone buys the paper's
 regularizers.
+``stable_crown_ftb`` is ``stable_crown_ftd`` with an accuracy budget instead of a fixed weight
+(λ is the start; after the ramp it is multiplied by :data:`BUDGET_BACKOFF` on every epoch whose
+validation MSE exceeds :data:`BUDGET` × the unregularized network's, and the kept epoch is the one
+with the fewest CROWN-unstable neurons within budget); ``stable_crown_ftbl`` backs off only over
+the last quarter.
 
-Every trained network is measured two ways, minimization only, HiGHS and Gurobi one thread each
-(Gurobi where its size-limited pip licence allows):
+Every trained network is measured two ways (three with ``stock``), minimization only, HiGHS and
+Gurobi one thread each (Gurobi where its size-limited pip licence allows):
 
 * **paper MILP**: big-M with sound IBP bounds (float64, rounded outward), a binary only for
   IBP-unstable neurons -- :class:`~omlt_relax.BoundedReluBigMFormulation` with
   :func:`~omlt_relax.sound_bounds` ``"ibp"``;
 * **ours**: the same formulation with LP-based OBBT bounds (:func:`~omlt_relax.obbt_bounds`).
+* **stock** (only if asked, ``formulations`` ``"stock"``): what plain OMLT builds from the ONNX
+  file -- ``load_onnx_neural_network_with_bounds`` and ``ReluBigMFormulation`` with OMLT's own
+  bounds, a binary for every neuron; the report adds our MILP's speed-up over stock OMLT on the
+  unregularized network.
 
 Metrics per network: test MSE/MAE/max error on the [0, 1] scale, unstable neurons (IBP and OBBT),
 mean/max IBP bound width, root LP gap (MILP min minus LP min), MILP time, nodes, final gap, the true
