@@ -77,20 +77,14 @@ def measure_paper(model: nn.Sequential, data: PaperData, cfg: PaperConfig,
     with tempfile.TemporaryDirectory() as tmp:
         for form in cfg.formulations:
             path = os.path.join(tmp, f"{form}.onnx")
-            root: float | None = None
-            if form == "stock":  # what plain OMLT builds from the file: its own bounds
-                from omlt.io import load_onnx_neural_network_with_bounds
-
-                export_onnx(m64, path, (lo, hi), bounds="ibp")
-                net, stored = load_onnx_neural_network_with_bounds(path), None
-            else:
-                export_onnx(m64, path, (lo, hi), bounds=bounds[form])
-                net, stored = load_onnx(path)
-                root = root_lp_bounds(m64, stored)["min"]
+            # net is what plain OMLT loads from the file; stock OMLT ignores the stored bounds
+            export_onnx(m64, path, (lo, hi), bounds=bounds.get(form, "ibp"))
+            net, stored = load_onnx(path)
+            stock = form == "stock"
+            root = None if stock else root_lp_bounds(m64, stored)["min"]
             res: dict[str, Any] = {"root_lp": root}
             for solver in cfg.solvers:
-                r = _milp(net, stored, solver, cfg,
-                          "omlt" if form == "stock" else "bounded")
+                r = _milp(net, stored, solver, cfg, "omlt" if stock else "bounded")
                 if r.get("x") is not None:
                     xs = np.asarray(r["x"], np.float64)[None, :]
                     with torch.no_grad():

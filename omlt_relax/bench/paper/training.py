@@ -214,15 +214,16 @@ def train_paper(job: Job, cfg: PaperConfig, data: PaperData,
         if reg is not None and epoch % 10 == 0:
             rec.update({k: float(t) for k, t in reg.metrics().items()})
         history.append(rec)
-        if budget is not None and epoch >= first_ckpt:
-            if budget.offer(model, val, back_off=epoch >= v.budget_from * epochs - 1):
+        if epoch >= first_ckpt:
+            if budget is None:
+                keep = val < best_val
+            else:
+                keep = budget.offer(model, val, best_val,
+                                    back_off=epoch >= v.budget_from * epochs - 1)
+                rec["budget_unstable"] = float(budget.last_unstable)
+            if keep:
                 best_val, best_epoch = val, epoch
                 best_state = copy.deepcopy(model.state_dict())
-            rec["budget_unstable"] = float(budget.last_unstable)
-        if (epoch >= first_ckpt and val < best_val
-                and (budget is None or not budget.within(best_val))):
-            best_val, best_epoch = val, epoch
-            best_state = copy.deepcopy(model.state_dict())
         if progress is not None:
             progress(1)
     assert best_state is not None
@@ -235,26 +236,24 @@ class _Budget:
 
     def __init__(self, v: PaperVariant, model: nn.Sequential, xv: torch.Tensor,
                  yv: torch.Tensor, box: tuple[np.ndarray, np.ndarray]) -> None:
-        with torch.no_grad():
-            self.val0 = float(torch.mean((model(xv) - yv) ** 2))  # the unregularized network
-        self.limit = v.budget * self.val0
+        with torch.no_grad():  # the starting (unregularized) network's validation MSE × β
+            self.limit = v.budget * float(torch.mean((model(xv) - yv) ** 2))
         self.bounds, self.box = v.bounds, box
         self.scale = 1.0
-        self.best: tuple[int, float] | None = None  # (unstable, val) of the kept epoch
+        self.best: tuple[int, float] | None = None  # (unstable, val) of the kept epoch in budget
         self.last_unstable = -1
 
-    def within(self, val: float) -> bool:
-        return val <= self.limit
-
-    def offer(self, model: nn.Sequential, val: float, back_off: bool = True) -> bool:
-        """Record one post-ramp epoch; back λ off if over budget (and ``back_off``).
-        True: keep this epoch."""
+    def offer(self, model: nn.Sequential, val: float, best_val: float, back_off: bool) -> bool:
+        """Record one post-ramp epoch (validation MSE ``val``; ``best_val`` that of the epoch
+        kept so far); back λ off if over budget (and ``back_off``). True: keep this epoch --
+        within budget and more stable than the kept one, or, while no epoch has been within
+        budget, more accurate."""
         m64 = copy.deepcopy(model).double().eval()
         self.last_unstable = sound_bounds(m64, *self.box, self.bounds).unstable_count()
-        if not self.within(val):
+        if val > self.limit:
             if back_off:
                 self.scale *= BUDGET_BACKOFF
-            return False
+            return self.best is None and val < best_val
         key = (self.last_unstable, val)
         if self.best is None or key < self.best:
             self.best = key
