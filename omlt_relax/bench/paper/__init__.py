@@ -57,7 +57,8 @@ regularizers.
 (λ is the start; after the ramp it is multiplied by :data:`BUDGET_BACKOFF` on every epoch whose
 validation MSE exceeds :data:`BUDGET` × the unregularized network's, and the kept epoch is the one
 with the fewest CROWN-unstable neurons within budget); ``stable_crown_ftbl`` backs off only over
-the last quarter.
+the last quarter; ``stable_lpgap_ftb`` is ``stable_lpgap_ftd`` with the same budget (the kept
+epoch has the fewest IBP-unstable neurons within it).
 
 Every trained network is measured two ways (three with ``stock``), minimization only, HiGHS and
 Gurobi one thread each (Gurobi where its size-limited pip licence allows):

@@ -173,6 +173,11 @@ PAPER_VARIANTS: dict[str, PaperVariant] = {
                      schedule="finetune", lr_decay=True, budget=BUDGET, budget_from=0.75,
                      description="stable_crown_ftb with λ backing off only over the last "
                                  "quarter (the learning rate half decayed)"),
+        PaperVariant("stable_lpgap_ftb", "ours", ("stable", "lpgap"), lp_derivative="total",
+                     schedule="finetune", lr_decay=True, budget=BUDGET,
+                     description="stable neuron (IBP) + LP gap (total derivative), fine-tuning "
+                                 "with an accuracy budget (as stable_crown_ftb; the kept epoch "
+                                 "has the fewest IBP-unstable neurons within it)"),
         PaperVariant("stable_width_crown_ftd", "ours", ("stable", "width"), bounds="crown",
                      schedule="finetune", lr_decay=True,
                      description="stable neuron + bound width (CROWN), fine-tuning, then "
