@@ -126,7 +126,7 @@ def test_lp_gap_regularizer_is_nonnegative_and_has_gradient() -> None:
     assert any(float(p.grad.abs().sum()) > 0 for p in net.parameters())
 
 
-@pytest.mark.parametrize("variant", ["lpgap_total_ftd", "stable_lpgap_ftd"])
+@pytest.mark.parametrize("variant", ["lpgap_total_ftd", "stable_lpgap_ftd", "stable_lpgap_ftb"])
 def test_lp_gap_recipes_sum_their_terms(variant: str) -> None:
     """The LP-gap recipes: total derivative, fine-tuning with decay, R = sum of their terms."""
     v = PAPER_VARIANTS[variant]
@@ -379,6 +379,26 @@ def test_budgeted_finetune_backs_off_and_keeps_the_most_stable_network_within_bu
             assert post[-1]["lam"] < lam * BUDGET_BACKOFF**10 * 1.0001  # backed off each epoch
             seen.add("fallback")
     assert seen == {"within", "fallback"}
+
+
+def test_budgeted_lp_gap_recipe_keeps_the_epoch_with_fewest_ibp_unstable_neurons() -> None:
+    """``stable_lpgap_ftb``: the budget of ``stable_crown_ftb`` on the LP-gap recipe; its
+    count is the IBP one (the bounds of its stable-neuron term), recorded for the kept epoch."""
+    from omlt_relax.bench.paper import BUDGET, paper_data, train_paper
+    from omlt_relax.bench.paper.protocol import Job
+    from omlt_relax.bounds import sound_bounds
+
+    v = PAPER_VARIANTS["stable_lpgap_ftb"]
+    assert v.budget == BUDGET and v.bounds == "ibp" and v.terms == ("stable", "lpgap")
+    cfg = PaperConfig(width=8, n_train=300, n_val=200, n_test=50, epochs=12, lr=1e-2)
+    data = paper_data("peaks", 0, cfg.n_train, cfg.n_val, cfg.n_test)
+    base = train_paper(Job("peaks", 2, 0, "none", 0.0), cfg, data)
+    net = train_paper(Job("peaks", 2, 0, "stable_lpgap_ftb", 1e-2), cfg, data,
+                      init=base.model.state_dict())
+    kept = next(r for r in net.history if int(r["epoch"]) == net.best_epoch)
+    box = (data.lower, data.upper)
+    ibp = sound_bounds(net.model.double(), *box, "ibp").unstable_count()
+    assert kept["budget_unstable"] == ibp
 
 
 def test_late_budget_backs_off_only_over_the_last_quarter() -> None:
