@@ -348,6 +348,32 @@ def test_stock_omlt_formulation_agrees_with_ours_and_is_reported(tmp_path) -> No
         PaperConfig(formulations=("omlt",))
 
 
+def test_adding_a_formulation_keeps_the_milps_already_measured(tmp_path) -> None:
+    """A finished job asked for another formulation (or solver) solves only what is missing and
+    keeps the earlier results of the same network; a new time limit solves everything again."""
+    from dataclasses import replace
+
+    cfg = PaperConfig(functions=("peaks",), depths=(2,), seeds=(0,), variants=("none",),
+                      width=6, n_train=300, n_val=100, n_test=100, epochs=3, time_limit=30,
+                      solvers=("highs",), formulations=("ours",))
+    (first,) = run_paper(cfg, tmp_path, log=None, progress=False)
+    logged: list[str] = []
+    (both,) = run_paper(replace(cfg, formulations=("ours", "paper")), tmp_path,
+                        log=logged.append, progress=False)
+    assert both["milp"]["ours"] == first["milp"]["ours"]  # not solved again: same time, same x
+    assert any("(measured before)" in line for line in logged)
+    paper = both["milp"]["paper"]["highs"]
+    assert paper["status"] == "optimal" and paper["verify_err"] <= 1e-6
+    assert paper["objective"] == pytest.approx(first["milp"]["ours"]["highs"]["objective"],
+                                               abs=1e-4)
+    (only_paper,) = run_paper(replace(cfg, formulations=("paper",)), tmp_path, log=None,
+                              progress=False)
+    assert only_paper["milp"] == both["milp"]  # done: nothing run, "ours" still on record
+    (again,) = run_paper(replace(cfg, time_limit=31), tmp_path, log=None, progress=False)
+    assert set(again["milp"]) == {"ours"}  # another limit: measured afresh, nothing carried
+    assert again["milp"]["ours"]["highs"]["time"] != first["milp"]["ours"]["highs"]["time"]
+
+
 def test_budgeted_finetune_backs_off_and_keeps_the_most_stable_network_within_budget() -> None:
     """``stable_crown_ftb``: after the ramp λ shrinks by BUDGET_BACKOFF on every epoch over
     budget; the kept epoch is within β × the start's validation MSE with the fewest unstable

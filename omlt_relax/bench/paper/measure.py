@@ -50,8 +50,15 @@ def formulation_bounds(m64: nn.Sequential, lo: np.ndarray, hi: np.ndarray,
 
 
 def measure_paper(model: nn.Sequential, data: PaperData, cfg: PaperConfig,
-                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """The paper's metrics of one trained network (module docstring), JSON-ready."""
+                  log: Callable[[str], None] | None = None,
+                  solved: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The paper's metrics of one trained network (module docstring), JSON-ready.
+
+    ``solved``: MILP results already measured on this very network with the same time limit
+    (``record["milp"]``): a (formulation, solver) found there is kept as it is instead of
+    solved again, and formulations there but not in ``cfg`` are carried over, so that adding a
+    solver to a finished job does not repeat (or lose) its 1800 s baselines.
+    """
     fn = PAPER_FUNCTIONS[data.function]
     m64 = copy.deepcopy(model).double().eval()
     with torch.no_grad():
@@ -73,7 +80,8 @@ def measure_paper(model: nn.Sequential, data: PaperData, cfg: PaperConfig,
         out["obbt_time"] = time.perf_counter() - t0
         out["unstable_obbt"] = bounds["ours"].unstable_count()
     span = data.y_max - data.y_min
-    milps: dict[str, Any] = {}
+    solved = solved or {}
+    milps: dict[str, Any] = {f: dict(r) for f, r in solved.items() if f not in cfg.formulations}
     with tempfile.TemporaryDirectory() as tmp:
         for form in cfg.formulations:
             path = os.path.join(tmp, f"{form}.onnx")
@@ -82,8 +90,12 @@ def measure_paper(model: nn.Sequential, data: PaperData, cfg: PaperConfig,
             net, stored = load_onnx(path)
             stock = form == "stock"
             root = None if stock else root_lp_bounds(m64, stored)["min"]
-            res: dict[str, Any] = {"root_lp": root}
+            res: dict[str, Any] = {**solved.get(form, {}), "root_lp": root}
             for solver in cfg.solvers:
+                if solver in res:
+                    if log is not None:
+                        log(f"    {form:5s} {solver:6s} {_cell(res[solver])} (measured before)")
+                    continue
                 r = _milp(net, stored, solver, cfg, "omlt" if stock else "bounded")
                 if r.get("x") is not None:
                     xs = np.asarray(r["x"], np.float64)[None, :]

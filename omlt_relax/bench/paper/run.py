@@ -98,8 +98,9 @@ def run_job(job: Job, cfg: PaperConfig, out: Path, data_cache: dict[tuple[str, i
     if log is not None:
         log(f"  trained in {trained.train_time:.0f} s (best epoch {trained.best_epoch}, "
             f"val MSE {trained.best_val_mse:.3g})")
+    solved = _solved_before(out / "jobs" / f"{job.key}.json", cfg) if saved is not None else None
     t0 = time.perf_counter()
-    meas = measure_paper(trained.model, data, cfg, log)
+    meas = measure_paper(trained.model, data, cfg, log, solved)
     rec = {"job": asdict(job), "key": job.key, "train_key": cfg.train_key(),
            "time_limit": cfg.time_limit, "mip_gap": cfg.mip_gap,
            "train_time": trained.train_time, "best_epoch": trained.best_epoch,
@@ -107,6 +108,19 @@ def run_job(job: Job, cfg: PaperConfig, out: Path, data_cache: dict[tuple[str, i
            "environment": environment(), **meas}
     write_json(out / "jobs" / f"{job.key}.json", rec)
     return rec
+
+
+def _solved_before(path: Path, cfg: PaperConfig) -> dict[str, dict[str, Any]] | None:
+    """The MILP results of a job's earlier record, if it measured the stored network with the
+    same training and time limit (so they hold for the network about to be measured)."""
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if (rec.get("train_key"), rec.get("time_limit"), rec.get("mip_gap")) != (
+            cfg.train_key(), cfg.time_limit, cfg.mip_gap):
+        return None
+    return rec.get("milp")
 
 
 def _done(path: Path, cfg: PaperConfig) -> bool:
