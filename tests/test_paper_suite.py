@@ -441,3 +441,15 @@ def test_late_budget_backs_off_only_over_the_last_quarter() -> None:
     lams = {int(r["epoch"]): r["lam"] for r in net.history}
     assert all(lams[e] == 1e2 for e in range(9, 15))  # ramp done; 14 = 0.75 × 20 - 1 decides
     assert lams[19] == pytest.approx(1e2 * BUDGET_BACKOFF**5)  # epochs 14..18 over budget
+
+
+def test_report_rounds_lower_bounds_down() -> None:
+    """A speed-up that is a lower bound is never printed above its value (827.97 is not ≥ 828)."""
+    from omlt_relax.bench.paper.report import _ratio_cell
+
+    def cell(ratio: float, lower: bool) -> str:
+        return _ratio_cell({"ratio": ratio, "lower_bound": lower, "undetermined": False})
+
+    assert cell(827.97, True) == "≥827×"
+    assert cell(10_896.4, True) == "≥10,800×"  # three significant digits, down
+    assert cell(827.97, False) == "828×"  # a measured ratio keeps three digits, to the nearest

@@ -22,6 +22,36 @@ def fmt(x: Any, spec: str = ".3g", missing: str = "–") -> str:
     return format(x, spec)
 
 
+def floor_sig(x: float, digits: int = 3) -> float:
+    """``x`` rounded *down* to ``digits`` significant digits (for lower bounds)."""
+    if x <= 0 or not math.isfinite(x):
+        return x
+    e = math.floor(math.log10(x)) - digits + 1
+    return math.floor(x / 10.0**e) * 10.0**e
+
+
+def ceil_sig(x: float, digits: int = 3) -> float:
+    """``x`` rounded *up* to ``digits`` significant digits (for upper bounds)."""
+    if x <= 0 or not math.isfinite(x):
+        return x
+    e = math.floor(math.log10(x)) - digits + 1
+    return math.ceil(x / 10.0**e) * 10.0**e
+
+
+def fmt_bound(x: float | None, flag: str = "", suffix: str = "×") -> str:
+    """A ratio with its flag; ``≥`` values rounded down, ``≤`` values up, others to 3 digits."""
+    if x is None or not math.isfinite(x):
+        return "–"
+    if flag == "≥":
+        v = floor_sig(x)
+    elif flag == "≤":
+        v = ceil_sig(x)
+    else:
+        v = x
+    text = f"{v:,.0f}" if v >= 1000 else format(v, ".3g")
+    return f"{flag}{text}{suffix}"
+
+
 def format_table(head: Sequence[str], rows: Sequence[Sequence[Any]], markdown: bool = False) -> str:
     """A table of ``rows`` under ``head``: right-aligned text columns separated by two spaces and a
     dashed rule, or (``markdown=True``) a markdown table ``| a | b |`` with a ``|---|`` rule."""

@@ -88,7 +88,14 @@ import torch
 from omlt_relax.bench.dask_runner import Job, n_workers, run_jobs, suite_client
 from omlt_relax.bench.functions import get_function
 from omlt_relax.bench.measure import measure_network, measure_stock_omlt
-from omlt_relax.bench.report import fmt, format_table, machine_line
+from omlt_relax.bench.report import (
+    ceil_sig,
+    floor_sig,
+    fmt,
+    fmt_bound,
+    format_table,
+    machine_line,
+)
 from omlt_relax.bench.results import (
     BASELINE,
     RESULTS_FILE,
@@ -368,34 +375,6 @@ def progress_line(e: dict[str, Any]) -> str:
 
 
 # -- numbers ------------------------------------------------------------------------------------
-def floor_sig(x: float, digits: int = 3) -> float:
-    """``x`` rounded *down* to ``digits`` significant digits (for lower bounds)."""
-    if x <= 0 or not math.isfinite(x):
-        return x
-    e = math.floor(math.log10(x)) - digits + 1
-    return math.floor(x / 10.0**e) * 10.0**e
-
-
-def ceil_sig(x: float, digits: int = 3) -> float:
-    """``x`` rounded *up* to ``digits`` significant digits (for upper bounds)."""
-    if x <= 0 or not math.isfinite(x):
-        return x
-    e = math.floor(math.log10(x)) - digits + 1
-    return math.ceil(x / 10.0**e) * 10.0**e
-
-
-def fmt_bound(x: float | None, flag: str = "", suffix: str = "×") -> str:
-    """A ratio with its flag; ``≥`` values rounded down, ``≤`` values up, others to 3 digits."""
-    if x is None or not math.isfinite(x):
-        return "–"
-    if flag == "≥":
-        v = floor_sig(x)
-    elif flag == "≤":
-        v = ceil_sig(x)
-    else:
-        v = x
-    text = f"{v:,.0f}" if v >= 1000 else format(v, ".3g")
-    return f"{flag}{text}{suffix}"
 
 
 def time_cell(t: float, hit: bool) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from omlt_relax.bench.paper.protocol import MSE_RATIO, PAPER_VARIANTS, PaperConfig, jobs_of
-from omlt_relax.bench.report import format_table
+from omlt_relax.bench.report import fmt_bound, format_table
 from omlt_relax.bench.results import write_text_atomic
 
 REPORT_FILE = "paper.md"
@@ -127,7 +127,7 @@ def _ratio_cell(s: dict[str, Any] | None) -> str:
         return "-"
     if s["undetermined"]:
         return "limit"
-    return ("≥" if s["lower_bound"] else "") + f"{s['ratio']:.3g}×"
+    return fmt_bound(s["ratio"], "≥" if s["lower_bound"] else "")
 
 
 def headline(rows: list[dict[str, Any]], ratio: float = MSE_RATIO) -> list[dict[str, Any]]:
@@ -293,7 +293,7 @@ def _headline_table(rows: list[dict[str, Any]]) -> str:
              f"{h['mse_ratio_best']:.3g}" if h.get("mse_ratio_best") else "-",
              f"{h['time']:.3g}",
              f"{'≥' if h['base_hit'] else ''}{h['base_time']:.4g}",
-             f"{'≥' if h['lower_bound'] else ''}{h['ratio']:.3g}×"] for h in headline(rows)]
+             fmt_bound(h["ratio"], "≥" if h["lower_bound"] else "")] for h in headline(rows)]
     return format_table(head, body, markdown=True)
 
 
@@ -314,7 +314,7 @@ def _equal_accuracy_table(eq: list[dict[str, Any]]) -> str:
     body = []
     for e in eq:
         b = e["base"]
-        ratio = "limit" if e["hit"] else f"{'≥' if e['lower_bound'] else ''}{e['ratio']:.3g}×"
+        ratio = "limit" if e["hit"] else fmt_bound(e["ratio"], "≥" if e["lower_bound"] else "")
         body.append([e["function"], e["depth"], e["variant"], f"{e['lam']:g}",
                      f"{e['test_mse']:.3g}", f"{'≥' if e['hit'] else ''}{e['time']:.3g}",
                      f"{b['depth']}, {b['test_mse']:.3g}, "
