@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -342,6 +343,13 @@ def test_paper_suite_runs_on_the_dask_cluster_and_resumes(cluster, tmp_path) -> 
     lines.clear()
     assert len(run_paper(cfg, tmp_path, log=lines.append, progress=False, client=cluster)) == 2
     assert not any(s.endswith(": done") for s in lines)
+    # another formulation: the workers solve only it and keep the MILPs on record
+    more = run_paper(replace(cfg, formulations=(*cfg.formulations, "stock")), tmp_path,
+                     log=None, progress=False, client=cluster)
+    before = {r["key"]: r["milp"] for r in recs}
+    for r in more:
+        assert {f: r["milp"][f] for f in before[r["key"]]} == before[r["key"]]
+        assert r["milp"]["stock"]["highs"]["status"] == "optimal"
 
 
 # -- MILP hardness at the cap and the pick ------------------------------------------------------

@@ -218,10 +218,12 @@ def run_paper(cfg: PaperConfig, out_dir: str | os.PathLike[str],
 _WORKER_DATA: dict[tuple[str, int], PaperData] = {}
 
 
-def remote_job(job: Job, cfg: PaperConfig, saved_model: dict[str, Any] | None) -> dict[str, Any]:
+def remote_job(job: Job, cfg: PaperConfig, saved_model: dict[str, Any] | None,
+               saved_record: dict[str, Any] | None = None) -> dict[str, Any]:
     """:func:`run_job` on a Dask worker, in a scratch folder (no shared file system needed).
 
-    ``saved_model`` is the job's stored network, if the submitting machine has one. Returns the
+    ``saved_model`` is the job's stored network, if the submitting machine has one, and
+    ``saved_record`` its earlier record (whose MILPs are kept, as in a local run). Returns the
     record and the stored network for the submitting process to write.
     """
     import tempfile
@@ -233,6 +235,9 @@ def remote_job(job: Job, cfg: PaperConfig, saved_model: dict[str, Any] | None) -
         if saved_model is not None:
             mpath.parent.mkdir(parents=True)
             torch.save(saved_model, mpath)
+            if saved_record is not None:
+                (scratch / "jobs").mkdir()
+                write_json(scratch / "jobs" / f"{job.key}.json", saved_record)
         rec = run_job(job, cfg, scratch, _WORKER_DATA)
         return {"rec": rec, "model": torch.load(mpath, weights_only=False)}
 
@@ -251,7 +256,14 @@ def run_paper_dask(cfg: PaperConfig, out: Path, todo: list[Job], client: Any,
     for job in todo:
         mpath = out / "models" / f"{job.key}.pt"
         saved = torch.load(mpath, weights_only=False) if mpath.is_file() else None
-        jobs.append(DaskJob(job.key, remote_job, (job, cfg, saved)))
+        rpath = out / "jobs" / f"{job.key}.json"
+        record = None
+        if saved is not None and rpath.is_file():
+            try:
+                record = json.loads(rpath.read_text())
+            except ValueError:
+                record = None  # a torn record: measure everything again
+        jobs.append(DaskJob(job.key, remote_job, (job, cfg, saved, record)))
     failed: dict[str, str] = {}
 
     def on_result(key: str, value: dict[str, Any]) -> None:
