@@ -352,6 +352,30 @@ def test_paper_suite_runs_on_the_dask_cluster_and_resumes(cluster, tmp_path) -> 
         assert r["milp"]["stock"]["highs"]["status"] == "optimal"
 
 
+def test_paper_suite_fine_tunes_on_the_dask_cluster(cluster, tmp_path) -> None:
+    """A fine-tuning waits for its unregularized network when both are in one run, starts from
+    the stored one in a later run, and is skipped (not failed) when that network is missing."""
+    from omlt_relax.bench.paper import PaperConfig, run_paper
+
+    small = dict(functions=("peaks",), depths=(2,), width=6, n_train=300, n_val=100, n_test=100,
+                 epochs=2, time_limit=30, solvers=("highs",), formulations=("ours",),
+                 lambdas=(1e-2,))
+    cfg = PaperConfig(seeds=(0,), variants=("none", "stable_ft"), **small)
+    lines: list[str] = []
+    recs = run_paper(cfg, tmp_path, log=lines.append, progress=False, client=cluster)
+    assert sorted(r["job"]["variant"] for r in recs) == ["none", "stable_ft"]
+    assert json.loads((tmp_path / "failed.json").read_text()) == {}
+    assert all(r["milp"]["ours"]["highs"]["status"] == "optimal" for r in recs)
+    later = run_paper(replace(cfg, lambdas=(2e-2,)), tmp_path, log=None, progress=False,
+                      client=cluster)  # the stored unregularized network is sent along
+    assert {r["job"]["lam"] for r in later if r["job"]["variant"] == "stable_ft"} == {2e-2}
+    lines.clear()
+    alone = run_paper(PaperConfig(seeds=(1,), variants=("stable_ft",), **small), tmp_path,
+                      log=lines.append, progress=False, client=cluster)
+    assert alone == [] and any("skipped: the unregularized network" in s for s in lines)
+    assert json.loads((tmp_path / "failed.json").read_text()) == {}
+
+
 # -- MILP hardness at the cap and the pick ------------------------------------------------------
 def _solve(status: str, time_: float, objective: float | None = None,
            bound: float | None = None) -> dict[str, object]:

@@ -113,14 +113,21 @@ def run_job(job: Job, cfg: PaperConfig, out: Path, data_cache: dict[tuple[str, i
 def _solved_before(path: Path, cfg: PaperConfig) -> dict[str, dict[str, Any]] | None:
     """The MILP results of a job's earlier record, if it measured the stored network with the
     same training and time limit (so they hold for the network about to be measured)."""
-    try:
-        rec = json.loads(path.read_text())
-    except (OSError, ValueError):
+    rec = _read_record(path)
+    if rec is None:
         return None
     if (rec.get("train_key"), rec.get("time_limit"), rec.get("mip_gap")) != (
             cfg.train_key(), cfg.time_limit, cfg.mip_gap):
         return None
     return rec.get("milp")
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    """A job's earlier record as it is on disk (``None`` if missing or torn)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _done(path: Path, cfg: PaperConfig) -> bool:
@@ -219,11 +226,13 @@ _WORKER_DATA: dict[tuple[str, int], PaperData] = {}
 
 
 def remote_job(job: Job, cfg: PaperConfig, saved_model: dict[str, Any] | None,
-               saved_record: dict[str, Any] | None = None) -> dict[str, Any]:
+               saved_record: dict[str, Any] | None = None,
+               base_model: dict[str, Any] | None = None) -> dict[str, Any]:
     """:func:`run_job` on a Dask worker, in a scratch folder (no shared file system needed).
 
-    ``saved_model`` is the job's stored network, if the submitting machine has one, and
-    ``saved_record`` its earlier record (whose MILPs are kept, as in a local run). Returns the
+    ``saved_model`` is the job's stored network, if the submitting machine has one,
+    ``saved_record`` its earlier record (whose MILPs are kept, as in a local run) and
+    ``base_model`` the stored unregularized network a fine-tuning starts from. Returns the
     record and the stored network for the submitting process to write.
     """
     import tempfile
@@ -232,8 +241,10 @@ def remote_job(job: Job, cfg: PaperConfig, saved_model: dict[str, Any] | None,
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         mpath = scratch / "models" / f"{job.key}.pt"
+        mpath.parent.mkdir(parents=True)
+        if base_model is not None:
+            torch.save(base_model, mpath.with_name(f"{base_job(job).key}.pt"))
         if saved_model is not None:
-            mpath.parent.mkdir(parents=True)
             torch.save(saved_model, mpath)
             if saved_record is not None:
                 (scratch / "jobs").mkdir()
@@ -245,40 +256,61 @@ def remote_job(job: Job, cfg: PaperConfig, saved_model: dict[str, Any] | None,
 def run_paper_dask(cfg: PaperConfig, out: Path, todo: list[Job], client: Any,
                    log: Callable[[str], None] | None = None) -> list[Any]:
     """Run ``todo`` on a Dask client (:mod:`omlt_relax.bench.dask_runner`); this process alone
-    writes ``jobs/<key>.json`` and ``models/<key>.pt`` as results stream in. A job whose worker
-    dies is rescheduled by Dask; one that still fails is logged, listed in ``failed.json`` and run
-    again by the next call. Returns the failures."""
+    writes ``jobs/<key>.json`` and ``models/<key>.pt`` as results stream in. A fine-tuning is
+    sent with its stored unregularized network, or submitted once that network's job (in the
+    same run) has finished; one whose unregularized network is neither stored nor in the run is
+    skipped, as in a local run. A job whose worker dies is rescheduled by Dask; one that still
+    fails is logged, listed in ``failed.json`` and run again by the next call. Returns the
+    failures."""
     from omlt_relax.bench.dask_runner import Job as DaskJob
     from omlt_relax.bench.dask_runner import run_jobs
 
     (out / "models").mkdir(parents=True, exist_ok=True)
-    jobs = []
-    for job in todo:
+
+    def dask_job(job: Job) -> DaskJob:
         mpath = out / "models" / f"{job.key}.pt"
         saved = torch.load(mpath, weights_only=False) if mpath.is_file() else None
-        rpath = out / "jobs" / f"{job.key}.json"
-        record = None
-        if saved is not None and rpath.is_file():
-            try:
-                record = json.loads(rpath.read_text())
-            except ValueError:
-                record = None  # a torn record: measure everything again
-        jobs.append(DaskJob(job.key, remote_job, (job, cfg, saved, record)))
+        record = _read_record(out / "jobs" / f"{job.key}.json") if saved else None
+        base = None
+        if get_paper_variant(job.variant).finetunes and _stored(mpath, cfg) is None:
+            base = _stored(out / "models" / f"{base_job(job).key}.pt", cfg, full=True)
+        return DaskJob(job.key, remote_job, (job, cfg, saved, record, base))
+
+    def note(msg: str) -> None:
+        if log is not None:
+            log(msg)
+
+    keys = {j.key for j in todo}
+    waiting: dict[str, list[Job]] = {}  # unregularized job -> fine-tunings waiting for it
+    jobs = []
+    for job in todo:
+        bkey = base_job(job).key
+        if (get_paper_variant(job.variant).finetunes
+                and _stored(out / "models" / f"{job.key}.pt", cfg) is None
+                and _stored(out / "models" / f"{bkey}.pt", cfg) is None):
+            if bkey in keys:
+                waiting.setdefault(bkey, []).append(job)
+            else:
+                note(f"{job.key}: skipped: the unregularized network {bkey} is not trained; "
+                     "run it again once that network is trained")
+            continue
+        jobs.append(dask_job(job))
     failed: dict[str, str] = {}
 
-    def on_result(key: str, value: dict[str, Any]) -> None:
+    def on_result(key: str, value: dict[str, Any]) -> list[DaskJob]:
         mpath = out / "models" / f"{key}.pt"
         tmp = mpath.with_name(f".{mpath.name}.{os.getpid()}.tmp")
         torch.save(value["model"], tmp)
         os.replace(tmp, mpath)
         write_json(out / "jobs" / f"{key}.json", value["rec"])
-        if log is not None:
-            log(f"{key}: done")
+        note(f"{key}: done")
+        return [dask_job(j) for j in waiting.pop(key, [])]
 
     def on_failure(key: str, error: str) -> None:
         failed[key] = error
-        if log is not None:
-            log(f"{key}: FAILED ({error}); run the same command again to retry it")
+        note(f"{key}: FAILED ({error}); run the same command again to retry it")
+        for j in waiting.pop(key, []):
+            note(f"{j.key}: skipped: its unregularized network {key} failed")
 
     failures = run_jobs(client, jobs, on_result, on_failure)
     write_json(out / "failed.json", failed)
