@@ -55,7 +55,7 @@ def measure_paper(model: nn.Sequential, data: PaperData, cfg: PaperConfig,
     """The paper's metrics of one trained network (module docstring), JSON-ready.
 
     ``solved``: MILP results already measured on this very network with the same time limit
-    (``record["milp"]``): a (formulation, solver) found there is kept as it is instead of
+    and MIP gap (``record["milp"]``): a (formulation, solver) found there is kept as it is instead of
     solved again, and formulations there but not in ``cfg`` are carried over, so that adding a
     solver to a finished job does not repeat (or lose) its 1800 s baselines.
     """

@@ -112,7 +112,7 @@ def run_job(job: Job, cfg: PaperConfig, out: Path, data_cache: dict[tuple[str, i
 
 def _solved_before(path: Path, cfg: PaperConfig) -> dict[str, dict[str, Any]] | None:
     """The MILP results of a job's earlier record, if it measured the stored network with the
-    same training and time limit (so they hold for the network about to be measured)."""
+    same training, time limit and MIP gap (so they hold for the network about to be measured)."""
     rec = _read_record(path)
     if rec is None:
         return None
@@ -131,15 +131,10 @@ def _read_record(path: Path) -> dict[str, Any] | None:
 
 
 def _done(path: Path, cfg: PaperConfig) -> bool:
-    if not path.is_file():
-        return False
-    try:
-        rec = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    return (rec.get("train_key") == cfg.train_key() and rec.get("time_limit") == cfg.time_limit
-            and all(f in rec.get("milp", {}) for f in cfg.formulations)
-            and all(s in rec["milp"][f] for f in cfg.formulations for s in cfg.solvers))
+    """The job's record holds every MILP ``cfg`` asks for, measured under its settings."""
+    milp = _solved_before(path, cfg)
+    return milp is not None and all(
+        f in milp and all(s in milp[f] for s in cfg.solvers) for f in cfg.formulations)
 
 
 def _claim(lock: Path) -> bool:
@@ -268,11 +263,12 @@ def run_paper_dask(cfg: PaperConfig, out: Path, todo: list[Job], client: Any,
     (out / "models").mkdir(parents=True, exist_ok=True)
 
     def dask_job(job: Job) -> DaskJob:
-        mpath = out / "models" / f"{job.key}.pt"
-        saved = torch.load(mpath, weights_only=False) if mpath.is_file() else None
-        record = _read_record(out / "jobs" / f"{job.key}.json") if saved else None
+        """The job with what its worker needs: its stored network and record, if any, else
+        (a fine-tuning) the stored unregularized network, if any."""
+        saved = _stored(out / "models" / f"{job.key}.pt", cfg, full=True)
+        record = _read_record(out / "jobs" / f"{job.key}.json") if saved is not None else None
         base = None
-        if get_paper_variant(job.variant).finetunes and _stored(mpath, cfg) is None:
+        if saved is None and get_paper_variant(job.variant).finetunes:
             base = _stored(out / "models" / f"{base_job(job).key}.pt", cfg, full=True)
         return DaskJob(job.key, remote_job, (job, cfg, saved, record, base))
 
@@ -284,17 +280,17 @@ def run_paper_dask(cfg: PaperConfig, out: Path, todo: list[Job], client: Any,
     waiting: dict[str, list[Job]] = {}  # unregularized job -> fine-tunings waiting for it
     jobs = []
     for job in todo:
-        bkey = base_job(job).key
-        if (get_paper_variant(job.variant).finetunes
-                and _stored(out / "models" / f"{job.key}.pt", cfg) is None
-                and _stored(out / "models" / f"{bkey}.pt", cfg) is None):
+        dj = dask_job(job)
+        saved, base = dj.args[2], dj.args[4]
+        if saved is None and base is None and get_paper_variant(job.variant).finetunes:
+            bkey = base_job(job).key
             if bkey in keys:
                 waiting.setdefault(bkey, []).append(job)
             else:
                 note(f"{job.key}: skipped: the unregularized network {bkey} is not trained; "
                      "run it again once that network is trained")
             continue
-        jobs.append(dask_job(job))
+        jobs.append(dj)
     failed: dict[str, str] = {}
 
     def on_result(key: str, value: dict[str, Any]) -> list[DaskJob]:
