@@ -138,6 +138,7 @@ def solve_milp(
     formulation: str = "bounded",
     solver: str = "highs",
     threads: int = 1,
+    mip_gap: float | None = None,
 ) -> MilpResult:
     """Build (:func:`build_milp`) and solve one MILP; the incumbent input is read back.
 
@@ -149,13 +150,15 @@ def solve_milp(
         time_limit: seconds (``None``: no limit).
         solver: ``"highs"`` (default), ``"gurobi"`` or ``"scip"`` (:func:`~omlt_relax.solve`).
         threads: solver threads.
+        mip_gap: relative MIP gap at which to stop (``None``: the solver's default, 1e-4 for
+            HiGHS and Gurobi; :func:`~omlt_relax.solve`).
     """
     t0 = time.perf_counter()
     m, _form = build_milp(net, bounds, sense, output, formulation)
     build = time.perf_counter() - t0
     n_bin = count_binaries(m)
     res, x = solve_verified(m, m.nn, net, bounds, sense, output, solver=solver,
-                            time_limit=time_limit, threads=threads)
+                            time_limit=time_limit, threads=threads, mip_gap=mip_gap)
     solver_time = getattr(res, "solver_time", None)
     return MilpResult(
         sense=sense,

@@ -372,6 +372,11 @@ def test_adding_a_formulation_keeps_the_milps_already_measured(tmp_path) -> None
     (again,) = run_paper(replace(cfg, time_limit=31), tmp_path, log=None, progress=False)
     assert set(again["milp"]) == {"ours"}  # another limit: measured afresh, nothing carried
     assert again["milp"]["ours"]["highs"]["time"] != first["milp"]["ours"]["highs"]["time"]
+    (gap,) = run_paper(replace(cfg, time_limit=31, mip_gap=1e-3), tmp_path, log=None,
+                       progress=False)  # another MIP gap: solved again as well
+    assert gap["mip_gap"] == 1e-3
+    assert gap["milp"]["ours"]["highs"]["time"] != again["milp"]["ours"]["highs"]["time"]
+    assert gap["milp"]["ours"]["highs"]["verify_err"] <= 1e-6
 
 
 def test_budgeted_finetune_backs_off_and_keeps_the_most_stable_network_within_budget() -> None:

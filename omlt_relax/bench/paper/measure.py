@@ -29,7 +29,7 @@ def _milp(net: Any, bounds: Any, solver: str, cfg: PaperConfig,
           formulation: str = "bounded") -> dict[str, Any]:
     try:
         r = solve_milp(net, bounds, "min", cfg.time_limit, solver=solver, threads=1,
-                       formulation=formulation)
+                       formulation=formulation, mip_gap=cfg.mip_gap)
     except SolverUnavailableError as e:
         return {"status": "unavailable", "why": str(e).splitlines()[0]}
     return r.to_dict()
@@ -55,9 +55,9 @@ def measure_paper(model: nn.Sequential, data: PaperData, cfg: PaperConfig,
     """The paper's metrics of one trained network (module docstring), JSON-ready.
 
     ``solved``: MILP results already measured on this very network with the same time limit
-    and MIP gap (``record["milp"]``): a (formulation, solver) found there is kept as it is instead of
-    solved again, and formulations there but not in ``cfg`` are carried over, so that adding a
-    solver to a finished job does not repeat (or lose) its 1800 s baselines.
+    and MIP gap (``record["milp"]``): a (formulation, solver) found there is kept as it is
+    instead of solved again, and formulations there but not in ``cfg`` are carried over, so
+    that adding a solver to a finished job does not repeat (or lose) its 1800 s baselines.
     """
     fn = PAPER_FUNCTIONS[data.function]
     m64 = copy.deepcopy(model).double().eval()
