@@ -46,22 +46,28 @@ class Schedule:
 
 
 class ScheduledRegularizer:
-    """``reg`` times :math:`s(t)` of ``schedule`` at its ``t``-th call of ``total``; not evaluated
-    while :math:`s(t) = 0` (a zero loss term then). ``metrics()`` are ``reg``'s."""
+    r"""``reg`` times :math:`m\,s(t)` of ``schedule`` at its ``t``-th call of ``total``; not
+    evaluated while that is 0 (a zero loss term then). ``metrics()`` are ``reg``'s.
+
+    :attr:`multiplier` :math:`m` (1 by default) lets a caller scale the weight on top of the
+    schedule, e.g. an accuracy budget backing it off
+    (:class:`~omlt_relax.epoch_budget.EpochBudget`).
+    """
 
     def __init__(self, reg: Callable[[torch.Tensor], torch.Tensor], schedule: Schedule,
                  total: int) -> None:
         self.reg, self.schedule, self.total, self.step = reg, schedule, total, 0
+        self.multiplier = 1.0
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.schedule.factor(self.step, self.total)
+        s = self.multiplier * self.schedule.factor(self.step, self.total)
         self.step += 1
         return torch.zeros(()) if s == 0.0 else s * self.reg(x)
 
     def backward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         """Add the gradient of ``scale * self(x)`` to the parameters' ``.grad`` (the wrapped
         regularizer's ``backward`` if it has one) and return the term detached."""
-        s = self.schedule.factor(self.step, self.total)
+        s = self.multiplier * self.schedule.factor(self.step, self.total)
         self.step += 1
         if s == 0.0:
             return torch.zeros(())

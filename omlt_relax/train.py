@@ -43,6 +43,11 @@ penalty weight ramps linearly from 0 over the first ``ft_ramp`` of the steps whi
 rate is held for the first ``ft_hold`` of them, then cosine-decays to ``ft_final_lr`` × its start.
 Their control ``unregularized_ftd`` runs the same recipe with no penalty: an unregularized network
 trained longer (what the recipe's accuracy owes to its extra epochs and learning-rate decay).
+``stability_ftb`` is ``stability_ftd`` with an **accuracy budget** (``budget``,
+:mod:`omlt_relax.epoch_budget`): :math:`\\lambda` is where the ramp ends; from there on, every
+epoch whose validation RMSE exceeds :data:`FT_BUDGET` × the plain network's multiplies the weight
+by ``budget_backoff``, and the network returned is the epoch with the fewest CROWN-unstable
+neurons within budget -- so the weight that lands at an acceptable accuracy need not be guessed.
 
 **Weight selection rule** (:func:`select_weight`): each variant has a fixed grid of scales
 :math:`\\lambda`, multiplying all of its terms. The largest :math:`\\lambda` on the grid whose
@@ -66,6 +71,8 @@ import torch
 from torch import nn
 
 from omlt_relax.data import Dataset, fold_standardization, predict, rmse
+from omlt_relax.epoch_budget import BACKOFF as BUDGET_BACKOFF
+from omlt_relax.epoch_budget import EpochBudget
 from omlt_relax.guards import check_loss
 from omlt_relax.lp.gap import LPGapPenalty
 from omlt_relax.penalties import BigMPenalty, StabilityPenalty
@@ -130,6 +137,12 @@ class Variant:
             ``finetune`` variant (module docstring); ``ft_epochs=None`` keeps
             :attr:`TrainConfig.finetune_fraction`, ``ft_lr=None`` the start
             :math:`2\\,\\eta\\,\\rho`, ``ft_final_lr=None`` :attr:`TrainConfig.final_lr_fraction`.
+        budget: 0, or an accuracy budget :math:`\\beta \\ge 1` of a ``finetune`` variant with a
+            ramp (:class:`~omlt_relax.epoch_budget.EpochBudget`): from the end of the ramp on,
+            every epoch whose validation RMSE exceeds :math:`\\beta` × the starting network's
+            multiplies the weight by ``budget_backoff``, and the network returned is the epoch
+            with the fewest unstable neurons (``stability_bounds``) within budget, not the last.
+        budget_backoff: that factor, in (0, 1).
     """
 
     name: str
@@ -155,6 +168,15 @@ class Variant:
     ft_final_lr: float | None = None
     ft_ramp: float = 0.0
     ft_hold: float = 0.0
+    budget: float = 0.0
+    budget_backoff: float = BUDGET_BACKOFF
+
+    def __post_init__(self) -> None:
+        if self.budget and not (self.finetune and self.ft_ramp > 0 and self.budget >= 1):
+            msg = (f"variant {self.name!r}: an accuracy budget needs a fine-tuning variant with "
+                   f"a ramp and a budget >= 1 (got budget={self.budget}, "
+                   f"finetune={self.finetune}, ft_ramp={self.ft_ramp})")
+            raise ValueError(msg)
 
     @property
     def regularized(self) -> bool:
@@ -186,6 +208,9 @@ LP_WARMUP = 0.5
 #: learning rate held there, then cosine-decayed to 1% of its start.
 FT_RECIPE: dict[str, Any] = {"finetune": True, "ft_epochs": 0.5, "ft_lr": 0.1,
                              "ft_final_lr": 0.01, "ft_ramp": 0.5, "ft_hold": 0.5}
+#: Accuracy budget of the ``*_ftb`` variants: validation RMSE at most this × the starting
+#: (unregularized) network's, leaving room under the benchmarks' 1.25× test-RMSE line.
+FT_BUDGET = 1.2
 
 #: The benchmark variants (see the module docstring).
 VARIANTS: dict[str, Variant] = {
@@ -221,6 +246,12 @@ VARIANTS: dict[str, Variant] = {
         Variant(
             "stability_ftd", "stable-neuron penalty (CROWN, min(u, -l)), fine-tuning recipe",
             stability=0.3, stability_variant="min", grid=GRID_BOUND, **FT_RECIPE,
+        ),
+        Variant(
+            "stability_ftb", "stable-neuron penalty (CROWN), fine-tuning recipe with an "
+            "accuracy budget (validation RMSE <= 1.2x the start)",
+            stability=0.3, stability_variant="min", grid=GRID_BOUND, budget=FT_BUDGET,
+            **FT_RECIPE,
         ),
         Variant(
             "bigm+stability_ftd", "big-M + stability penalties, fine-tuning recipe",
@@ -338,10 +369,12 @@ def _train_loop(
     progress: Callable[[int], None] | None,
     hold: float = 0.0,
     final_lr: float | None = None,
+    on_epoch: Callable[[int], dict[str, float]] | None = None,
 ) -> list[dict[str, float]]:
     """Adam over ``epochs``: ``lr`` held for the first ``hold`` of the steps, then cosine decay
     to ``final_lr`` (default :attr:`TrainConfig.final_lr_fraction`) × ``lr``; optional extra
-    loss, regularizer and weight masks."""
+    loss, regularizer and weight masks; ``on_epoch(epoch)`` after each epoch (its items are
+    added to the epoch's history record)."""
     x, y = data.tensors("train")
     n = x.shape[0]
     bs = min(cfg.batch_size, n)
@@ -382,6 +415,8 @@ def _train_loop(
                "mse": tot_mse / steps_per_epoch}
         if reg is not None and (epoch == epochs - 1 or epoch % 10 == 0):
             rec.update({f"reg_{k}": float(v) for k, v in reg.metrics().items()})
+        if on_epoch is not None:
+            rec.update(on_epoch(epoch))
         history.append(rec)
         if progress is not None:
             progress(1)
@@ -410,6 +445,36 @@ def prune_masks(model: nn.Sequential, fraction: float) -> list[torch.Tensor]:
         thresh = w.abs().reshape(-1).kthvalue(k).values
         masks.append((w.abs() > thresh).to(w.dtype))
     return masks
+
+
+def _budget_hook(model: nn.Sequential, data: Dataset, v: Variant, reg: ScheduledRegularizer,
+                 ft: int, kept: dict[str, Any]) -> Callable[[int], dict[str, float]]:
+    """The per-epoch step of a budgeted fine-tuning (``v.budget``, :class:`Variant`): offers each
+    epoch from the end of the ramp on to an :class:`~omlt_relax.epoch_budget.EpochBudget` (limit
+    β × the starting network's validation RMSE in standardized units), applies its back-off to
+    ``reg.multiplier`` and stores the weights to keep in ``kept["state"]``."""
+    xv, yv = data.tensors("val")
+
+    def val_rmse() -> float:
+        with torch.no_grad():
+            return math.sqrt(float(torch.mean((model(xv) - yv) ** 2)))
+
+    budget = EpochBudget(v.budget * val_rmse(), data.std_box, v.stability_bounds,
+                         v.budget_backoff)
+    ramp_end = v.ft_ramp * ft - 1  # the epoch in which the weight reaches its full value
+
+    def on_epoch(epoch: int) -> dict[str, float]:
+        if epoch < ramp_end:
+            return {}
+        val = val_rmse()
+        if budget.offer(model, val, back_off=True):
+            kept["state"] = copy.deepcopy(model.state_dict())
+            kept["epoch"] = epoch
+        reg.multiplier = budget.scale
+        return {"val_rmse_std": val, "budget_unstable": float(budget.last_unstable),
+                "budget_scale": budget.scale, "budget_kept": float(kept.get("epoch", -1))}
+
+    return on_epoch
 
 
 def fit(
@@ -456,8 +521,13 @@ def fit(
             reg = ScheduledRegularizer(reg, Schedule(warmup=0.0, ramp=v.ft_ramp),
                                        ft * steps_per_epoch)
         lr0 = 2 * cfg.lr * cfg.final_lr_fraction if v.ft_lr is None else v.ft_lr * cfg.lr
+        on_epoch, kept = None, {}
+        if v.budget and reg is not None:
+            on_epoch = _budget_hook(model, data, v, reg, ft, kept)
         history = _train_loop(model, data, cfg, ft, lr0, None, reg, None, progress,
-                              hold=v.ft_hold, final_lr=v.ft_final_lr)
+                              hold=v.ft_hold, final_lr=v.ft_final_lr, on_epoch=on_epoch)
+        if kept:  # the budget's epoch, not the last
+            model.load_state_dict(kept["state"])
     elif v.prune:
         if baseline is not None:
             model = copy.deepcopy(baseline)

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -25,7 +24,7 @@ from omlt_relax.bench.paper.protocol import (
     get_paper_variant,
     paper_network,
 )
-from omlt_relax.bounds import sound_bounds
+from omlt_relax.epoch_budget import EpochBudget
 from omlt_relax.lp.gap import LPGapPenalty
 from omlt_relax.penalties import BigMPenalty, StabilityPenalty
 from omlt_relax.regularizer import RelaxationRegularizer, term_backward
@@ -184,7 +183,11 @@ def train_paper(job: Job, cfg: PaperConfig, data: PaperData,
     best_state, best_val, best_epoch = None, math.inf, -1
     history: list[dict[str, float]] = []
     t0 = time.perf_counter()
-    budget = _Budget(v, model, xv, yv, (data.lower, data.upper)) if v.budget else None
+    budget = None
+    if v.budget:  # limit: β × the starting (unregularized) network's validation MSE
+        with torch.no_grad():
+            val0 = float(torch.mean((model(xv) - yv) ** 2))
+        budget = EpochBudget(v.budget * val0, (data.lower, data.upper), v.bounds, BUDGET_BACKOFF)
     for epoch in range(epochs):
         lam = job.lam * schedule_factor(v, epoch, epochs) if reg is not None else 0.0
         if budget is not None:
@@ -218,8 +221,7 @@ def train_paper(job: Job, cfg: PaperConfig, data: PaperData,
             if budget is None:
                 keep = val < best_val
             else:
-                keep = budget.offer(model, val, best_val,
-                                    back_off=epoch >= v.budget_from * epochs - 1)
+                keep = budget.offer(model, val, back_off=epoch >= v.budget_from * epochs - 1)
                 rec["budget_unstable"] = float(budget.last_unstable)
             if keep:
                 best_val, best_epoch = val, epoch
@@ -229,33 +231,3 @@ def train_paper(job: Job, cfg: PaperConfig, data: PaperData,
     assert best_state is not None
     model.load_state_dict(best_state)
     return TrainedNet(model, best_epoch, best_val, time.perf_counter() - t0, history)
-
-
-class _Budget:
-    """The accuracy budget of an ``*_ftb`` variant (:class:`PaperVariant` ``budget``)."""
-
-    def __init__(self, v: PaperVariant, model: nn.Sequential, xv: torch.Tensor,
-                 yv: torch.Tensor, box: tuple[np.ndarray, np.ndarray]) -> None:
-        with torch.no_grad():  # the starting (unregularized) network's validation MSE × β
-            self.limit = v.budget * float(torch.mean((model(xv) - yv) ** 2))
-        self.bounds, self.box = v.bounds, box
-        self.scale = 1.0
-        self.best: tuple[int, float] | None = None  # (unstable, val) of the kept epoch in budget
-        self.last_unstable = -1
-
-    def offer(self, model: nn.Sequential, val: float, best_val: float, back_off: bool) -> bool:
-        """Record one post-ramp epoch (validation MSE ``val``; ``best_val`` that of the epoch
-        kept so far); back λ off if over budget (and ``back_off``). True: keep this epoch --
-        within budget and more stable than the kept one, or, while no epoch has been within
-        budget, more accurate."""
-        m64 = copy.deepcopy(model).double().eval()
-        self.last_unstable = sound_bounds(m64, *self.box, self.bounds).unstable_count()
-        if val > self.limit:
-            if back_off:
-                self.scale *= BUDGET_BACKOFF
-            return self.best is None and val < best_val
-        key = (self.last_unstable, val)
-        if self.best is None or key < self.best:
-            self.best = key
-            return True
-        return False
