@@ -44,10 +44,11 @@ rate is held for the first ``ft_hold`` of them, then cosine-decays to ``ft_final
 Their control ``unregularized_ftd`` runs the same recipe with no penalty: an unregularized network
 trained longer (what the recipe's accuracy owes to its extra epochs and learning-rate decay).
 ``stability_ftb`` is ``stability_ftd`` with an **accuracy budget** (``budget``,
-:mod:`omlt_relax.epoch_budget`): :math:`\\lambda` is where the ramp ends; from there on, every
-epoch whose validation RMSE exceeds :data:`FT_BUDGET` × the plain network's multiplies the weight
-by ``budget_backoff``, and the network returned is the epoch with the fewest CROWN-unstable
-neurons within budget -- so the weight that lands at an acceptable accuracy need not be guessed.
+:mod:`omlt_relax.epoch_budget`): :math:`\\lambda` is where the ramp would end; every epoch whose
+validation RMSE exceeds :data:`FT_BUDGET` × the plain network's multiplies the weight by
+``budget_backoff`` (during the ramp too, so it stops climbing while over budget), and the network
+returned is the epoch with the fewest CROWN-unstable neurons within budget -- so the weight that
+lands at an acceptable accuracy need not be guessed.
 
 **Weight selection rule** (:func:`select_weight`): each variant has a fixed grid of scales
 :math:`\\lambda`, multiplying all of its terms. The largest :math:`\\lambda` on the grid whose
@@ -138,10 +139,11 @@ class Variant:
             :attr:`TrainConfig.finetune_fraction`, ``ft_lr=None`` the start
             :math:`2\\,\\eta\\,\\rho`, ``ft_final_lr=None`` :attr:`TrainConfig.final_lr_fraction`.
         budget: 0, or an accuracy budget :math:`\\beta \\ge 1` of a ``finetune`` variant with a
-            ramp (:class:`~omlt_relax.epoch_budget.EpochBudget`): from the end of the ramp on,
-            every epoch whose validation RMSE exceeds :math:`\\beta` × the starting network's
-            multiplies the weight by ``budget_backoff``, and the network returned is the epoch
-            with the fewest unstable neurons (``stability_bounds``) within budget, not the last.
+            ramp (:class:`~omlt_relax.epoch_budget.EpochBudget`): every epoch of the fine-tuning
+            (the ramp's included) whose validation RMSE exceeds :math:`\\beta` × the starting
+            network's multiplies the weight by ``budget_backoff`` (the ramp stops climbing while
+            over budget), and the network returned is the epoch with the fewest unstable
+            neurons (``stability_bounds``) within budget, not the last.
         budget_backoff: that factor, in (0, 1).
     """
 
@@ -448,11 +450,12 @@ def prune_masks(model: nn.Sequential, fraction: float) -> list[torch.Tensor]:
 
 
 def _budget_hook(model: nn.Sequential, data: Dataset, v: Variant, reg: ScheduledRegularizer,
-                 ft: int, kept: dict[str, Any]) -> Callable[[int], dict[str, float]]:
-    """The per-epoch step of a budgeted fine-tuning (``v.budget``, :class:`Variant`): offers each
-    epoch from the end of the ramp on to an :class:`~omlt_relax.epoch_budget.EpochBudget` (limit
+                 kept: dict[str, Any]) -> Callable[[int], dict[str, float]]:
+    """The per-epoch step of a budgeted fine-tuning (``v.budget``, :class:`Variant`): offers
+    every epoch (the ramp's included) to an :class:`~omlt_relax.epoch_budget.EpochBudget` (limit
     β × the starting network's validation RMSE in standardized units), applies its back-off to
-    ``reg.multiplier`` and stores the weights to keep in ``kept["state"]``."""
+    ``reg.multiplier`` (so the ramp stops climbing while the network is over budget) and stores
+    the weights to keep in ``kept["state"]``."""
     xv, yv = data.tensors("val")
 
     def val_rmse() -> float:
@@ -461,11 +464,8 @@ def _budget_hook(model: nn.Sequential, data: Dataset, v: Variant, reg: Scheduled
 
     budget = EpochBudget(v.budget * val_rmse(), data.std_box, v.stability_bounds,
                          v.budget_backoff)
-    ramp_end = v.ft_ramp * ft - 1  # the epoch in which the weight reaches its full value
 
     def on_epoch(epoch: int) -> dict[str, float]:
-        if epoch < ramp_end:
-            return {}
         val = val_rmse()
         if budget.offer(model, val, back_off=True):
             kept["state"] = copy.deepcopy(model.state_dict())
@@ -523,7 +523,7 @@ def fit(
         lr0 = 2 * cfg.lr * cfg.final_lr_fraction if v.ft_lr is None else v.ft_lr * cfg.lr
         on_epoch, kept = None, {}
         if v.budget and reg is not None:
-            on_epoch = _budget_hook(model, data, v, reg, ft, kept)
+            on_epoch = _budget_hook(model, data, v, reg, kept)
         history = _train_loop(model, data, cfg, ft, lr0, None, reg, None, progress,
                               hold=v.ft_hold, final_lr=v.ft_final_lr, on_epoch=on_epoch)
         if kept:  # the budget's epoch, not the last
