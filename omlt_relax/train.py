@@ -477,6 +477,20 @@ def _budget_hook(model: nn.Sequential, data: Dataset, v: Variant, reg: Scheduled
     return on_epoch
 
 
+def finetune_epochs(v: Variant, cfg: TrainConfig) -> int:
+    """Epochs a ``finetune`` variant trains after its starting network (:func:`fit`)."""
+    frac = cfg.finetune_fraction if v.ft_epochs is None else v.ft_epochs
+    return max(1, round(frac * cfg.epochs))
+
+
+def total_epochs(v: Variant, cfg: TrainConfig, baseline_given: bool = False) -> int:
+    """Epochs :func:`fit` reports through ``progress`` for ``v`` (a fine-tuning variant also
+    trains its starting network unless ``baseline_given``)."""
+    if v.finetune:
+        return finetune_epochs(v, cfg) + (0 if baseline_given else cfg.epochs)
+    return cfg.epochs
+
+
 def fit(
     data: Dataset,
     variant: Variant | str = "unregularized",
@@ -498,7 +512,7 @@ def fit(
             float32 network in standardized units), from the same data and config: pruning
             and fine-tuning variants start from it (a fine-tuning variant trains it first
             when it is not given).
-        progress: called as ``progress(n)`` after each epoch.
+        progress: called as ``progress(n)`` after each epoch (:func:`total_epochs` in all).
     """
     cfg = config or TrainConfig()
     v = get_variant(variant) if isinstance(variant, str) else variant
@@ -512,10 +526,9 @@ def fit(
     warmup = int(warm * cfg.epochs * steps_per_epoch)
     if v.finetune:
         if baseline is None:  # train it first (same data, config and seed)
-            baseline = fit(data, "unregularized", 0.0, cfg).std_model
+            baseline = fit(data, "unregularized", 0.0, cfg, progress=progress).std_model
         model = copy.deepcopy(baseline)
-        frac = cfg.finetune_fraction if v.ft_epochs is None else v.ft_epochs
-        ft = max(1, round(frac * cfg.epochs))
+        ft = finetune_epochs(v, cfg)
         reg = _regularizer(model, box, v, scale, cfg, 0)
         if reg is not None and v.ft_ramp > 0:
             reg = ScheduledRegularizer(reg, Schedule(warmup=0.0, ramp=v.ft_ramp),
@@ -683,12 +696,14 @@ __all__ = [
     "TrainResult",
     "Variant",
     "build_model",
+    "finetune_epochs",
     "fit",
     "get_variant",
     "hold_cosine",
     "prune_masks",
     "regularizer_for",
     "select_weight",
+    "total_epochs",
     "train_epochs",
     "train_variant",
     "with_overrides",

@@ -110,3 +110,15 @@ def test_budgeted_recipe_returns_the_kept_epoch_within_budget(peaks, budget, sca
     count = sound_bounds(copy.deepcopy(res.std_model).double(), *d.std_box,
                          "crown").unstable_count()
     assert count == kept["budget_unstable"]
+
+
+def test_progress_counts_every_epoch_a_finetuning_variant_trains() -> None:
+    """``omlt-relax train --regularize stability_ftb``'s bar: the starting network's epochs and
+    the fine-tuning's, :func:`~omlt_relax.train.total_epochs` in all."""
+    d = bdata.sample_function(get_function("peaks"), 128, 32, 32, seed=0)
+    cfg = ltrain.TrainConfig(hidden=(4,), epochs=6, batch_size=64)
+    for name in ("stability_ftb", "unregularized", "pruning"):
+        seen: list[int] = []
+        ltrain.fit(d, name, 0.5 if name == "pruning" else 1e-3, cfg, progress=seen.append)
+        assert sum(seen) == ltrain.total_epochs(ltrain.get_variant(name), cfg)
+    assert ltrain.total_epochs(ltrain.get_variant("stability_ftb"), cfg) == 6 + 3
