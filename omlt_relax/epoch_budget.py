@@ -9,7 +9,8 @@ network. The budget makes the trade explicit, inside one run:
 * after every epoch :math:`k` offered (:meth:`EpochBudget.offer`), its validation error
   :math:`e_k` and its number of unstable neurons :math:`n_k` under sound float64 bounds
   (:func:`~omlt_relax.bounds.sound_bounds`, ``"ibp"`` or ``"crown"``) are recorded;
-* if :math:`e_k > \beta e_0` and backing off is allowed (after the weight's ramp), the weight's
+* if :math:`e_k > \beta e_0` and backing off is allowed (the caller decides: the paper suite
+  from the end of the weight's ramp, :func:`omlt_relax.train.fit` on every epoch), the weight's
   multiplier :attr:`EpochBudget.scale` is multiplied by ``backoff`` (< 1): the penalty gives way
   while the error is over budget;
 * the epoch to **keep** is, among the epochs within budget, the one with the fewest unstable
@@ -30,7 +31,7 @@ from torch import nn
 
 from omlt_relax.bounds import sound_bounds
 
-#: Default multiplier of the weight on every epoch over budget (after the ramp).
+#: Default multiplier of the weight on every epoch over budget.
 BACKOFF = 0.9
 
 

@@ -478,7 +478,8 @@ def _budget_hook(model: nn.Sequential, data: Dataset, v: Variant, reg: Scheduled
 
 
 def finetune_epochs(v: Variant, cfg: TrainConfig) -> int:
-    """Epochs a ``finetune`` variant trains after its starting network (:func:`fit`)."""
+    """Epochs a ``finetune`` (or pruning) variant trains after its starting network
+    (:func:`fit`)."""
     frac = cfg.finetune_fraction if v.ft_epochs is None else v.ft_epochs
     return max(1, round(frac * cfg.epochs))
 
@@ -554,7 +555,7 @@ def fit(
         with torch.no_grad():
             for lin, m in zip([m for m in model if isinstance(m, nn.Linear)], masks):
                 lin.weight.mul_(m)
-        ft = max(1, round(cfg.finetune_fraction * cfg.epochs))
+        ft = finetune_epochs(v, cfg)
         # fine-tune from where the baseline ended: a small learning rate, decaying further
         ft_lr = 2 * cfg.lr * cfg.final_lr_fraction
         history += _train_loop(model, data, cfg, ft, ft_lr, None, None, masks, None)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from omlt_relax.bench.functions import BenchFunction, ackley, himmelblau, peaks
+from omlt_relax.epoch_budget import BACKOFF
 
 Array = np.ndarray
 
@@ -41,8 +42,8 @@ LR_FLOOR = 0.01
 #: network's (below :data:`MSE_RATIO`, the test-MSE band, to leave room for val/test noise).
 BUDGET = 1.4
 #: Factor on λ after each post-ramp epoch of an ``*_ftb`` variant whose validation MSE is over
-#: its budget.
-BUDGET_BACKOFF = 0.9
+#: its budget (the library's, :data:`omlt_relax.epoch_budget.BACKOFF`).
+BUDGET_BACKOFF = BACKOFF
 #: Test MSE ratio (to the unregularized network of the same function, depth and seed set) within
 #: which a regularized network counts as "at competitive accuracy" for the headline speed-up.
 MSE_RATIO = 1.5
