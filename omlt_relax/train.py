@@ -256,6 +256,12 @@ VARIANTS: dict[str, Variant] = {
             **FT_RECIPE,
         ),
         Variant(
+            "stability_lpgap_ftd", "stable-neuron penalty + LP gap (total derivative, CROWN "
+            "big-M constants, both senses), fine-tuning recipe",
+            stability=0.3, stability_variant="min", lp_gap=1.0, lp_derivative="total",
+            lp_bounds="crown", grid=GRID_BOUND, **FT_RECIPE,
+        ),
+        Variant(
             "bigm+stability_ftd", "big-M + stability penalties, fine-tuning recipe",
             bigm=1.0, stability=0.3, grid=GRID_BOUND, **FT_RECIPE,
         ),
