@@ -262,6 +262,12 @@ VARIANTS: dict[str, Variant] = {
             lp_bounds="crown", grid=GRID_BOUND, **FT_RECIPE,
         ),
         Variant(
+            "stability_lpgap4_ftd", "stability_lpgap_ftd with the LP gap weighted 4 (the two "
+            "terms about equal on a plain network)",
+            stability=0.3, stability_variant="min", lp_gap=4.0, lp_derivative="total",
+            lp_bounds="crown", grid=GRID_BOUND, **FT_RECIPE,
+        ),
+        Variant(
             "bigm+stability_ftd", "big-M + stability penalties, fine-tuning recipe",
             bigm=1.0, stability=0.3, grid=GRID_BOUND, **FT_RECIPE,
         ),
