@@ -28,11 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from omlt_relax.bench.dask_runner import dask_client
 from omlt_relax.bench.suite import SuiteConfig, run_suite
 from omlt_relax.bench.train import TrainConfig
+from omlt_relax.threads import single_thread
 
 #: The measurement: 4 functions × 4 variants = 16 entries (4 baselines that run first).
 FUNCTIONS = "peaks,himmelblau,ackley,rosenbrock"
@@ -44,7 +43,7 @@ def _warm() -> int:
     import omlt_relax.bench.suite
     import omlt_relax.formulations  # noqa: F401
 
-    torch.set_num_threads(1)
+    single_thread()
     return os.getpid()
 
 
@@ -65,7 +64,7 @@ def main() -> None:
     p.add_argument("--quick", action="store_true",
                    help="a tiny setting to check the script end to end (not a measurement)")
     a = p.parse_args()
-    torch.set_num_threads(1)
+    single_thread()
     q = a.quick
     functions = a.functions or ("peaks,himmelblau" if q else FUNCTIONS)
     epochs = a.epochs if a.epochs is not None else (3 if q else 100)

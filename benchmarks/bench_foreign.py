@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from omlt_relax.threads import single_thread
+
 ROOT = Path(__file__).resolve().parents[1]
 OMLT_DIR = ROOT / "tests" / "data" / "omlt"
 SENSES = ("min", "max")
@@ -194,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nets", default="all", help="comma-separated names (substrings) or 'all'")
     p.add_argument("--table-only", action="store_true", help="rewrite table.md, run nothing")
     a = p.parse_args(argv)
-    torch.set_num_threads(1)
+    single_thread()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     res_file = out / "results.json"

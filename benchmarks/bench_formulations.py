@@ -45,6 +45,7 @@ from omlt_relax.bounds import sound_bounds
 from omlt_relax.export import export_onnx, load_onnx
 from omlt_relax.formulations import BoundedReluBigMFormulation
 from omlt_relax.solve import SolveResult, solve
+from omlt_relax.threads import single_thread
 
 LO = np.array([-3.0, -3.0])
 HI = np.array([3.0, 3.0])
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--obbt-time-limit", type=float, default=300.0, help="MILP-OBBT budget (s)")
     p.add_argument("--skip-stock", action="store_true", help="only run our formulations")
     args = p.parse_args(argv)
-    torch.set_num_threads(1)
+    single_thread()
 
     log(f"machine: {machine_info()}")
     log(f"training 2x50 on peaks ({args.samples} samples, {args.epochs} steps, seed {args.seed})")

@@ -45,6 +45,7 @@ from omlt_relax.bench.paper import (
 from omlt_relax.bench.paper.run import environment
 from omlt_relax.bench.report import machine_line
 from omlt_relax.bench.results import write_json, write_text_atomic
+from omlt_relax.threads import single_thread
 
 
 def log(msg: str) -> None:
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--solvers", default="highs,gurobi")
     ap.add_argument("--time-limit", type=float, default=600.0)
     a = ap.parse_args(argv)
-    torch.set_num_threads(1)
+    single_thread()
     v = get_paper_variant(a.variant)
     if not v.regularized:
         raise SystemExit(f"{a.variant} has no penalty: nothing to make lazy")

@@ -31,6 +31,7 @@ from omlt_relax.bench.functions import peaks_tensor as peaks
 from omlt_relax.bounds import chain_numpy, interval_bounds
 from omlt_relax.lp.gap import LPGapPenalty, greedy_tour
 from omlt_relax.lp.relaxation import BigMRelaxationLP, LPSolution
+from omlt_relax.threads import single_thread
 from omlt_relax.train import build_model
 
 BOX = (np.array([-3.0, -3.0]), np.array([3.0, 3.0]))
@@ -348,7 +349,7 @@ def main() -> None:
                     "(<out>/models/<key>.pt): measure the limits of exact per-sample LPs instead")
     ap.add_argument("--calls", type=int, default=100, help="penalty calls per network (--models)")
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    single_thread()
     print(
         f"machine: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()} | "
         f"python {platform.python_version()} torch {torch.__version__} "

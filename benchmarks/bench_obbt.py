@@ -28,6 +28,7 @@ from omlt_relax.bench.functions import peaks_tensor as peaks
 from omlt_relax.bounds import chain_numpy, sound_bounds
 from omlt_relax.bounds.obbt import obbt_bounds
 from omlt_relax.neuron_bounds import NeuronBounds
+from omlt_relax.threads import single_thread
 from omlt_relax.train import build_model
 
 TARGET_S = 30.0
@@ -132,7 +133,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--milp-time-limit", type=float, default=10.0)
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    single_thread()
     print(
         f"machine: {cpu_name()}, {os.cpu_count()} logical cores, load average "
         f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}; {platform.platform()}"

@@ -53,6 +53,7 @@ from omlt_relax.bench.scale import fmt_bound, model_names, per_network, records
 from omlt_relax.bounds.obbt import obbt_bounds
 from omlt_relax.export import export_onnx, load_onnx
 from omlt_relax.optimize import solve_milp
+from omlt_relax.threads import single_thread
 from omlt_relax.train import build_model
 
 
@@ -193,7 +194,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.repeats < 1:
         raise SystemExit("--repeats must be at least 1")
-    torch.set_num_threads(1)
+    single_thread()
     out = Path(args.out)
     if (out / "jobs").is_dir():
         suite, solver = "paper", args.solver or "gurobi"

@@ -55,6 +55,7 @@ from torch import nn
 from omlt_relax import interval_bounds
 from omlt_relax.penalties import BigMPenalty, StabilityPenalty
 from omlt_relax.regularizer import RelaxationRegularizer
+from omlt_relax.threads import single_thread
 from omlt_relax.train import build_model
 
 BOX = ([-3.0, -3.0], [3.0, 3.0])
@@ -236,7 +237,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                         help="also time whole paper-suite trainings of this many epochs (0: off)")
     parser.add_argument("--whole-rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    single_thread()
     global HIDDEN
     HIDDEN = tuple(int(v) for v in args.hidden.split(","))
 

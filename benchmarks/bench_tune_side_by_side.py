@@ -22,6 +22,7 @@ import torch
 from omlt_relax.bench.data import sample_function
 from omlt_relax.bench.functions import get_function
 from omlt_relax.bench.measure import measure_network
+from omlt_relax.threads import single_thread
 from omlt_relax.train import TrainConfig, build_model, select_weight
 
 
@@ -42,7 +43,7 @@ def main() -> None:
     p.add_argument("--time-limit", type=float, default=60.0)
     p.add_argument("--out", default="side_by_side.json")
     a = p.parse_args()
-    torch.set_num_threads(1)
+    single_thread()
     fn = get_function(a.function)
     data = sample_function(fn, 2000, 500, 2000, seed=0)
     hidden = (50, 50)

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from omlt_relax.fuzz import check_case, random_spec  # noqa: E402
+from omlt_relax.threads import single_thread  # noqa: E402
 
 
 def run_case(i: int, seed: int) -> dict:
@@ -187,7 +188,7 @@ def main() -> int:
     p.add_argument("--report", default=str(ROOT / "RELIABILITY.md"))
     p.add_argument("--report-only", action="store_true")
     a = p.parse_args()
-    torch.set_num_threads(1)
+    single_thread()
     logging.getLogger("pyomo").setLevel(logging.ERROR)
     out, rep = Path(a.out), Path(a.report)
     done = load(out)

@@ -62,6 +62,7 @@ from omlt_relax.formulations import BoundedReluBigMFormulation
 from omlt_relax.neuron_bounds import NeuronBounds
 from omlt_relax.regularizer import RelaxationRegularizer
 from omlt_relax.solve import solve
+from omlt_relax.threads import single_thread
 
 INPUT_NAMES = ("V", "F", "Tc")
 INPUT_UNITS = ("L", "L/min", "K")
@@ -590,7 +591,7 @@ def parse_config(argv: list[str] | None = None) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(argv)
-    torch.set_num_threads(1)
+    single_thread()
     box = ", ".join(
         f"{n}∈[{a:g}, {b:g}] {u}"
         for n, a, b, u in zip(INPUT_NAMES, INPUT_LOWER, INPUT_UPPER, INPUT_UNITS)

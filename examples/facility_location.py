@@ -63,6 +63,7 @@ from omlt_relax.stochastic import (
     solve_first_stage,
     surrogate_objective,
 )
+from omlt_relax.threads import single_thread
 
 #: Where the Quantile2SP files live by default: ``<repo>/../shared/data/quantile2sp``.
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "quantile2sp"
@@ -280,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         "--lam", type=float, action="append", help="risk weight lambda (repeatable; default 0.5 0)"
     )
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    single_thread()
     try:
         _, report, ok = run(args.data_dir, tuple(args.lam) if args.lam else (0.5, 0.0))
     except DataNotFoundError as err:

@@ -30,6 +30,7 @@ from omlt_relax import crown_bounds, interval_bounds
 from omlt_relax.bench.functions import peaks_tensor as peaks
 from omlt_relax.penalties import StabilityPenalty
 from omlt_relax.regularizer import RelaxationRegularizer
+from omlt_relax.threads import single_thread
 from omlt_relax.train import build_model
 
 BOX = ([-3.0, -3.0], [3.0, 3.0])
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--lp-samples", type=int, default=200, help="test points for LP gaps")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    single_thread()
 
     data = make_data(args.n_train, args.n_test, args.seed)
     results: dict[str, dict[str, float]] = {}

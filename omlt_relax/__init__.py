@@ -16,6 +16,7 @@ from omlt_relax.penalties import BigMPenalty, BoundPenalty, Penalty, StabilityPe
 from omlt_relax.quantile import IncrementalQuantileHead
 from omlt_relax.regularizer import RelaxationRegularizer
 from omlt_relax.solve import SolveResult, SolverUnavailableError, solve
+from omlt_relax.threads import single_thread
 from omlt_relax.tighten import tighten_onnx
 from omlt_relax.verify import solve_verified
 
@@ -47,6 +48,7 @@ __all__ = [
     "obbt_bounds",
     "parse_network",
     "read_onnx",
+    "single_thread",
     "solve",
     "solve_verified",
     "sound_bounds",

@@ -36,6 +36,7 @@ from omlt_relax.cli_input import CliError, csv_dataset
 from omlt_relax.cli_input import check_positive as _positive
 from omlt_relax.cli_input import floats_arg as _floats
 from omlt_relax.cli_input import ints_arg as _ints
+from omlt_relax.threads import single_thread
 
 #: Exit status for bad input.
 EXIT_USAGE = 2
@@ -82,14 +83,12 @@ def _milp_cell(m: dict[str, Any]) -> str:
 # -- demo ---------------------------------------------------------------------------------------
 def cmd_demo(a: argparse.Namespace) -> int:
     """Peaks on [-3, 3]², a 5×25 network, plain vs relaxation-informed training."""
-    import torch
-
     from omlt_relax.bench.data import sample_function
     from omlt_relax.bench.functions import get_function
     from omlt_relax.bench.measure import measure_network
     from omlt_relax.train import TrainConfig, fit, get_variant
 
-    torch.set_num_threads(1)
+    single_thread()
     _positive(a.time_limit, "--time-limit")
     hidden = _ints(a.hidden, "--hidden")
     if a.epochs < 1:
@@ -248,13 +247,11 @@ def _output_path(text: str, what: str) -> Path:
 
 def cmd_train(a: argparse.Namespace) -> int:
     """CSV -> (optionally relaxation-informed) network -> ONNX with per-neuron bounds."""
-    import torch
-
     from omlt_relax.data import predict, rmse
     from omlt_relax.export import export_onnx
     from omlt_relax.train import TrainConfig, fit, get_variant, total_epochs
 
-    torch.set_num_threads(1)
+    single_thread()
     hidden = _ints(a.hidden, "--hidden")
     if a.epochs < 1:
         msg = f"--epochs must be at least 1, got {a.epochs}"
@@ -361,11 +358,9 @@ def _box_args(a: argparse.Namespace) -> tuple[list[float], list[float]] | None:
 
 def cmd_tighten(a: argparse.Namespace) -> int:
     """Any dense ReLU ONNX -> a copy with our per-neuron bounds and OMLT's sidecar."""
-    import torch
-
     from omlt_relax.tighten import METHOD_NAMES, tighten_onnx
 
-    torch.set_num_threads(1)
+    single_thread()
     _positive(a.time_limit, "--time-limit")
     out = Path(a.out)
     if out.parent and not out.parent.exists():
@@ -386,7 +381,6 @@ def cmd_tighten(a: argparse.Namespace) -> int:
 def cmd_bench(a: argparse.Namespace) -> int:
     """The benchmark suite (see :mod:`omlt_relax.bench.suite`), ``--suite paper`` or
     ``--suite cflp`` (:mod:`omlt_relax.stochastic.bench`)."""
-    import torch
 
     if a.suite == "paper":
         return _bench_paper(a)
@@ -395,7 +389,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
     if a.suite == "cflp":
         from omlt_relax.stochastic.cli import cmd_bench_cflp
 
-        torch.set_num_threads(1)
+        single_thread()
         return cmd_bench_cflp(a)
     defaults = (("functions", "2d"), ("variants", "all"), ("time_limit", BENCH_TIME_LIMIT),
                 ("n_train", 2000), ("epochs", BENCH_EPOCHS), ("hidden", hidden_default()),
@@ -415,7 +409,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
     )
     from omlt_relax.train import SUITE_VARIANTS, VARIANTS, TrainConfig
 
-    torch.set_num_threads(1)
+    single_thread()
     _positive(a.time_limit, "--time-limit")
     _positive(a.tolerance, "--tolerance")
     if a.jobs < 1:
@@ -460,8 +454,6 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
 def _bench_paper(a: argparse.Namespace) -> int:
     """``omlt-relax bench --suite paper``: Tsay 2026's protocol (:mod:`omlt_relax.bench.paper`)."""
-    import torch
-
     from omlt_relax.bench.paper import (
         FORMULATIONS,
         LAMBDAS,
@@ -474,7 +466,7 @@ def _bench_paper(a: argparse.Namespace) -> int:
     )
     from omlt_relax.bench.suite import parse_list
 
-    torch.set_num_threads(1)
+    single_thread()
     base = PaperConfig()
     _positive(a.time_limit, "--time-limit")
     lambdas = tuple(_floats(a.lambdas, "--lambdas") or LAMBDAS)
@@ -519,8 +511,6 @@ def _bench_paper(a: argparse.Namespace) -> int:
 def _bench_scale(a: argparse.Namespace) -> int:
     """``omlt-relax bench --suite scale``: 2x100/3x100 networks, two baselines, equal-accuracy
     speed-ups (:mod:`omlt_relax.bench.scale`)."""
-    import torch
-
     from omlt_relax.bench.functions import FUNCTIONS
     from omlt_relax.bench.results import RESULTS_FILE
     from omlt_relax.bench.scale import (
@@ -538,7 +528,7 @@ def _bench_scale(a: argparse.Namespace) -> int:
     from omlt_relax.bench.suite import parse_list
     from omlt_relax.train import VARIANTS, TrainConfig
 
-    torch.set_num_threads(1)
+    single_thread()
     time_limit = SCALE_TIME_LIMIT if a.time_limit is None else a.time_limit
     epochs = SCALE_EPOCHS if a.epochs is None else a.epochs
     _positive(time_limit, "--time-limit")

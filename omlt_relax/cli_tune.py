@@ -19,6 +19,7 @@ from typing import Any
 
 from omlt_relax.bench.report import format_table
 from omlt_relax.cli_input import CliError, check_positive, csv_dataset, floats_arg, ints_arg
+from omlt_relax.threads import single_thread
 
 
 @contextlib.contextmanager
@@ -60,14 +61,12 @@ def add_budget_arguments(s: argparse.ArgumentParser) -> None:
 
 def cmd_train_budget(a: argparse.Namespace, hidden: tuple[int, ...]) -> int:
     """``omlt-relax train --budget``: :func:`omlt_relax.budget.train_within_budget`, then export."""
-    import torch
-
     from omlt_relax.budget import DEFAULT_VARIANT, check_budget, train_within_budget
     from omlt_relax.data import predict, rmse
     from omlt_relax.export import export_onnx
     from omlt_relax.train import TrainConfig
 
-    torch.set_num_threads(1)
+    single_thread()
     try:
         check_budget(a.budget)
     except ValueError as err:
@@ -162,11 +161,9 @@ def add_tune_parser(sub: Any, hidden: str, d: Any) -> None:
 
 def cmd_tune(a: argparse.Namespace) -> int:
     """``omlt-relax tune``: :func:`omlt_relax.tune.run_tune` from the command line."""
-    import torch
-
     from omlt_relax.budget import check_budget
 
-    torch.set_num_threads(1)
+    single_thread()
     try:
         check_budget(a.budget)
     except ValueError as err:

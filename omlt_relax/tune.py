@@ -80,6 +80,7 @@ import torch
 from omlt_relax.budget import check_budget, unstable_and_bigm
 from omlt_relax.data import Dataset, predict, rmse
 from omlt_relax.schedule import Schedule, train_scheduled
+from omlt_relax.threads import single_thread
 from omlt_relax.train import GRID_BOUND, TrainConfig, Variant, build_model, fit
 
 OPTUNA_PIP = "pip install optuna"
@@ -307,7 +308,7 @@ def _measure(model: torch.nn.Module, data: Dataset, cfg: TuneConfig) -> dict[str
 
 def reference_job(data: Dataset, cfg: TuneConfig) -> dict[str, Any]:
     """Train and measure the unregularized reference network."""
-    torch.set_num_threads(1)
+    single_thread()
     t0 = time.perf_counter()
     res = fit(data, "unregularized", 0.0, cfg.train)
     train_time = time.perf_counter() - t0
@@ -320,7 +321,7 @@ def reference_job(data: Dataset, cfg: TuneConfig) -> dict[str, Any]:
 def trial_job(data: Dataset, cfg: TuneConfig, params: dict[str, Any],
               ref_val: float) -> dict[str, Any]:
     """Train one trial, compute the cheap signals, and measure the MILP unless far off budget."""
-    torch.set_num_threads(1)
+    single_thread()
     t0 = time.perf_counter()
     model = train_trial(data, cfg, params)
     val = rmse(predict(model, data.x_val), data.y_val)

@@ -12,7 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-torch.set_num_threads(1)
+from omlt_relax.threads import single_thread
+
+single_thread()
 
 
 def random_net(

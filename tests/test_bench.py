@@ -214,6 +214,38 @@ def test_recipe_control_is_the_recipe_without_a_penalty(monkeypatch) -> None:
     assert "stability_ftd" in btrain.SUITE_VARIANTS and "unregularized" in btrain.SUITE_VARIANTS
 
 
+@pytest.mark.parametrize(("name", "lp_weight"), [("stability_lpgap_ftd", 1.0),
+                                                  ("stability_lpgap4_ftd", 4.0)])
+def test_lp_gap_recipe_adds_the_crown_lp_gap_of_both_senses(monkeypatch, name: str,
+                                                            lp_weight: float) -> None:
+    """The LP-gap recipe variants are ``stability_ftd`` plus an :class:`LPGapPenalty` on CROWN
+    big-M constants, both senses, total derivative, weighted ``lp_weight`` × the scale: the
+    penalty is built so, reports a finite gap, and moves the network away from
+    ``stability_ftd``'s (same data, seed and steps)."""
+    d = bdata.sample_function(get_function("peaks"), 256, 64, 64, seed=0)
+    cfg = btrain.TrainConfig(hidden=(8, 8), epochs=4, batch_size=64)
+    base = btrain.fit(d, "unregularized", 0.0, cfg)
+    built: list[dict] = []
+    real = ltrain.LPGapPenalty
+
+    class Spy(real):  # type: ignore[misc, valid-type]
+        def __init__(self, *a, **k):
+            built.append(k)
+            super().__init__(*a, **k)
+
+    monkeypatch.setattr(ltrain, "LPGapPenalty", Spy)
+    scale = 1e-3
+    res = btrain.fit(d, name, scale, cfg, baseline=base.std_model)
+    (k,) = built
+    assert (k["bounds"], k["sense"], k["derivative"]) == ("crown", "both", "total")
+    assert k["weight"] == pytest.approx(lp_weight * scale)
+    gaps = [h["reg_mean_lp_gap"] for h in res.history if "reg_mean_lp_gap" in h]
+    assert gaps and all(np.isfinite(g) and g >= -1e-9 for g in gaps)
+    plain = btrain.fit(d, "stability_ftd", scale, cfg, baseline=base.std_model)
+    w, w0 = res.std_model.state_dict()["0.weight"], plain.std_model.state_dict()["0.weight"]
+    assert float((w - w0).abs().max()) > 1e-6
+
+
 @pytest.mark.parametrize("search", ["bisect", "linear"])
 def test_selection_picks_largest_weight_within_tolerance(monkeypatch, search: str) -> None:
     # the rule itself, on a known monotone RMSE curve (training replaced by the curve)

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1] / "omlt_relax"
 
 #: The stages, in data-flow order; a module may import from its own stage or earlier ones.
 STAGES: list[tuple[str, tuple[str, ...]]] = [
-    ("network", ("guards", "network", "quantile", "neuron_bounds", "chain")),
+    ("network", ("threads", "guards", "network", "quantile", "neuron_bounds", "chain")),
     ("bounds", ("bounds", "bounds.rounding", "bounds.interval", "bounds.crown", "bounds.methods",
                 "bounds.fused")),
     ("lp relaxation", ("lp.relaxation",)),

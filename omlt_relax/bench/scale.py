@@ -83,7 +83,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
 
 from omlt_relax.bench.dask_runner import Job, n_workers, run_jobs, suite_client
 from omlt_relax.bench.functions import get_function
@@ -109,6 +108,7 @@ from omlt_relax.bench.stats import TARGET_RMSE_RATIO
 from omlt_relax.bench.suite import SuiteConfig, failure_note, function_data, open_results
 from omlt_relax.data import predict, rmse
 from omlt_relax.snapping import snap_change_bound, snap_negligible_weights
+from omlt_relax.threads import single_thread
 from omlt_relax.train import TrainConfig, fit, get_variant
 
 #: The well-fitted functions of the 2×50 suite (test RMSE / std ≤ 0.07; the better-fitted 5-D one).
@@ -264,7 +264,7 @@ def scale_job(config: ScaleConfig, fname: str, hidden: list[int], vname: str,
     The unregularized network also gets baseline (a), stock OMLT, under ``"stock"``.
     Returns ``{"entry": ..., "model": float64 state_dict}``.
     """
-    torch.set_num_threads(1)
+    single_thread()
     fn, data = function_data(config, fname)
     cfg = replace(config.train, hidden=tuple(hidden))
     t0 = time.perf_counter()

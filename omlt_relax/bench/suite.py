@@ -48,6 +48,7 @@ from omlt_relax.bench.results import (
     write_json,
 )
 from omlt_relax.bench.stats import TARGET_RMSE_RATIO, speedup, summarize
+from omlt_relax.threads import single_thread
 from omlt_relax.train import (
     DEFAULT_TOLERANCE,
     SUITE_VARIANTS,
@@ -272,7 +273,7 @@ def entry_job(
     ``base_state`` its standardized float32 network's ``state_dict`` (pruning starts from it).
     Returns ``{"entry": ..., "model": float64 state_dict, "base_state": ...}``.
     """
-    torch.set_num_threads(1)
+    single_thread()
     t_job = time.perf_counter()
     fn, data = function_data(config, fname)
     t0 = time.perf_counter()

@@ -57,6 +57,7 @@ from omlt_relax.stochastic.quantile_net import (
     snap_change_bound,
     snap_negligible_weights,
 )
+from omlt_relax.threads import single_thread
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,7 @@ def run_cflp_bench(
 ) -> dict[str, Any]:
     """Run (or resume) the suite; writes ``results.json`` and ``results.md`` in ``out_dir``."""
     cfg = config or CFLPBenchConfig()
-    torch.set_num_threads(1)
+    single_thread()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     res = _Results(out / "results.json")

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from omlt_relax.threads import single_thread
+
 OBJECTIVE_HELP = """\
 Two-stage capacitated facility location: open facilities x in {0,1}^n now (fixed costs f),
 serve random customer demand xi later (recourse cost Q(x, xi): assignment within capacity,
@@ -100,13 +102,11 @@ def cmd_data(a: argparse.Namespace) -> int:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    import torch
-
     from omlt_relax import export_onnx
     from omlt_relax.stochastic import Penalties, TrainSettings, fit_quantile_net
     from omlt_relax.stochastic.data import load_data
 
-    torch.set_num_threads(1)
+    single_thread()
     data = load_data(a.data, workers=a.workers, progress=not a.quiet)
     settings = TrainSettings(hidden=_hidden(a.hidden), epochs=a.epochs, lr=a.lr, seed=a.seed)
     pen = Penalties(bigm=a.bigm, stability=a.stability, lp_gap=a.lp_gap)

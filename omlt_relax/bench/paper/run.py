@@ -28,6 +28,7 @@ from omlt_relax.bench.paper.report import load_records, write_report
 from omlt_relax.bench.paper.training import TrainedNet, epochs_of, train_paper
 from omlt_relax.bench.results import write_json
 from omlt_relax.bench.suite import environment as suite_environment
+from omlt_relax.threads import single_thread
 
 
 def environment() -> dict[str, Any]:
@@ -232,7 +233,7 @@ def remote_job(job: Job, cfg: PaperConfig, saved_model: dict[str, Any] | None,
     """
     import tempfile
 
-    torch.set_num_threads(1)
+    single_thread()
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         mpath = scratch / "models" / f"{job.key}.pt"
