@@ -81,6 +81,29 @@ def test_scale_suite_end_to_end(tmp_path: Path) -> None:
         run_scale(_tiny(epochs=4), tmp_path, progress=False)
 
 
+def test_job_progress_counts_every_training_epoch() -> None:
+    """A local run shows each network's epochs: ``scale_job`` reports exactly
+    :func:`job_epochs` of them, the starting network's included the first time and not once
+    this process has it."""
+    from omlt_relax.bench import scale as bscale
+
+    cfg = ScaleConfig(functions=["peaks"], variants=["stability_ftd"],
+                      scales={"stability_ftd": [1e-3]}, sizes=[[6, 6]],
+                      train=TrainConfig(epochs=4), n_train=200, n_val=50, n_test=200,
+                      time_limit=30.0, obbt_time_limit=10.0)
+    bscale._BASELINES.clear()
+    first = bscale.job_epochs(cfg, "peaks", [6, 6], "stability_ftd")
+    seen: list[int] = []
+    bscale.scale_job(cfg, "peaks", [6, 6], "stability_ftd", 1e-3, progress=seen.append)
+    assert sum(seen) == first == 4 + 2  # the plain network's 4, then the recipe's half
+    again = bscale.job_epochs(cfg, "peaks", [6, 6], "stability_ftd")
+    seen.clear()
+    bscale.scale_job(cfg, "peaks", [6, 6], "stability_ftd", 2e-3, progress=seen.append)
+    assert sum(seen) == again == 2
+    assert bscale.job_epochs(cfg, "peaks", [6, 6], "unregularized") == 4
+    bscale._BASELINES.clear()
+
+
 def test_snapped_networks_are_what_is_measured_and_the_change_is_certified(
         tmp_path: Path) -> None:
     """``snap_weights``: the MILPs, the test RMSE and the saved model are the zeroed network's;

@@ -109,7 +109,7 @@ from omlt_relax.bench.suite import SuiteConfig, failure_note, function_data, ope
 from omlt_relax.data import predict, rmse
 from omlt_relax.snapping import snap_change_bound, snap_negligible_weights
 from omlt_relax.threads import single_thread
-from omlt_relax.train import TrainConfig, fit, get_variant
+from omlt_relax.train import TrainConfig, fit, get_variant, total_epochs
 
 #: The well-fitted functions of the 2×50 suite (test RMSE / std ≤ 0.07; the better-fitted 5-D one).
 SCALE_FUNCTIONS: tuple[str, ...] = (
@@ -258,11 +258,12 @@ _BASELINES: dict[tuple[Any, ...], Any] = {}
 
 
 def scale_job(config: ScaleConfig, fname: str, hidden: list[int], vname: str,
-              scale: float) -> dict[str, Any]:
+              scale: float, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Train one network at one weight and measure it; runs on a worker.
 
     The unregularized network also gets baseline (a), stock OMLT, under ``"stock"``.
-    Returns ``{"entry": ..., "model": float64 state_dict}``.
+    ``progress(n)`` is called after every training epoch (the starting network's included; see
+    :func:`job_epochs`). Returns ``{"entry": ..., "model": float64 state_dict}``.
     """
     single_thread()
     fn, data = function_data(config, fname)
@@ -270,12 +271,12 @@ def scale_job(config: ScaleConfig, fname: str, hidden: list[int], vname: str,
     t0 = time.perf_counter()
     base = None
     if get_variant(vname).finetune:  # starts from the unregularized network of this size
-        key = (fname, tuple(hidden), repr(cfg))
+        key = _baseline_key(fname, cfg)
         if key not in _BASELINES:
             _BASELINES.clear()
-            _BASELINES[key] = fit(data, BASELINE, 0.0, cfg).std_model
+            _BASELINES[key] = fit(data, BASELINE, 0.0, cfg, progress=progress).std_model
         base = _BASELINES[key]
-    res = fit(data, vname, scale, cfg, baseline=base)
+    res = fit(data, vname, scale, cfg, baseline=base, progress=progress)
     train_time = time.perf_counter() - t0
     model, snap = res.model, None
     if config.snap_weights is not None:  # measure (and save) the network the MILP is exact for
@@ -296,6 +297,30 @@ def scale_job(config: ScaleConfig, fname: str, hidden: list[int], vname: str,
     if vname == BASELINE and config.stock:
         entry["stock"] = measure_stock_omlt(model, data, config.time_limit)
     return {"entry": entry, "model": model.state_dict()}
+
+
+def _baseline_key(fname: str, cfg: TrainConfig) -> tuple[Any, ...]:
+    return (fname, tuple(cfg.hidden), repr(cfg))
+
+
+def job_epochs(config: ScaleConfig, fname: str, hidden: list[int], vname: str) -> int:
+    """Training epochs :func:`scale_job` reports in this process (a fine-tuning variant's
+    starting network counts unless this process has it already)."""
+    cfg = replace(config.train, hidden=tuple(hidden))
+    return total_epochs(get_variant(vname), cfg,
+                        baseline_given=_baseline_key(fname, cfg) in _BASELINES)
+
+
+def scale_job_with_bar(config: ScaleConfig, fname: str, hidden: list[int], vname: str,
+                       scale: float) -> dict[str, Any]:
+    """:func:`scale_job` with a progress bar of its training epochs (jobs run here, one by one:
+    a network at these sizes trains for minutes to tens of minutes)."""
+    from tqdm.auto import tqdm
+
+    desc = f"{fname} {size_name(hidden)} {vname}" + (f" {scale:g}" if vname != BASELINE else "")
+    with tqdm(total=job_epochs(config, fname, hidden, vname), desc=desc, unit="epoch",
+              leave=False) as bar:
+        return scale_job(config, fname, hidden, vname, scale, progress=bar.update)
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -348,8 +373,9 @@ def run_scale(
 
     with suite_client(client, scheduler, jobs) as client:
         workers = n_workers(client)
-        failures = run_jobs(client, [Job(k, scale_job, (config, f, h, v, s))
-                                     for k, f, h, v, s in todo], on_result, on_failure)
+        fn = scale_job_with_bar if client is None and bar is not None else scale_job
+        failures = run_jobs(client, [Job(k, fn, (config, f, h, v, s)) for k, f, h, v, s in todo],
+                            on_result, on_failure)
     if bar is not None:
         bar.close()
     results = load_results(out)
