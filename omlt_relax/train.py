@@ -1,8 +1,8 @@
 """The training loop: one routine (:func:`fit`) for every variant, and the rule that picks a weight.
 
 Used by ``omlt-relax train`` and ``demo``, the examples and the benchmark suite alike (the suite
-imports it through :mod:`omlt_relax.bench.train`). Torch's thread count is left to the caller
-(the command line and scripts call ``torch.set_num_threads(1)``).
+imports it through :mod:`omlt_relax.bench.train`). The thread count is left to the caller
+(the command line and scripts call :func:`omlt_relax.threads.single_thread`).
 
 Every variant trains the same architecture (``hidden`` ReLU layers), on the same standardized data,
 from the same seeded initialization, for the same number of epochs, with the same optimizer (Adam,
@@ -49,6 +49,20 @@ validation RMSE exceeds :data:`FT_BUDGET` × the plain network's multiplies the 
 ``budget_backoff`` (during the ramp too, so it stops climbing while over budget), and the network
 returned is the epoch with the fewest CROWN-unstable neurons within budget -- so the weight that
 lands at an acceptable accuracy need not be guessed.
+``stability_lpgap4_ftd`` (the fastest recipe at 3×100 within 1.25× the plain RMSE, BENCHMARKS.md)
+and ``stability_lpgap_ftd`` add the **LP gap** to ``stability_ftd``'s penalty:
+
+.. math::
+
+    \\lambda\\Big(0.3 \\sum_{k,i} \\min\\big(\\max(-l_{ki}, 0), \\max(u_{ki}, 0)\\big)
+    + w\\,\\frac{1}{|I|} \\sum_{j \\in I} \\big(\\max_{LP(x_j)} y - \\min_{LP(x_j)} y\\big)\\Big),
+
+:math:`l, u` CROWN bounds, :math:`LP(x)` the big-M LP relaxation with the input fixed at a
+training point :math:`x` (both senses, as the MILP is solved for the minimum and the maximum;
+the sum of the two per-sense gaps :func:`~omlt_relax.lp.gap.lp_gap` computes), big-M constants
+from CROWN, derivative through them
+(``"total"``), :math:`I` four points of each mini-batch (``lp_subsample``); :math:`w = 4` (the
+two terms about equal on a plain network) or :math:`w = 1`.
 
 **Weight selection rule** (:func:`select_weight`): each variant has a fixed grid of scales
 :math:`\\lambda`, multiplying all of its terms. The largest :math:`\\lambda` on the grid whose
