@@ -228,6 +228,13 @@ FT_RECIPE: dict[str, Any] = {"finetune": True, "ft_epochs": 0.5, "ft_lr": 0.1,
 #: (unregularized) network's, leaving room under the benchmarks' 1.25× test-RMSE line.
 FT_BUDGET = 1.2
 
+#: The ``stability_lpgap*_ftd`` variants but their LP-gap weight: ``stability_ftd`` (the
+#: stable-neuron term on CROWN bounds, the fine-tuning recipe) plus the LP gap of both senses on
+#: CROWN big-M constants, total derivative (module docstring).
+LP_RECIPE: dict[str, Any] = {"stability": 0.3, "stability_variant": "min",
+                             "lp_derivative": "total", "lp_bounds": "crown",
+                             "grid": GRID_BOUND, **FT_RECIPE}
+
 #: The benchmark variants (see the module docstring).
 VARIANTS: dict[str, Variant] = {
     v.name: v
@@ -271,15 +278,11 @@ VARIANTS: dict[str, Variant] = {
         ),
         Variant(
             "stability_lpgap_ftd", "stable-neuron penalty + LP gap (total derivative, CROWN "
-            "big-M constants, both senses), fine-tuning recipe",
-            stability=0.3, stability_variant="min", lp_gap=1.0, lp_derivative="total",
-            lp_bounds="crown", grid=GRID_BOUND, **FT_RECIPE,
+            "big-M constants, both senses), fine-tuning recipe", lp_gap=1.0, **LP_RECIPE,
         ),
         Variant(
             "stability_lpgap4_ftd", "stability_lpgap_ftd with the LP gap weighted 4 (the two "
-            "terms about equal on a plain network)",
-            stability=0.3, stability_variant="min", lp_gap=4.0, lp_derivative="total",
-            lp_bounds="crown", grid=GRID_BOUND, **FT_RECIPE,
+            "terms about equal on a plain network)", lp_gap=4.0, **LP_RECIPE,
         ),
         Variant(
             "bigm+stability_ftd", "big-M + stability penalties, fine-tuning recipe",
