@@ -18,8 +18,6 @@ from omlt_relax.bench.functions import FUNCTIONS, SUITE_2D, get_function
 from omlt_relax.bench.measure import measure_network
 from omlt_relax.bench.suite import SuiteConfig, load_results, run_suite, summarize
 
-torch.set_num_threads(1)
-
 OPT_TOL = 1e-6  # relative to the function's range
 GRID = 801  # points per axis of the dense 2-D grid
 

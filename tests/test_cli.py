@@ -11,11 +11,8 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from omlt_relax.cli import EXIT_USAGE, main
-
-torch.set_num_threads(1)
 
 TINY_DEMO = ["--epochs", "3", "--hidden", "8,8", "--time-limit", "5", "--n-train", "200",
              "--quiet"]

@@ -19,8 +19,6 @@ from omlt_relax.penalty_schedule import Schedule, ScheduledRegularizer
 from omlt_relax.regularizer import RelaxationRegularizer, backward_term
 from omlt_relax.train import build_model
 
-torch.set_num_threads(1)
-
 BOX = ([-3.0, -2.0], [2.5, 3.0])
 
 

@@ -19,8 +19,6 @@ from omlt_relax.bounds import sound_bounds
 from omlt_relax.data import predict, rmse
 from omlt_relax.epoch_budget import EpochBudget
 
-torch.set_num_threads(1)
-
 
 def _net(bias: float) -> nn.Sequential:
     """2 -> 3 -> 1; the hidden biases shift neurons between stable and unstable on [-1, 1]^2."""

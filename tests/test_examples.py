@@ -15,10 +15,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-import torch
 from conftest import load_script
-
-torch.set_num_threads(1)
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 #: Relative agreement between a MILP objective and the forward pass at its solution.

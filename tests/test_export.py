@@ -24,8 +24,6 @@ from omlt_relax.formulations import BoundedReluBigMFormulation, BoundedReluParti
 from omlt_relax.neuron_bounds import BoundsMismatchError
 from omlt_relax.solve import solve
 
-torch.set_num_threads(1)
-
 OPT_RTOL = 1e-6
 OPT_ATOL = 1e-7
 LO = np.array([-1.0, -2.0])

@@ -37,8 +37,6 @@ from omlt_relax.cli import EXIT_USAGE, main
 from omlt_relax.export import METADATA_KEY
 from omlt_relax.solve import solve
 
-torch.set_num_threads(1)
-
 OMLT_DATA = Path(__file__).parent / "data" / "omlt"
 KERAS_131 = OMLT_DATA / "keras_linear_131_relu.onnx"
 #: Optima of two formulations agree to this (relative to 1 + |value|).

@@ -26,8 +26,6 @@ from omlt_relax.formulations import BoundedReluBigMFormulation, BoundedReluParti
 from omlt_relax.neuron_bounds import BoundsMismatchError
 from omlt_relax.solve import solve
 
-torch.set_num_threads(1)
-
 #: Relative agreement of optima across formulations/solvers and with the forward pass.
 OPT_RTOL = 1e-6
 #: Absolute floor of that comparison (optima near 0).

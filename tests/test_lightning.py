@@ -19,7 +19,6 @@ from omlt_relax.penalties import StabilityPenalty  # noqa: E402
 from omlt_relax.regularizer import RelaxationRegularizer  # noqa: E402
 from omlt_relax.train import build_model  # noqa: E402
 
-torch.set_num_threads(1)
 pytestmark = [
     pytest.mark.filterwarnings("ignore:.*does not have many workers"),
     pytest.mark.filterwarnings("ignore:.*LeafSpec"),

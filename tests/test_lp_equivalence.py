@@ -15,15 +15,12 @@ from pathlib import Path
 import numpy as np
 import pyomo.environ as pyo
 import pytest
-import torch
 from conftest import random_net, sample_box
 from omlt import OmltBlock
 
 from omlt_relax import BoundedReluBigMFormulation, export_onnx, load_onnx, solve
 from omlt_relax.chain import forward_chain, network_chain
 from omlt_relax.lp.relaxation import BigMRelaxationLP
-
-torch.set_num_threads(1)
 
 #: Agreement of the two optima, relative to 1 + |value| (HiGHS's feasibility tolerance is 1e-7).
 LP_TOL = 1e-7

@@ -19,8 +19,6 @@ from omlt_relax.neuron_bounds import BoundsMismatchError, NeuronBounds
 from omlt_relax.quantile import IncrementalQuantileHead
 from omlt_relax.train import build_model
 
-torch.set_num_threads(1)
-
 N_SAMPLES = 10_000
 #: slack allowed when comparing two bound sets computed through different LPs (solver noise)
 COMPARE_TOL = 1e-6

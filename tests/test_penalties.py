@@ -14,8 +14,6 @@ from omlt_relax.network import UnsupportedNetworkError
 from omlt_relax.neuron_bounds import BoundsMismatchError
 from omlt_relax.penalties import BigMPenalty, StabilityPenalty
 
-torch.set_num_threads(1)
-
 TOL = 1e-12
 
 

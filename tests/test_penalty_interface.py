@@ -13,8 +13,6 @@ from omlt_relax import BigMPenalty, LPGapPenalty, RelaxationRegularizer, Stabili
 from omlt_relax.penalties import BoundPenalty, Penalty
 from omlt_relax.train import build_model
 
-torch.set_num_threads(1)
-
 BOX = ([-3.0, -3.0], [3.0, 3.0])
 TOL = 1e-12
 

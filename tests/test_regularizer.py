@@ -17,8 +17,6 @@ from omlt_relax.penalties import BigMPenalty, StabilityPenalty
 from omlt_relax.regularizer import RelaxationRegularizer
 from omlt_relax.train import build_model
 
-torch.set_num_threads(1)
-
 ROOT = Path(__file__).resolve().parents[1]
 BOX = ([-3.0, -3.0], [3.0, 3.0])
 TOL = 1e-10

@@ -5,11 +5,13 @@ entries whose answers are worked out by hand."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from conftest import load_script
 
 from omlt_relax.bench.scale import (
     REPORT_FILE,
@@ -44,8 +46,7 @@ def _tiny(epochs: int = 3) -> ScaleConfig:
     )
 
 
-def test_scale_suite_end_to_end(tmp_path: Path) -> None:
-    torch.set_num_threads(1)
+def test_scale_suite_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     res = run_scale(_tiny(), tmp_path, progress=False)
     base_key = entry_key("peaks", [6, 6], "unregularized", 0.0)
     reg_key = entry_key("peaks", [6, 6], "bigm+stability", 1e-3)
@@ -79,6 +80,40 @@ def test_scale_suite_end_to_end(tmp_path: Path) -> None:
     assert again["entries"][base_key]["train_time"] == base["train_time"]
     with pytest.raises(ValueError, match="different configuration"):
         run_scale(_tiny(epochs=4), tmp_path, progress=False)
+    # benchmarks/bench_repeats.py re-solves the folder's networks; a baseline named among
+    # --keys is solved again and becomes the reference of its function and size
+    repeats = load_script("benchmarks/bench_repeats.py")
+    monkeypatch.setattr(sys, "argv", [
+        "bench_repeats.py", "--out", str(tmp_path), "--repeats", "2", "--time-limit", "30",
+        "--keys", f"{reg_key},{base_key}", "--tag", "t"])
+    repeats.main()
+    rows = {r["key"]: r for r in json.loads(
+        (tmp_path / "repeats_ours_highs_t.json").read_text())["rows"]}
+    assert (tmp_path / "repeats_ours_highs_t.md").is_file()
+    reg, again_base = rows[reg_key], rows[base_key]
+    assert again_base["statuses"] == reg["statuses"] == ["optimal"]
+    assert len(reg["times"]) == 2 and reg["min"] <= reg["median"] <= reg["max"]
+    assert reg["baseline_from"] == "this run" and again_base["baseline_from"] == "suite"
+    assert reg["speedup_median"] == repeats.speedup(again_base["median"], False, reg["median"])
+
+
+def test_repeats_take_a_baseline_that_hit_the_cap_as_a_lower_bound() -> None:
+    repeats = load_script("benchmarks/bench_repeats.py")
+    rows = [
+        {"key": "f/3x100/v@1e-05", "baseline": "f/3x100/unregularized", "median": 2.0,
+         "statuses": ["optimal"], "speedup_median": "30×", "baseline_from": "suite"},
+        {"key": "g/3x100/v@1e-05", "baseline": "g/3x100/unregularized", "median": 2.0,
+         "statuses": ["optimal"], "speedup_median": "7×", "baseline_from": "suite"},
+        {"key": "f/3x100/unregularized", "baseline": "f/3x100/unregularized", "median": 7200.4,
+         "statuses": ["optimal", "time_limit"], "speedup_median": "1×", "baseline_from": "suite"},
+    ]
+    out = {r["key"]: r for r in repeats.rebase_on_this_run(rows)}
+    assert out["f/3x100/v@1e-05"]["speedup_median"] == "≥3,600×"
+    assert out["f/3x100/v@1e-05"]["baseline_from"] == "this run"
+    # no baseline solved in this run: the suite's ratio stands
+    assert out["g/3x100/v@1e-05"]["speedup_median"] == "7×"
+    assert out["g/3x100/v@1e-05"]["baseline_from"] == "suite"
+    assert out["f/3x100/unregularized"]["speedup_median"] == "1×"
 
 
 def test_job_progress_counts_every_training_epoch() -> None:
@@ -109,7 +144,6 @@ def test_snapped_networks_are_what_is_measured_and_the_change_is_certified(
     """``snap_weights``: the MILPs, the test RMSE and the saved model are the zeroed network's;
     the recorded change bound holds at sampled points; results written before the setting
     existed resume as "off", and a snapped folder refuses an unsnapped run."""
-    torch.set_num_threads(1)
     from dataclasses import replace
 
     from omlt_relax.bench.suite import function_data

@@ -46,8 +46,6 @@ from omlt_relax.stochastic import (
 from omlt_relax.stochastic.evaluate import recourse_lower_bound, saa_optimum
 from omlt_relax.stochastic.first_stage import onnx_quantiles
 
-torch.set_num_threads(1)
-
 #: Agreement between an exact HiGHS second stage and brute force (costs are in the thousands).
 RECOURSE_ATOL = 1e-6
 #: Agreement between the first-stage MILP objective and a forward pass at its solution.

@@ -45,8 +45,6 @@ from omlt_relax.tune import (
     write_report,
 )
 
-torch.set_num_threads(1)
-
 TINY = TrainConfig(hidden=(8, 8), epochs=20, batch_size=64)
 TINY_SUITE = dict(train=TrainConfig(hidden=(6, 6), epochs=3), time_limit=5, n_train=150, n_val=40,
                   n_test=100)
