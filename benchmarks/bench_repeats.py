@@ -80,8 +80,9 @@ def solve_repeats(model: torch.nn.Sequential, bounds: Any, lo: np.ndarray, hi: n
                   senses: tuple[str, ...], solver: str, repeats: int,
                   time_limit: float, mip_gap: float | None = None) -> dict[str, Any]:
     """``repeats`` solves of every sense; per repeat the summed solver time over the senses
-    (``mip_gap``: the suite's, ``None`` for the solver's default)."""
-    totals, statuses, nodes = [], [], []
+    (``mip_gap``: the suite's, ``None`` for the solver's default), and per repeat each sense's
+    ``{sense: [time, status, objective, best bound]}`` (``per_sense``)."""
+    totals, statuses, nodes, per_sense = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "net.onnx")
         export_onnx(model, path, (lo, hi), bounds=bounds)
@@ -93,7 +94,10 @@ def solve_repeats(model: torch.nn.Sequential, bounds: Any, lo: np.ndarray, hi: n
             totals.append(float(sum(r.time for r in rs)))
             statuses += [r.status for r in rs]
             nodes.append([r.nodes for r in rs])
+            per_sense.append({s: [float(r.time), r.status, r.objective, r.bound]
+                              for s, r in zip(senses, rs)})
     return {"times": totals, "statuses": sorted(set(statuses)), "nodes": nodes,
+            "per_sense": per_sense,
             "min": min(totals),
             "median": statistics.median(totals), "max": max(totals)}
 
@@ -156,7 +160,7 @@ def scale_rows(out: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
                             args.time_limit)
         base = [o for o in nets.values() if o["function"] == r["function"]
                 and o["size"] == r["size"] and o["variant"] == "unregularized"]
-        b = base[0] if base else None
+        b = base[0] if base and not r["plain"] else None  # a baseline: no ratio to itself
         rows.append({"key": key, "error_ratio": r["rmse_ratio"], "suite_time": r["time"], **rec,
                      "baseline": b["key"] if b else None, "baseline_from": "suite",
                      "speedup_median": speedup(b["time"] if b else None,
@@ -198,9 +202,17 @@ def _nodes(per_repeat: list[list[int | None]]) -> str:
     return cells[0] if len(set(cells)) == 1 else ", ".join(cells)
 
 
+def _statuses(r: dict[str, Any]) -> str:
+    """``"optimal"`` when every solve was; else each sense's status and time, per repeat."""
+    if r["statuses"] == ["optimal"] or not r.get("per_sense"):
+        return ", ".join(r["statuses"])
+    return "; ".join(", ".join(f"{s} {st} {t:.0f} s" for s, (t, st, *_) in rep.items())
+                     for rep in r["per_sense"])
+
+
 def _line(r: dict[str, Any]) -> str:
     return (f"{r['key']}: suite {r['suite_time']}, repeats min {r['min']:.3f} median "
-            f"{r['median']:.3f} max {r['max']:.3f} s ({', '.join(r['statuses'])}) -> "
+            f"{r['median']:.3f} max {r['max']:.3f} s ({_statuses(r)}) -> "
             f"{r['speedup_median']}")
 
 
@@ -256,9 +268,10 @@ def main() -> None:
     for r in rows:
         ratio = "–" if r["error_ratio"] is None else f"{r['error_ratio']:.3f}"
         suite_t = "–" if r["suite_time"] is None else f"{r['suite_time']:.3f}"
+        against = "" if r["speedup_median"] == "–" else f" ({r.get('baseline_from', 'suite')})"
         lines.append(f"| {r['key']} | {ratio} | {suite_t} | {r['min']:.3f} | {r['median']:.3f} "
-                     f"| {r['max']:.3f} | {', '.join(r['statuses'])} | {_nodes(r['nodes'])} | "
-                     f"{r['speedup_median']} ({r.get('baseline_from', 'suite')}) |")
+                     f"| {r['max']:.3f} | {_statuses(r)} | {_nodes(r['nodes'])} | "
+                     f"{r['speedup_median']}{against} |")
     write_text_atomic(out / f"{stem}.md", "\n".join(lines) + "\n")
     log(f"wrote {out / (stem + '.md')}")
 

@@ -95,6 +95,10 @@ def test_scale_suite_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert len(reg["times"]) == 2 and reg["min"] <= reg["median"] <= reg["max"]
     assert reg["baseline_from"] == "this run" and again_base["baseline_from"] == "suite"
     assert reg["speedup_median"] == repeats.speedup(again_base["median"], False, reg["median"])
+    assert again_base["speedup_median"] == "–"  # a baseline has no ratio to itself
+    for rep in reg["per_sense"]:  # each sense's solve, the summed time being the repeat's
+        assert set(rep) == {"min", "max"} and rep["min"][1] == rep["max"][1] == "optimal"
+    assert reg["times"][0] == pytest.approx(sum(v[0] for v in reg["per_sense"][0].values()))
 
 
 def test_repeats_take_a_baseline_that_hit_the_cap_as_a_lower_bound() -> None:
