@@ -173,11 +173,11 @@ def rebase_on_this_run(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Where a row's baseline was re-solved in this run too (its key among ``--keys``, e.g. at a
     longer ``--time-limit`` than the suite's), its speed-up is taken against that solve instead:
     the baseline's median over the network's median, ``≥`` when any baseline solve stopped
-    before optimality (the time limit: a lower bound)."""
+    before optimality (the time limit: a lower bound). A baseline's own row has no baseline."""
     here = {r["key"]: r for r in rows}
     for r in rows:
-        b = here.get(r.get("baseline") or "")
-        if b is None or b is r:
+        b = here.get(r["baseline"] or "")
+        if b is None:
             continue
         hit = any(s != "optimal" for s in b["statuses"])
         r["speedup_median"] = speedup(b["median"], hit, r["median"])
