@@ -69,7 +69,9 @@ A quick look (one function, one size, 100 epochs, 30 s limit; about 4 minutes)::
     omlt-relax bench --suite scale --functions peaks --sizes 2x100 --epochs 100 \
         --variants bigm+stability --scales 1e-4,1e-3 --time-limit 30 --out bench_scale_smoke
 
-``--report-only`` rewrites ``scale.md``, the JSON report and the plots from ``results.json``.
+``--report-only`` rewrites ``scale.md``, the JSON report and the plots from ``results.json``
+(and from the ``repeats_*.json`` files of ``benchmarks/bench_repeats.py`` in the folder: baselines
+solved again at a longer cap, :mod:`omlt_relax.bench.resolves`).
 """
 
 from __future__ import annotations
@@ -833,13 +835,19 @@ def scale_plots(results: dict[str, Any], out_dir: str | os.PathLike[str]) -> lis
 def write_scale_report(out_dir: str | os.PathLike[str],
                        results: dict[str, Any] | None = None) -> Path:
     """Write ``scale.md``, ``scale_report.json`` and the plots from ``results.json``; returns
-    the markdown's path."""
+    the markdown's path. Baselines solved again by ``benchmarks/bench_repeats.py`` in this folder
+    (``repeats_*.json``) get a section of their own (:mod:`omlt_relax.bench.resolves`)."""
+    from omlt_relax.bench.resolves import load_resolves, resolves_markdown, resolves_summary
+
     out = Path(out_dir)
     results = results if results is not None else load_results(out)
+    resolved = load_resolves(out, results["entries"])
     md = out / REPORT_FILE
-    write_text_atomic(md, markdown_report(results))
+    write_text_atomic(md, "\n".join([markdown_report(results),
+                                     *resolves_markdown(results, resolved)]))
     write_json(out / REPORT_JSON, {"meta": results.get("meta", {}),
-                                   **summarize_scale(results)})
+                                   **summarize_scale(results),
+                                   **resolves_summary(results, resolved)})
     scale_plots(results, out)
     return md
 
