@@ -33,6 +33,7 @@ def _entry(size: str, variant: str, scale: float, rmse: float, t: float,
 U3 = entry_key("peaks", [100] * 3, "unregularized", 0.0)
 U2 = entry_key("peaks", [100] * 2, "unregularized", 0.0)
 A = entry_key("peaks", [100] * 3, "stability", 1e-5)  # 1.10x the RMSE, 12 s in the suite
+B = entry_key("peaks", [100] * 3, "stability", 3e-5)  # 1.20x, 4 s in the suite
 C = entry_key("peaks", [100] * 3, "stability", 1e-4)  # 2.00x: never within the ratio
 D = entry_key("peaks", [100] * 2, "stability", 1e-5)  # 2x100: its baseline is not re-solved
 E = entry_key("peaks", [100] * 3, "stability", 1e-6)  # 0.95x: more accurate than U3
@@ -97,6 +98,16 @@ def test_same_architecture_uses_the_resolved_baseline_where_there_is_one() -> No
     # row (D 3 s against the solved 300 s baseline)
     assert same["2x100"]["net"] == D and same["2x100"]["from"] == "suite"
     assert same["2x100"]["vs_b"] == (pytest.approx(100.0), "")
+    # a control re-solved beside a network is an accuracy level, not the same-size baseline
+    ctl = entry_key("peaks", [100] * 3, "unregularized_ftd", 0.0)
+    res["entries"][ctl] = {**res["entries"][U3], "variant": "unregularized_ftd"}
+    run = _run()
+    run["rows"] = [_row(A, U3, 1.1, 10.0, ["optimal"]), _row(ctl, None, 1.0, 9000.0, ["feasible"])]
+    only_ctl = resolves_of_run(run, res["entries"], "c.json")
+    assert {r["base"] for r in only_ctl} == {ctl}
+    same_ctl = {s["size"]: s for s in same_architecture_resolved(records(res["entries"]), only_ctl)}
+    assert same_ctl["3x100"]["from"] == "suite" and same_ctl["3x100"]["net"] == B
+    del res["entries"][ctl]
     text = "\n".join(resolves_markdown(res, resolved))
     assert "≥480×" in text and "≥4,800" in text and "3x100 ≥480× (1 functions)" in text
     assert resolves_markdown(res, []) == []

@@ -122,8 +122,8 @@ def same_architecture_resolved(recs: list[dict[str, Any]], resolved: list[dict[s
     """
     out = []
     for s in same_architecture(recs):
-        cands = [r for r in resolved if (r["function"], r["size"]) == (s["function"], s["size"])
-                 and r["base_size"] == r["size"] and r["rmse_ratio"] <= max_ratio]
+        cands = [r for r in resolved if r["base"] == s["base"]["key"]
+                 and r["size"] == s["size"] and r["rmse_ratio"] <= max_ratio]
         if cands:
             best = max(cands, key=lambda r: r["speedup"][0])
             out.append({"function": s["function"], "size": s["size"], "net": best["net"],
