@@ -16,7 +16,14 @@ from omlt_relax.bench.resolves import (
     resolves_of_run,
     same_architecture_resolved,
 )
-from omlt_relax.bench.scale import REPORT_FILE, REPORT_JSON, entry_key, records, write_scale_report
+from omlt_relax.bench.scale import (
+    REPORT_FILE,
+    REPORT_JSON,
+    entry_key,
+    records,
+    same_architecture,
+    write_scale_report,
+)
 
 
 def _entry(size: str, variant: str, scale: float, rmse: float, t: float,
@@ -89,7 +96,8 @@ def test_only_ratios_measured_in_one_run_are_taken() -> None:
 def test_same_architecture_uses_the_resolved_baseline_where_there_is_one() -> None:
     res = _results()
     resolved = resolves_of_run(_run(), res["entries"], "repeats_x.json")
-    same = {s["size"]: s for s in same_architecture_resolved(records(res["entries"]), resolved)}
+    suite = same_architecture(records(res["entries"]))
+    same = {s["size"]: s for s in same_architecture_resolved(suite, resolved)}
     # 3x100: A's ratio against the 4800 s re-solve (C is faster but outside 1.25x the RMSE)
     assert same["3x100"]["net"] == A
     assert same["3x100"]["vs_b"] == (pytest.approx(480.0), "≥")
@@ -105,12 +113,13 @@ def test_same_architecture_uses_the_resolved_baseline_where_there_is_one() -> No
     run["rows"] = [_row(A, U3, 1.1, 10.0, ["optimal"]), _row(ctl, None, 1.0, 9000.0, ["feasible"])]
     only_ctl = resolves_of_run(run, res["entries"], "c.json")
     assert {r["base"] for r in only_ctl} == {ctl}
-    same_ctl = {s["size"]: s for s in same_architecture_resolved(records(res["entries"]), only_ctl)}
+    same_ctl = {s["size"]: s for s in same_architecture_resolved(
+        same_architecture(records(res["entries"])), only_ctl)}
     assert same_ctl["3x100"]["from"] == "suite" and same_ctl["3x100"]["net"] == B
     del res["entries"][ctl]
-    text = "\n".join(resolves_markdown(res, resolved))
+    text = "\n".join(resolves_markdown(same_architecture(records(res["entries"])), resolved))
     assert "≥480×" in text and "≥4,800" in text and "3x100 ≥480× (1 functions)" in text
-    assert resolves_markdown(res, []) == []
+    assert resolves_markdown([], []) == []
 
 
 def test_accuracy_levels_take_only_networks_at_least_as_accurate() -> None:

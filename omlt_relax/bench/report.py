@@ -10,6 +10,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from omlt_relax.bench.functions import FUNCTIONS, get_function
 from omlt_relax.bench.results import BASELINE, entry_key
 from omlt_relax.bench.stats import speedup, summarize
@@ -50,6 +52,37 @@ def fmt_bound(x: float | None, flag: str = "", suffix: str = "×") -> str:
         v = x
     text = f"{v:,.0f}" if v >= 1000 else format(v, ".3g")
     return f"{flag}{text}{suffix}"
+
+
+#: Speed-ups below this time are not trusted further: divisions use ``max(t, MIN_TIME)``.
+MIN_TIME = 1e-6
+
+
+def time_cell(t: float, hit: bool) -> str:
+    """A solve time; one that hit the limit is a lower bound, ``≥t`` (rounded down)."""
+    return fmt_bound(t, "≥" if hit else "", "")
+
+
+def ratio(base_time: float, base_hit: bool, time_: float, hit: bool) -> tuple[float, str]:
+    """``base_time / time_`` and its flag: ``≥`` (base hit the limit), ``≤`` (this one did),
+    ``~`` (both did: not a measurement), ``""``."""
+    r = base_time / max(time_, MIN_TIME)
+    return r, ("~" if base_hit and hit else "≥" if base_hit else "≤" if hit else "")
+
+
+def geomean_flag(items: Sequence[tuple[float, str]]) -> tuple[float | None, str]:
+    """Geometric mean of ratios and the flag it carries (``~`` if bounds point both ways)."""
+    if not items:
+        return None, ""
+    g = float(np.exp(np.mean([np.log(max(r, MIN_TIME)) for r, _ in items])))
+    flags = {f for _, f in items} - {""}
+    if not flags:
+        return g, ""
+    if flags == {"≥"}:
+        return g, "≥"
+    if flags == {"≤"}:
+        return g, "≤"
+    return g, "~"
 
 
 def format_table(head: Sequence[str], rows: Sequence[Sequence[Any]], markdown: bool = False) -> str:
@@ -213,12 +246,16 @@ def markdown_table(results: dict[str, Any]) -> str:
 
 
 __all__ = [
+    "MIN_TIME",
     "fmt",
     "format_table",
     "functions_present",
+    "geomean_flag",
     "header",
     "machine_line",
     "markdown_table",
     "milp_cell",
     "one_line",
+    "ratio",
+    "time_cell",
 ]

@@ -21,7 +21,7 @@ one run over a baseline's from another):
      \qquad t = t_\text{min} + t_\text{max},
 
   flagged ``≥`` where a baseline solve stopped before optimality (the cap: a lower bound),
-  ``≤`` where the network's did, ``~`` both (:func:`~omlt_relax.bench.scale.ratio`);
+  ``≤`` where the network's did, ``~`` both (:func:`~omlt_relax.bench.report.ratio`);
 * per unregularized network solved again (an accuracy level), the fastest network solved beside
   it that is at least as accurate (:func:`accuracy_levels_resolved`);
 * the same-architecture comparison (fastest network within ``TARGET_RMSE_RATIO`` × the baseline's
@@ -36,14 +36,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from omlt_relax.bench.report import fmt_bound, format_table
-from omlt_relax.bench.scale import (
-    geomean_flag,
-    ratio,
-    records,
-    same_architecture,
-    time_cell,
-)
+from omlt_relax.bench.report import fmt_bound, format_table, geomean_flag, ratio, time_cell
 from omlt_relax.bench.stats import TARGET_RMSE_RATIO
 from omlt_relax.train import get_variant
 
@@ -110,18 +103,19 @@ def load_resolves(out_dir: str | os.PathLike[str],
     return out
 
 
-def same_architecture_resolved(recs: list[dict[str, Any]], resolved: list[dict[str, Any]],
+def same_architecture_resolved(same: list[dict[str, Any]], resolved: list[dict[str, Any]],
                                max_ratio: float = TARGET_RMSE_RATIO) -> list[dict[str, Any]]:
     """The same-architecture comparison, a re-solved baseline's ratios replacing the suite's.
 
-    Per (function, size) of :func:`~omlt_relax.bench.scale.same_architecture`: if some run
+    Per (function, size) item of ``same`` (the suite's comparison,
+    :func:`~omlt_relax.bench.scale.same_architecture`, with the same ``max_ratio``): if some run
     re-solved that size's baseline, the best speed-up among the run's networks within
     ``max_ratio`` × the baseline's test RMSE (``from`` = the run's file and cap); otherwise the
     suite's row (``from`` = ``"suite"``). Each item: ``function, size, net, rmse_ratio, vs_b,
     from``; ``net`` and ``vs_b`` are ``None`` where no network is accurate enough.
     """
     out = []
-    for s in same_architecture(recs):
+    for s in same:
         cands = [r for r in resolved if r["base"] == s["base"]["key"]
                  and r["size"] == s["size"] and r["rmse_ratio"] <= max_ratio]
         if cands:
@@ -169,9 +163,11 @@ def geomeans_resolved(same: list[dict[str, Any]]) -> dict[str, Any]:
     return geo
 
 
-def resolves_summary(results: dict[str, Any], resolved: list[dict[str, Any]]) -> dict[str, Any]:
-    """The JSON form: every re-solved ratio, the same-architecture rows with them, geomeans."""
-    same = same_architecture_resolved(records(results["entries"]), resolved)
+def resolves_summary(same: list[dict[str, Any]],
+                     resolved: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON form: every re-solved ratio, the same-architecture rows with them (``same``: the
+    suite's comparison), geomeans, accuracy levels."""
+    same = same_architecture_resolved(same, resolved)
 
     def pair(x: tuple[float, str] | None) -> dict[str, Any] | None:
         return None if x is None else {"ratio": x[0], "flag": x[1]}
@@ -185,8 +181,9 @@ def resolves_summary(results: dict[str, Any], resolved: list[dict[str, Any]]) ->
     }
 
 
-def resolves_markdown(results: dict[str, Any], resolved: list[dict[str, Any]]) -> list[str]:
-    """The report's section on re-solved baselines (no lines when there are none)."""
+def resolves_markdown(same: list[dict[str, Any]], resolved: list[dict[str, Any]]) -> list[str]:
+    """The report's section on re-solved baselines (no lines when there are none); ``same``: the
+    suite's same-architecture comparison."""
     if not resolved:
         return []
     lines = ["## Baselines solved again (`benchmarks/bench_repeats.py`)", "",
@@ -199,7 +196,7 @@ def resolves_markdown(results: dict[str, Any], resolved: list[dict[str, Any]]) -
     lines += [format_table(["function", "network", "baseline", "RMSE ratio", "its s",
                             "baseline s", "speed-up", "run (file, cap)"], body, markdown=True),
               ""]
-    same = same_architecture_resolved(records(results["entries"]), resolved)
+    same = same_architecture_resolved(same, resolved)
     body = [[s["function"], s["size"], _short(s["net"]) if s["net"] else "none",
              "–" if s["rmse_ratio"] is None else f"{s['rmse_ratio']:.3f}",
              "–" if s["vs_b"] is None else fmt_bound(*s["vs_b"]), s["from"]] for s in same]

@@ -84,19 +84,22 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
-
 from omlt_relax.bench.dask_runner import Job, n_workers, run_jobs, suite_client
 from omlt_relax.bench.functions import get_function
 from omlt_relax.bench.measure import measure_network, measure_stock_omlt
 from omlt_relax.bench.report import (
+    MIN_TIME,
     ceil_sig,
     floor_sig,
     fmt,
     fmt_bound,
     format_table,
+    geomean_flag,
     machine_line,
+    ratio,
+    time_cell,
 )
+from omlt_relax.bench.resolves import load_resolves, resolves_markdown, resolves_summary
 from omlt_relax.bench.results import (
     BASELINE,
     RESULTS_FILE,
@@ -131,8 +134,6 @@ SCALE_EPOCHS = 300
 
 REPORT_FILE = "scale.md"
 REPORT_JSON = "scale_report.json"
-#: Speed-ups below this time are not trusted further: divisions use ``max(t, MIN_TIME)``.
-MIN_TIME = 1e-6
 
 
 def size_name(hidden: Sequence[int]) -> str:
@@ -403,33 +404,6 @@ def progress_line(e: dict[str, Any]) -> str:
 
 
 # -- numbers ------------------------------------------------------------------------------------
-
-
-def time_cell(t: float, hit: bool) -> str:
-    """A solve time; one that hit the limit is a lower bound, ``≥t`` (rounded down)."""
-    return fmt_bound(t, "≥" if hit else "", "")
-
-
-def ratio(base_time: float, base_hit: bool, time_: float, hit: bool) -> tuple[float, str]:
-    """``base_time / time_`` and its flag: ``≥`` (base hit the limit), ``≤`` (this one did),
-    ``~`` (both did: not a measurement), ``""``."""
-    r = base_time / max(time_, MIN_TIME)
-    return r, ("~" if base_hit and hit else "≥" if base_hit else "≤" if hit else "")
-
-
-def geomean_flag(items: Sequence[tuple[float, str]]) -> tuple[float | None, str]:
-    """Geometric mean of ratios and the flag it carries (``~`` if bounds point both ways)."""
-    if not items:
-        return None, ""
-    g = float(np.exp(np.mean([np.log(max(r, MIN_TIME)) for r, _ in items])))
-    flags = {f for _, f in items} - {""}
-    if not flags:
-        return g, ""
-    if flags == {"≥"}:
-        return g, "≥"
-    if flags == {"≤"}:
-        return g, "≤"
-    return g, "~"
 
 
 def records(entries: dict[str, Any]) -> list[dict[str, Any]]:
@@ -837,22 +811,22 @@ def write_scale_report(out_dir: str | os.PathLike[str],
     """Write ``scale.md``, ``scale_report.json`` and the plots from ``results.json``; returns
     the markdown's path. Baselines solved again by ``benchmarks/bench_repeats.py`` in this folder
     (``repeats_*.json``) get a section of their own (:mod:`omlt_relax.bench.resolves`)."""
-    from omlt_relax.bench.resolves import load_resolves, resolves_markdown, resolves_summary
-
     out = Path(out_dir)
     results = results if results is not None else load_results(out)
     resolved = load_resolves(out, results["entries"])
+    same = same_architecture(records(results["entries"]))
     md = out / REPORT_FILE
     write_text_atomic(md, "\n".join([markdown_report(results),
-                                     *resolves_markdown(results, resolved)]))
+                                     *resolves_markdown(same, resolved)]))
     write_json(out / REPORT_JSON, {"meta": results.get("meta", {}),
                                    **summarize_scale(results),
-                                   **resolves_summary(results, resolved)})
+                                   **resolves_summary(same, resolved)})
     scale_plots(results, out)
     return md
 
 
 __all__ = [
+    "MIN_TIME",
     "REPORT_FILE",
     "REPORT_JSON",
     "SCALE_EPOCHS",
@@ -882,5 +856,6 @@ __all__ = [
     "scale_plots",
     "size_name",
     "summarize_scale",
+    "time_cell",
     "write_scale_report",
 ]
