@@ -118,7 +118,7 @@ def test_same_architecture_uses_the_resolved_baseline_where_there_is_one() -> No
     assert same_ctl["3x100"]["from"] == "suite" and same_ctl["3x100"]["net"] == B
     del res["entries"][ctl]
     text = "\n".join(resolves_markdown(same_architecture(records(res["entries"])), resolved))
-    assert "≥480×" in text and "≥4,800" in text and "3x100 ≥480× (1 functions)" in text
+    assert "≥480×" in text and "≥4,800" in text and "3x100 ≥480× (1 function)" in text
     assert resolves_markdown([], []) == []
 
 

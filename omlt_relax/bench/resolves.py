@@ -206,7 +206,8 @@ def resolves_markdown(same: list[dict[str, Any]], resolved: list[dict[str, Any]]
                             "from"], body, markdown=True), ""]
     geo = geomeans_resolved(same)
     lines += ["Geometric means over functions with these ratios: " + "; ".join(
-        f"{size} {fmt_bound(v['geomean'], v['flag'])} ({v['functions']} functions)"
+        f"{size} {fmt_bound(v['geomean'], v['flag'])} ({v['functions']} "
+        f"function{'' if v['functions'] == 1 else 's'})"
         for size, v in geo.items() if v["geomean"] is not None), ""]
     body = [[a["function"], _short(a["level"]), time_cell(a["base_time"], a["base_hit"]),
              _short(a["net"]) if a["net"] else "none as accurate",
