@@ -56,7 +56,8 @@ from omlt_relax.bench.functions import get_function
 from omlt_relax.bench.paper.measure import formulation_bounds
 from omlt_relax.bench.paper.protocol import PAPER_FUNCTIONS, paper_network
 from omlt_relax.bench.paper.run import environment
-from omlt_relax.bench.report import machine_line
+from omlt_relax.bench.report import machine_line, ratio
+from omlt_relax.bench.resolves import stopped_early
 from omlt_relax.bench.results import model_file, write_json, write_text_atomic
 from omlt_relax.bench.scale import fmt_bound, model_names, per_network, records
 from omlt_relax.bounds.obbt import obbt_bounds
@@ -70,10 +71,13 @@ def log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def speedup(base_time: float | None, base_hit: bool, t: float) -> str:
+def speedup(base_time: float | None, base_hit: bool, t: float, hit: bool = False) -> str:
+    """The baseline's time over the network's, flagged as every report flags it
+    (:func:`~omlt_relax.bench.report.ratio`): ``≥`` the baseline stopped at the cap, ``≤`` the
+    network did, ``~`` both; ``"–"`` without a baseline."""
     if base_time is None:
         return "–"
-    return fmt_bound(base_time / max(t, 1e-6), "≥" if base_hit else "")
+    return fmt_bound(*ratio(base_time, base_hit, t, hit))
 
 
 def solve_repeats(model: torch.nn.Sequential, bounds: Any, lo: np.ndarray, hi: np.ndarray,
@@ -133,7 +137,7 @@ def paper_rows(out: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
         rows.append({"key": key, "error_ratio": job["test_mse"] / base["test_mse"] if base
                      else None, "suite_time": suite.get("time"), **rec,
                      "speedup_median": speedup(bm.get("time"), bm.get("status") != "optimal",
-                                               rec["median"])})
+                                               rec["median"], stopped_early(rec))})
         log(_line(rows[-1]))
     return rows
 
@@ -164,7 +168,8 @@ def scale_rows(out: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
         rows.append({"key": key, "error_ratio": r["rmse_ratio"], "suite_time": r["time"], **rec,
                      "baseline": b["key"] if b else None, "baseline_from": "suite",
                      "speedup_median": speedup(b["time"] if b else None,
-                                               bool(b and b["hit"]), rec["median"])})
+                                               bool(b and b["hit"]), rec["median"],
+                                               stopped_early(rec))})
         log(_line(rows[-1]))
     return rebase_on_this_run(rows)
 
@@ -173,14 +178,15 @@ def rebase_on_this_run(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Where a row's baseline was re-solved in this run too (its key among ``--keys``, e.g. at a
     longer ``--time-limit`` than the suite's), its speed-up is taken against that solve instead:
     the baseline's median over the network's median, ``≥`` when any baseline solve stopped
-    before optimality (the time limit: a lower bound). A baseline's own row has no baseline."""
+    before optimality (the time limit: a lower bound), ``≤`` when the network's did. A
+    baseline's own row has no baseline."""
     here = {r["key"]: r for r in rows}
     for r in rows:
         b = here.get(r["baseline"] or "")
         if b is None:
             continue
-        hit = any(s != "optimal" for s in b["statuses"])
-        r["speedup_median"] = speedup(b["median"], hit, r["median"])
+        r["speedup_median"] = speedup(b["median"], stopped_early(b), r["median"],
+                                      stopped_early(r))
         r["baseline_from"] = "this run"
     return rows
 

@@ -108,6 +108,8 @@ def test_repeats_take_a_baseline_that_hit_the_cap_as_a_lower_bound() -> None:
          "statuses": ["optimal"], "speedup_median": "30×", "baseline_from": "suite"},
         {"key": "g/3x100/v@1e-05", "baseline": "g/3x100/unregularized", "median": 2.0,
          "statuses": ["optimal"], "speedup_median": "7×", "baseline_from": "suite"},
+        {"key": "f/3x100/w@1e-06", "baseline": "f/3x100/unregularized", "median": 3600.1,
+         "statuses": ["optimal", "time_limit"], "speedup_median": "2×", "baseline_from": "suite"},
         {"key": "f/3x100/unregularized", "baseline": None, "median": 7200.4,
          "statuses": ["optimal", "time_limit"], "speedup_median": "–", "baseline_from": "suite"},
     ]
@@ -118,6 +120,8 @@ def test_repeats_take_a_baseline_that_hit_the_cap_as_a_lower_bound() -> None:
     assert out["g/3x100/v@1e-05"]["speedup_median"] == "7×"
     assert out["g/3x100/v@1e-05"]["baseline_from"] == "suite"
     assert out["f/3x100/unregularized"]["speedup_median"] == "–"
+    # the network stopped at the cap too: both sides are bounds, not a measurement
+    assert out["f/3x100/w@1e-06"]["speedup_median"] == "~2×"
 
 
 def test_job_progress_counts_every_training_epoch() -> None:

@@ -44,8 +44,9 @@ from omlt_relax.train import get_variant
 REPEATS_GLOB = "repeats_*.json"
 
 
-def _stopped(row: dict[str, Any]) -> bool:
-    """Whether any solve of a repeats row ended before optimality (a time-limit stop)."""
+def stopped_early(row: dict[str, Any]) -> bool:
+    """Whether any solve of a ``bench_repeats`` row (its ``statuses``) ended before optimality
+    (a time-limit stop: its time is a lower bound)."""
     return any(s != "optimal" for s in row.get("statuses", []))
 
 
@@ -73,7 +74,7 @@ def resolves_of_run(run: dict[str, Any], entries: dict[str, Any],
             b, be = rows[bkey], entries[bkey]
             if be["function"] != e["function"]:
                 continue
-            hit, base_hit = _stopped(r), _stopped(b)
+            hit, base_hit = stopped_early(r), stopped_early(b)
             out.append({
                 "file": source, "cap": cap, "net": key, "function": e["function"],
                 "size": e["size"], "base": bkey, "base_size": be["size"],
@@ -157,9 +158,9 @@ def geomeans_resolved(same: list[dict[str, Any]]) -> dict[str, Any]:
     ``{size: {"geomean", "flag", "functions"}}``."""
     geo: dict[str, Any] = {}
     for size in dict.fromkeys(s["size"] for s in same):
-        g, flag = geomean_flag([s["vs_b"] for s in same if s["size"] == size and s["vs_b"]])
-        geo[size] = {"geomean": g, "flag": flag,
-                     "functions": sum(1 for s in same if s["size"] == size and s["vs_b"])}
+        items = [s["vs_b"] for s in same if s["size"] == size and s["vs_b"]]
+        g, flag = geomean_flag(items)
+        geo[size] = {"geomean": g, "flag": flag, "functions": len(items)}
     return geo
 
 
@@ -235,4 +236,5 @@ __all__ = [
     "resolves_of_run",
     "resolves_summary",
     "same_architecture_resolved",
+    "stopped_early",
 ]
