@@ -297,6 +297,10 @@ VARIANTS: dict[str, Variant] = {
             budget=1.0, **LP_RECIPE,
         ),
         Variant(
+            "stability_lpgap4_ftd2", "stability_lpgap4_ftd fine-tuning twice as long (all of "
+            "epochs more, not half)", lp_gap=4.0, **{**LP_RECIPE, "ft_epochs": 1.0},
+        ),
+        Variant(
             "bigm+stability_ftd", "big-M + stability penalties, fine-tuning recipe",
             bigm=1.0, stability=0.3, grid=GRID_BOUND, **FT_RECIPE,
         ),

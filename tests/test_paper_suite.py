@@ -70,7 +70,7 @@ def test_network_has_the_paper_initialization() -> None:
     assert [lin.out_features for lin in lins] == [25, 25, 25, 1]
     assert all(float(lin.bias.detach().abs().max()) == 0.0 for lin in lins)
     torch.manual_seed(0)
-    big = paper_network(2, 1, 4000, seed=2)
+    big = paper_network(2, 1, 4000, seed=2).requires_grad_(False)
     # Kaiming normal (fan-in 2, ReLU gain): std sqrt(2/2) = 1; Xavier normal output: sqrt(2/4001)
     assert float(big[0].weight.std()) == pytest.approx(1.0, rel=0.05)
     assert float(big[2].weight.std()) == pytest.approx(math.sqrt(2 / 4001), rel=0.1)
@@ -105,7 +105,7 @@ def test_regularizers_equal_the_papers_definitions(variant: str) -> None:
         "width_d": lambda: (u - l).mean(),
         "stable_d": lambda: torch.minimum(torch.relu(-l), torch.relu(u)).mean(),
     }[variant]()
-    assert float(got) == pytest.approx(float(ref), rel=1e-5)
+    assert float(got.detach()) == pytest.approx(float(ref.detach()), rel=1e-5)
     g1 = torch.autograd.grad(got, params, allow_unused=True)
     g2 = torch.autograd.grad(ref, params, allow_unused=True)
     for a, b in zip(g1, g2, strict=True):
@@ -121,7 +121,7 @@ def test_lp_gap_regularizer_is_nonnegative_and_has_gradient() -> None:
     reg = PaperRegularizer(net, PAPER_VARIANTS["width+lpgap"], box, seed=0)
     x = torch.as_tensor(latin_hypercube(64, *box, seed=0), dtype=torch.float32)
     val = reg(x)
-    assert float(val) >= 0.0
+    assert float(val.detach()) >= 0.0
     val.backward()
     assert any(float(p.grad.abs().sum()) > 0 for p in net.parameters())
 
@@ -134,9 +134,9 @@ def test_lp_gap_recipes_sum_their_terms(variant: str) -> None:
     net = paper_network(2, 2, 25, seed=5)
     box = (np.array([-2.0, -2.0]), np.array([2.0, 2.0]))
     x = torch.as_tensor(latin_hypercube(64, *box, seed=0), dtype=torch.float32)
-    got = float(PaperRegularizer(net, v, box, seed=0)(x))
-    gap = float(PaperRegularizer(net, PAPER_VARIANTS["lpgap_total"], box, seed=0)(x))
-    stable = float(PaperRegularizer(net, PAPER_VARIANTS["stable"], box, seed=0)(x))
+    got = float(PaperRegularizer(net, v, box, seed=0)(x).detach())
+    gap = float(PaperRegularizer(net, PAPER_VARIANTS["lpgap_total"], box, seed=0)(x).detach())
+    stable = float(PaperRegularizer(net, PAPER_VARIANTS["stable"], box, seed=0)(x).detach())
     assert gap > 0.0
     want = gap + stable if "stable" in v.terms else gap
     assert got == pytest.approx(want, rel=1e-6)

@@ -239,8 +239,12 @@ def pareto_plots(records: list[dict], out_dir: str | os.PathLike[str]) -> list[P
             ax.set_title(f"{f}: {kind}", fontsize=10)
             ax.grid(True, which="both", alpha=0.3)
         axes[0].set_ylabel("HiGHS time [s], 1 thread (hollow: time limit)")
-        axes[1].legend(fontsize=7, title="variant (marker: depth 2 o, 3 □, 5 ◇)",
-                       title_fontsize=7)
+        # the legend of whichever panel drew more variants (a run may solve one formulation)
+        handles, labels = max((ax.get_legend_handles_labels() for ax in axes),
+                              key=lambda hl: len(hl[1]))
+        if labels:
+            axes[1].legend(handles, labels, fontsize=7,
+                           title="variant (marker: depth 2 o, 3 □, 5 ◇)", title_fontsize=7)
         path = Path(out_dir) / f"pareto_{f}.png"
         fig.savefig(path, dpi=100, bbox_inches="tight")
         plt.close(fig)
