@@ -64,7 +64,10 @@ training point :math:`x` (both senses, as the MILP is solved for the minimum and
 the sum of the two per-sense gaps :func:`~omlt_relax.lp.gap.lp_gap` computes), big-M constants
 from CROWN, derivative through them
 (``"total"``), :math:`I` four points of each mini-batch (``lp_subsample``); :math:`w = 4` (the
-two terms about equal on a plain network) or :math:`w = 1`.
+two terms about equal on a plain network) or :math:`w = 1`. ``stability_lpgap4_ftd2`` is
+``stability_lpgap4_ftd`` fine-tuning for ``epochs`` more epochs instead of half as many (the same
+ramp, hold and decay fractions, stretched): the longer decay buys back accuracy at the same
+weight (BENCHMARKS.md, Rosenbrock 5-D 2×100).
 
 **Weight selection rule** (:func:`select_weight`): each variant has a fixed grid of scales
 :math:`\\lambda`, multiplying all of its terms. The largest :math:`\\lambda` on the grid whose
