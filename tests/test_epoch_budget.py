@@ -120,3 +120,35 @@ def test_progress_counts_every_epoch_a_finetuning_variant_trains() -> None:
         ltrain.fit(d, name, 0.5 if name == "pruning" else 1e-3, cfg, progress=seen.append)
         assert sum(seen) == ltrain.total_epochs(ltrain.get_variant(name), cfg)
     assert ltrain.total_epochs(ltrain.get_variant("stability_ftb"), cfg) == 6 + 3
+
+
+def test_budget_one_variants_lose_no_validation_rmse(peaks) -> None:
+    """``stability_ftb1`` (a strong weight): the returned network's validation RMSE is at most
+    the plain network's (budget 1), and its unstable count is no higher than the start's when
+    some epoch was within budget."""
+    d, cfg, base = peaks
+    v = ltrain.get_variant("stability_ftb1")
+    assert v.budget == 1.0 and ltrain.get_variant("stability_lpgap4_ftb1").budget == 1.0
+    res = ltrain.fit(d, v, 1.0, cfg, baseline=base.std_model)
+    post = [r for r in res.history if "budget_unstable" in r]
+    xv, yv = d.tensors("val")
+    with torch.no_grad():
+        start = math.sqrt(float(torch.mean((base.std_model(xv) - yv) ** 2)))
+    assert any(r["val_rmse_std"] <= start for r in post), "no epoch within budget here"
+    assert res.val_rmse <= base.val_rmse * (1 + 1e-5)
+    count = sound_bounds(copy.deepcopy(res.std_model).double(), *d.std_box,
+                         "crown").unstable_count()
+    start_count = sound_bounds(copy.deepcopy(base.std_model).double(), *d.std_box,
+                               "crown").unstable_count()
+    assert count <= start_count
+
+
+def test_long_finetuning_variant_trains_epochs_more() -> None:
+    """``stability_lpgap4_ftd2`` is ``stability_lpgap4_ftd`` with ``epochs`` fine-tuning epochs
+    instead of half as many (the progress bar counts them)."""
+    cfg = ltrain.TrainConfig(hidden=(4,), epochs=6, batch_size=64)
+    short, long = (ltrain.get_variant(n) for n in ("stability_lpgap4_ftd", "stability_lpgap4_ftd2"))
+    assert dataclasses.replace(long, name=short.name, description=short.description,
+                               ft_epochs=short.ft_epochs) == short
+    assert ltrain.total_epochs(long, cfg) == 6 + 6
+    assert ltrain.total_epochs(short, cfg) == 6 + 3
