@@ -50,7 +50,9 @@ validation RMSE exceeds :data:`FT_BUDGET` × the plain network's multiplies the 
 returned is the epoch with the fewest CROWN-unstable neurons within budget -- so the weight that
 lands at an acceptable accuracy need not be guessed. ``stability_ftb1`` and
 ``stability_lpgap4_ftb1`` set the budget to 1 (no validation RMSE lost against the plain network:
-the recipe's extra epochs pay for the stable neurons), the budget of an equal-accuracy comparison.
+the recipe's extra epochs are to pay for the stable neurons), the budget of an equal-accuracy
+comparison; on Himmelblau and Rosenbrock 5-D they kept early, more accurate epochs with no fewer
+unstable neurons and slower MILPs than the fixed-weight recipe (BENCHMARKS.md).
 ``stability_lpgap4_ftd`` (the fastest recipe at 3×100 within 1.25× the plain RMSE, BENCHMARKS.md)
 and ``stability_lpgap_ftd`` add the **LP gap** to ``stability_ftd``'s penalty:
 
