@@ -563,6 +563,31 @@ def test_basis_sharing_of_the_limits_benchmark_is_exact() -> None:
             assert v[i][lp.y_cols].sum() == pytest.approx(sol.value, abs=1e-9)
     m = bench.lp_limits(net, BOX, 16, seed=1)
     assert 1 <= m["cover"] <= 16 and m["max_err"] < 1e-9
+    assert m["alt_err"] < 1e-9 and 0 <= m["certified"] <= 16
+
+
+def test_primal_dual_alternation_of_the_limits_benchmark_is_a_certificate() -> None:
+    """``benchmarks/bench_lp_gap.py``'s batched primal-dual alternation: every sample's dual
+    value is a lower bound on HiGHS's optimum of the same per-sample LP, and a sample it
+    certifies has exactly that optimum (no solver involved)."""
+    bench = load_script("benchmarks/bench_lp_gap.py")
+    net = random_net(2, [12, 12, 12], seed=2)
+    x = np.random.default_rng(2).uniform(BOX[0], BOX[1], (40, 2))
+    lp, zlo, zhi, _ = bench.reduced_lp(net, BOX, x)  # sense max of the output
+    highs = np.zeros(x.shape[0])
+    for i in range(x.shape[0]):
+        lp.set_input_box(zlo[i], zhi[i])
+        sol = lp.solve()
+        assert sol.ok
+        highs[i] = sol.value
+    nb = interval_bounds(net, *BOX).numpy()
+    tail = chain_numpy(net, *BOX)[1:]
+    cert, dual, iters = bench.primal_dual_alternation(
+        tail, nb.lower[1:], nb.upper[1:], zlo, zhi, -np.ones(1))
+    assert np.all(-dual >= highs - 1e-9)  # min of -y: -dual bounds max y from above
+    assert 0 < cert.sum() < x.shape[0]  # certifies some samples, not every one
+    np.testing.assert_allclose(-dual[cert], highs[cert], rtol=0, atol=1e-9)
+    assert np.all(iters[cert] >= 1) and np.all(iters[~cert] == 0)
 
 
 def test_a_stalled_lp_is_cut_off_retried_and_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
