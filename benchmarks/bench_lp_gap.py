@@ -316,13 +316,10 @@ def primal_dual_alternation(tail: list[tuple[np.ndarray, np.ndarray]], lower: li
     return certified, best_d, iters
 
 
-def kinks(lp: BigMRelaxationLP) -> int:
-    """Neurons at a kink of HiGHS's last optimal basis: both lower faces :math:`z \\ge 0` and
-    :math:`z \\ge \\hat z` active (nonbasic), i.e. :math:`\\hat z = z = 0`, where the optimal
-    slope is fractional."""
-    basis = lp.h.getBasis()
-    cs = np.array([int(v) for v in basis.col_status])
-    rs = np.array([int(v) for v in basis.row_status])
+def kinks(lp: BigMRelaxationLP, cs: np.ndarray, rs: np.ndarray) -> int:
+    """Neurons at a kink of an optimal basis of ``lp`` (column and row statuses ``cs``, ``rs``):
+    both lower faces :math:`z \\ge 0` and :math:`z \\ge \\hat z` active (nonbasic), i.e.
+    :math:`\\hat z = z = 0`, where the optimal slope is fractional."""
     count = 0
     for li in lp.layers:
         if li.unstable.size:
@@ -360,14 +357,15 @@ def lp_limits(net: nn.Sequential, box: tuple[np.ndarray, np.ndarray], n: int, se
             iters[t] = lp.h.getInfo().simplex_iteration_count
             values[i] = lp.h.getInfo().objective_function_value
             b = lp.h.getBasis()
-            bases.add((tuple(int(v) for v in b.col_status), tuple(int(v) for v in b.row_status)))
-            n_kinks[i] = kinks(lp)
-    # the batched primal-dual alternation on the same LPs (sense max: min of -y), timed alone
-    nb = interval_bounds(net, *box).numpy()
-    tail = chain_numpy(net, *box)[1:]
+            cs = np.array([int(v) for v in b.col_status])
+            rs = np.array([int(v) for v in b.row_status])
+            bases.add((tuple(cs), tuple(rs)))
+            n_kinks[i] = kinks(lp, cs, rs)
+    # the batched primal-dual alternation on the same LPs (the data `lp` holds; sense max: min
+    # of -y), timed alone
     c0 = time.process_time()
-    cert, dual, _ = primal_dual_alternation(tail, nb.lower[1:], nb.upper[1:], zlo, zhi,
-                                            -np.ones(1))
+    cert, dual, _ = primal_dual_alternation(lp.chain, [li.lower for li in lp.layers],
+                                            [li.upper for li in lp.layers], zlo, zhi, -np.ones(1))
     alt_s = time.process_time() - c0
     alt_err = float(np.abs(-dual[cert] - values[cert]).max(initial=0.0))
     arrays = lp_arrays(lp)

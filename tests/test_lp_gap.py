@@ -580,10 +580,9 @@ def test_primal_dual_alternation_of_the_limits_benchmark_is_a_certificate() -> N
         sol = lp.solve()
         assert sol.ok
         highs[i] = sol.value
-    nb = interval_bounds(net, *BOX).numpy()
-    tail = chain_numpy(net, *BOX)[1:]
     cert, dual, iters = bench.primal_dual_alternation(
-        tail, nb.lower[1:], nb.upper[1:], zlo, zhi, -np.ones(1))
+        lp.chain, [li.lower for li in lp.layers], [li.upper for li in lp.layers], zlo, zhi,
+        -np.ones(1))
     assert np.all(-dual >= highs - 1e-9)  # min of -y: -dual bounds max y from above
     assert 0 < cert.sum() < x.shape[0]  # certifies some samples, not every one
     np.testing.assert_allclose(-dual[cert], highs[cert], rtol=0, atol=1e-9)
