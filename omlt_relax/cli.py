@@ -278,8 +278,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     print(f"trained {len(in_names)} -> {list(hidden)} -> {len(out_names)} "
           f"({v.description}) in {res.train_time:.1f} s; validation RMSE {res.val_rmse:.4g}, "
           f"test RMSE {test:.4g}")
-    print(f"bounds ({nb.method}): {nb.unstable_count()} of {sum(nb.widths)} hidden neurons "
-          f"unstable, mean big-M {nb.mean_bigm():.3g}")
+    print(f"bounds ({nb.method}): {nb.unstable_summary()}, mean big-M {nb.mean_bigm():.3g}")
     print(f"wrote {out} and {out}.bounds.json (inputs {', '.join(in_names)}; "
           f"outputs {', '.join(out_names)})")
     return 0
@@ -317,6 +316,7 @@ def cmd_solve(a: argparse.Namespace) -> int:
     rows = []
     report: dict[str, Any] = {"onnx": str(p), "bounds_method": nb.method,
                               "unstable": nb.unstable_count(), "neurons": int(sum(nb.widths)),
+                              "unstable_per_layer": nb.unstable_per_layer(),
                               "input_lower": nb.input_lower.tolist(),
                               "input_upper": nb.input_upper.tolist(), "results": []}
     for form in forms:
@@ -331,7 +331,7 @@ def cmd_solve(a: argparse.Namespace) -> int:
                 f"{r.time:.3g}", str(r.nodes if r.nodes is not None else "-"),
                 str(r.n_binaries), "[" + ", ".join(f"{v:.5g}" for v in r.x) + "]" if r.x else "-",
             ])
-    print(f"{p}: {report['neurons']} hidden neurons, {report['unstable']} unstable under the "
+    print(f"{p}: {nb.unstable_summary()} under the "
           f"{'computed' if computed else 'stored'} {nb.method} bounds; output {a.output}; "
           f"HiGHS, {a.threads} thread(s)")
     print(format_table(["formulation", "sense", "status", "objective", "bound", "gap", "time s",
@@ -371,8 +371,8 @@ def cmd_tighten(a: argparse.Namespace) -> int:
     print(f"computing {METHOD_NAMES[a.bounds]} bounds of {a.onnx} over "
           f"{'the given box' if box else f'{a.onnx}.bounds.json'} ...")
     nb = tighten_onnx(a.onnx, out, box, a.bounds, time_limit=a.time_limit, logits=a.logits)
-    print(f"bounds ({nb.method}) in {time.perf_counter() - t0:.3g} s: {nb.unstable_count()} of "
-          f"{sum(nb.widths)} hidden neurons unstable, mean big-M {nb.mean_bigm():.3g}")
+    print(f"bounds ({nb.method}) in {time.perf_counter() - t0:.3g} s: {nb.unstable_summary()}, "
+          f"mean big-M {nb.mean_bigm():.3g}")
     print(f"wrote {out} and {out}.bounds.json")
     return 0
 

@@ -144,6 +144,11 @@ def test_neuron_bounds_round_trip_and_counts():
         assert np.array_equal(a, b)
     assert back.unstable_count() == nb.unstable_count()
     assert back.unstable_count() + back.stable_active_count() + back.stable_inactive_count() == 20
+    per = back.unstable_per_layer()
+    assert len(per) == 2 and sum(per) == back.unstable_count()
+    for k, (lo, up) in enumerate(zip(back.lower, back.upper)):
+        assert per[k] == sum(1 for lv, uv in zip(lo, up) if lv < 0 < uv)
+    assert back.unstable_summary().endswith(f"(per layer {per[0]}/{per[1]})")
     assert back.mean_bigm() <= back.max_bigm()
 
 

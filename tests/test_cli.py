@@ -80,7 +80,12 @@ def test_train_then_solve(tmp_path, capsys) -> None:
         assert ours["status"] == stock["status"] == "optimal"
         assert ours["objective"] == pytest.approx(stock["objective"], rel=1e-5, abs=1e-6)
         assert ours["n_binaries"] <= stock["n_binaries"]
-    assert "stock OMLT" in capsys.readouterr().out
+        assert ours["n_binaries"] == rep["unstable"] == sum(rep["unstable_per_layer"])
+    assert len(rep["unstable_per_layer"]) == 2
+    out = capsys.readouterr().out
+    assert "stock OMLT" in out
+    per = "/".join(str(c) for c in rep["unstable_per_layer"])
+    assert f"{rep['unstable']} of 12 hidden neurons unstable (per layer {per})" in out
 
 
 @pytest.mark.parametrize(
