@@ -85,7 +85,7 @@ class NeuronBounds:
 
     def unstable_count(self) -> int:
         """Number of unstable hidden neurons (each needs one binary in a MILP)."""
-        return int(sum(m.sum() for m in self.unstable_mask()))
+        return sum(self.unstable_per_layer())
 
     def unstable_per_layer(self) -> list[int]:
         """Unstable neurons of each hidden layer, first to last (they sum to
@@ -97,9 +97,9 @@ class NeuronBounds:
 
     def unstable_summary(self) -> str:
         """``"143 of 300 hidden neurons unstable (per layer 72/39/32)"``."""
-        per = "/".join(str(c) for c in self.unstable_per_layer())
-        return (f"{self.unstable_count()} of {sum(self.widths)} hidden neurons unstable "
-                f"(per layer {per})")
+        per = self.unstable_per_layer()
+        return (f"{sum(per)} of {sum(self.widths)} hidden neurons unstable "
+                f"(per layer {'/'.join(str(c) for c in per)})")
 
     def stable_active_count(self) -> int:
         return int(sum((_to_np(lo) >= 0).sum() for lo in self.lower))
