@@ -113,6 +113,18 @@ def _paper_base(key: str) -> str:
     return f"{f}-{d}-{s}-none-0"
 
 
+def paper_job_network(out: Path, key: str) -> tuple[torch.nn.Sequential, np.ndarray, np.ndarray]:
+    """The network a paper-suite folder saved for job ``key`` (float64, eval mode) and the box of
+    its function."""
+    f = key.split("-")[0]
+    lo, hi = (np.asarray(b, np.float64) for b in PAPER_FUNCTIONS[f].box)
+    state = torch.load(out / "models" / f"{key}.pt", weights_only=False)["state"]
+    weights = [v for k, v in state.items() if k.endswith("weight")]
+    model = paper_network(weights[0].shape[1], len(weights) - 1, weights[0].shape[0], 0)
+    model.load_state_dict(state)
+    return model.double().eval(), lo, hi
+
+
 def paper_rows(out: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     jobs = {p.stem: json.loads(p.read_text()) for p in sorted((out / "jobs").glob("*.json"))}
     within = 1.5 if args.within is None else args.within
@@ -122,13 +134,7 @@ def paper_rows(out: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     for key in keys:
         job, base = jobs[key], jobs.get(_paper_base(key))
-        f = key.split("-")[0]
-        lo, hi = (np.asarray(b, np.float64) for b in PAPER_FUNCTIONS[f].box)
-        state = torch.load(out / "models" / f"{key}.pt", weights_only=False)["state"]
-        weights = [v for k, v in state.items() if k.endswith("weight")]
-        model = paper_network(weights[0].shape[1], len(weights) - 1, weights[0].shape[0], 0)
-        model.load_state_dict(state)
-        model = model.double().eval()
+        model, lo, hi = paper_job_network(out, key)
         bounds = formulation_bounds(model, lo, hi, (args.formulation,))[args.formulation]
         rec = solve_repeats(model, bounds, lo, hi, ("min",), args.solver, args.repeats,
                             args.time_limit, job.get("mip_gap"))

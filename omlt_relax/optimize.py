@@ -8,6 +8,10 @@ stock OMLT's ``ReluBigMFormulation`` for comparison -- and the objective
 :func:`~omlt_relax.solve` (HiGHS by default). :class:`MilpResult` reports status, objective, best
 bound, gap, times, nodes, binaries and the incumbent input.
 
+With ``start="probe"`` the solver is first handed a feasible point (:mod:`omlt_relax.mip_start`:
+the best of thousands of forward passes, completed with the inputs fixed); its cost is
+``start_time``, apart from ``time``.
+
 Times: ``time`` is the solver's own run time when :class:`~omlt_relax.SolveResult` reports it
 (``solver_time``), else the wall time of the call.
 """
@@ -23,6 +27,7 @@ from omlt import OmltBlock
 from omlt.neuralnet import ReluBigMFormulation
 
 from omlt_relax.formulations import BoundedReluBigMFormulation
+from omlt_relax.mip_start import STARTS, probe_start
 from omlt_relax.neuron_bounds import NeuronBounds
 from omlt_relax.verify import solve_verified
 
@@ -48,6 +53,9 @@ class MilpResult:
         time_limit: the limit the solve ran under.
         discrepancy, note: what the forward-pass check measured and, when it contradicts the
             solver (status ``"numerically_unreliable"``), what to do (:mod:`omlt_relax.verify`).
+        start: the start mode (``None`` or ``"probe"``); ``start_objective``: the objective at
+            the start handed to the solver (``None``: none was); ``start_time``: seconds to
+            build it (probes and completion solve), not included in ``time``.
     """
 
     sense: str
@@ -64,6 +72,9 @@ class MilpResult:
     time_limit: float | None
     discrepancy: float | None = None
     note: str | None = None
+    start: str | None = None
+    start_objective: float | None = None
+    start_time: float | None = None
 
     @property
     def solved(self) -> bool:
@@ -139,6 +150,9 @@ def solve_milp(
     solver: str = "highs",
     threads: int = 1,
     mip_gap: float | None = None,
+    *,
+    start: str | None = None,
+    options: dict[str, Any] | None = None,
 ) -> MilpResult:
     """Build (:func:`build_milp`) and solve one MILP; the incumbent input is read back.
 
@@ -152,13 +166,25 @@ def solve_milp(
         threads: solver threads.
         mip_gap: relative MIP gap at which to stop (``None``: the solver's default, 1e-4 for
             HiGHS and Gurobi; :func:`~omlt_relax.solve`).
+        start: ``None`` (no MIP start) or ``"probe"``: hand the solver the best of
+            :data:`~omlt_relax.mip_start.DEFAULT_PROBES` forward passes as an incumbent
+            (:func:`~omlt_relax.mip_start.probe_start`).
+        options: solver-specific options by the solver's own names (:func:`~omlt_relax.solve`).
     """
+    if start not in STARTS:
+        msg = f"unknown start {start!r}; use one of {STARTS}"
+        raise ValueError(msg)
     t0 = time.perf_counter()
     m, _form = build_milp(net, bounds, sense, output, formulation)
     build = time.perf_counter() - t0
     n_bin = count_binaries(m)
+    mip_start = None
+    if start == "probe":
+        mip_start = probe_start(m, m.nn, net, sense, output, solver=solver, threads=threads)
+    warm = mip_start is not None and mip_start.ok
     res, x = solve_verified(m, m.nn, net, bounds, sense, output, solver=solver,
-                            time_limit=time_limit, threads=threads, mip_gap=mip_gap)
+                            time_limit=time_limit, threads=threads, mip_gap=mip_gap,
+                            options=options, warm_start=warm)
     solver_time = getattr(res, "solver_time", None)
     return MilpResult(
         sense=sense,
@@ -175,6 +201,9 @@ def solve_milp(
         time_limit=time_limit,
         discrepancy=res.discrepancy,
         note=res.note,
+        start=start,
+        start_objective=mip_start.objective if warm and mip_start is not None else None,
+        start_time=mip_start.time if mip_start is not None else None,
     )
 
 

@@ -5,6 +5,13 @@
 model when there is one, and returns a :class:`SolveResult` with the solver-independent status,
 objective, best bound, gap, wall time and branch-and-bound nodes.
 
+``warm_start=True`` hands the values the model's variables hold to the solver as a MIP start
+(HiGHS: ``setSolution`` with every variable that has a value, the others left for HiGHS to
+complete; Gurobi and SCIP: the discrete variables, through Pyomo's ``warmstart_discrete_vars``).
+A start the solver finds infeasible is dropped by the solver; it never changes the answer's
+correctness, only how soon an incumbent is known. :mod:`omlt_relax.mip_start` builds one for a
+network MILP from a forward pass.
+
 A solver that is not installed, or Gurobi's size-limited pip licence (more than 2000 variables or
 2000 constraints, ``GurobiError 10010``), raises :class:`SolverUnavailableError`, whose message
 names HiGHS (``pip install highspy``, ``solver="highs"``) as the way out. Infeasible and unbounded
@@ -98,12 +105,38 @@ def _unavailable(solver: str, why: str) -> SolverUnavailableError:
     return SolverUnavailableError(msg)
 
 
-def _interface(solver: str) -> Any:
+def _highs_with_start() -> type:
+    """Pyomo's HiGHS interface, handing the model's current variable values to
+    ``Highs.setSolution`` (a sparse primal start) just before the solve."""
+    import numpy as np
+    from pyomo.contrib.solver.solvers.highs import Highs
+
+    class HighsWithStart(Highs):  # type: ignore[misc,valid-type]
+        def _solve(self) -> Any:
+            index: list[int] = []
+            value: list[float] = []
+            for vid, col in self._pyomo_var_to_solver_var_map.items():
+                val = self._vars[vid][0].value
+                if val is not None and math.isfinite(val):
+                    index.append(col)
+                    value.append(float(val))
+            if index:
+                self._solver_model.setSolution(
+                    len(index), np.asarray(index, np.int32), np.asarray(value, np.float64)
+                )
+            return super()._solve()
+
+    return HighsWithStart
+
+
+def _interface(solver: str, warm_start: bool = False) -> Any:
     if solver not in SOLVERS:
         msg = f"unknown solver {solver!r}; use one of {SOLVERS}"
         raise ValueError(msg)
     try:
-        if solver == "highs":
+        if solver == "highs" and warm_start:
+            cls = _highs_with_start()
+        elif solver == "highs":
             from pyomo.contrib.solver.solvers.highs import Highs as cls
         elif solver == "gurobi":
             from pyomo.contrib.solver.solvers.gurobi.gurobi_direct import GurobiDirect as cls
@@ -189,6 +222,7 @@ def solve(
     *,
     mip_gap: float | None = None,
     options: dict[str, Any] | None = None,
+    warm_start: bool = False,
 ) -> SolveResult:
     """Solve a Pyomo model; load the incumbent (if any) into it and report what happened.
 
@@ -202,6 +236,8 @@ def solve(
             1e-4, SCIP 0).
         options: solver-specific options by the solver's own names, e.g.
             ``{"mip_feasibility_tolerance": 1e-9}`` for HiGHS.
+        warm_start: pass the variables' current values as a MIP start (module docstring), e.g.
+            after :func:`omlt_relax.mip_start.start_from_input`.
 
     Raises:
         SolverUnavailableError: the solver is not installed, or Gurobi's size-limited licence
@@ -210,7 +246,7 @@ def solve(
             ``time_limit`` or ``mip_gap``.
     """
     _check_options(threads, time_limit, mip_gap)
-    opt = _interface(solver)
+    opt = _interface(solver, warm_start)
     version = ".".join(str(v) for v in opt.version())
     kwargs: dict[str, Any] = {
         "load_solutions": False,
@@ -223,6 +259,8 @@ def solve(
         kwargs["time_limit"] = float(time_limit)
     if mip_gap is not None:
         kwargs["rel_gap"] = float(mip_gap)
+    if warm_start and solver != "highs":
+        kwargs["warmstart_discrete_vars"] = True
     t0 = time.perf_counter()
     try:
         res = opt.solve(model, **kwargs)

@@ -123,3 +123,29 @@ def test_gurobi_size_limit_names_highs():
     with pytest.raises(SolverUnavailableError, match=r"size-limited.*Use HiGHS instead") as err:
         solve(m, "gurobi")
     assert isinstance(err.value.__cause__, gurobipy.GurobiError)
+
+
+def test_highs_warm_start_is_its_first_incumbent_and_an_infeasible_one_is_dropped():
+    """The model's values reach HiGHS: stopped before any search it reports the start (value 7);
+    an infeasible start is dropped and the optimum found as without one."""
+    m = knapsack()
+    for i, v in enumerate([0, 1, 1, 0]):
+        m.x[i].value = v
+    assert solve(m, "highs", time_limit=0.0).status == "no_solution"
+    res = solve(m, "highs", time_limit=0.0, warm_start=True)
+    assert res.status == "feasible" and res.objective == pytest.approx(7.0)
+    m = knapsack()
+    for i, v in enumerate([1, 1, 1, 0]):
+        m.x[i].value = v
+    res = solve(m, "highs", time_limit=30, warm_start=True)
+    assert res.status == "optimal" and res.objective == pytest.approx(9.0)
+
+
+@pytest.mark.parametrize("solver", ALL)
+def test_warm_start_keeps_the_optimum(solver):
+    m = knapsack()
+    for i, v in enumerate([0, 1, 1, 0]):
+        m.x[i].value = v
+    res = solve(m, solver, time_limit=30, warm_start=True)
+    assert res.status == "optimal" and res.objective == pytest.approx(9.0)
+    assert [round(pyo.value(m.x[i])) for i in range(4)] == [1, 1, 0, 0]
