@@ -10,6 +10,7 @@ from omlt_relax.export import export_onnx, load_onnx
 from omlt_relax.foreign import ForeignNetwork, from_network_definition, read_onnx
 from omlt_relax.formulations import BoundedReluBigMFormulation, BoundedReluPartitionFormulation
 from omlt_relax.lp.gap import LPGapPenalty, lp_gap
+from omlt_relax.mip_start import probe_start, start_from_input
 from omlt_relax.network import UnsupportedNetworkError, chain_module, parse_network
 from omlt_relax.neuron_bounds import BoundsMismatchError, NeuronBounds
 from omlt_relax.penalties import BigMPenalty, BoundPenalty, Penalty, StabilityPenalty
@@ -47,10 +48,12 @@ __all__ = [
     "lp_gap",
     "obbt_bounds",
     "parse_network",
+    "probe_start",
     "read_onnx",
     "single_thread",
     "solve",
     "solve_verified",
     "sound_bounds",
+    "start_from_input",
     "tighten_onnx",
 ]

@@ -322,7 +322,8 @@ def cmd_solve(a: argparse.Namespace) -> int:
     for form in forms:
         for s in senses:
             r = solve_milp(net, nb if form == "bounded" else None, s, a.time_limit,
-                           output=a.output, formulation=form, threads=a.threads)
+                           output=a.output, formulation=form, threads=a.threads,
+                           start=None if a.mip_start == "none" else a.mip_start)
             report["results"].append({"formulation": form, **r.to_dict()})
             rows.append([
                 "omlt_relax big-M" if form == "bounded" else "stock OMLT big-M", s, r.status,
@@ -330,12 +331,13 @@ def cmd_solve(a: argparse.Namespace) -> int:
                 _fmt(100 * r.gap, ".3g") + "%" if r.gap is not None else "-",
                 f"{r.time:.3g}", str(r.nodes if r.nodes is not None else "-"),
                 str(r.n_binaries), "[" + ", ".join(f"{v:.5g}" for v in r.x) + "]" if r.x else "-",
+                _fmt(r.start_objective, ".8g"),
             ])
     print(f"{p}: {nb.unstable_summary()} under the "
           f"{'computed' if computed else 'stored'} {nb.method} bounds; output {a.output}; "
           f"HiGHS, {a.threads} thread(s)")
     print(format_table(["formulation", "sense", "status", "objective", "bound", "gap", "time s",
-                        "nodes", "binaries", "x*"], rows))
+                        "nodes", "binaries", "x*", "start"], rows))
     if a.json:
         _output_path(a.json, "--json").write_text(json.dumps(report, indent=1))
         print(f"wrote {a.json}")
@@ -655,6 +657,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=1)
     s.add_argument("--compare-omlt", action="store_true",
                    help="also solve with stock OMLT ReluBigMFormulation")
+    s.add_argument("--mip-start", choices=("none", "probe"), default="none",
+                   help="probe: hand HiGHS the best of 4,096 forward passes as its first "
+                        "incumbent (omlt_relax.mip_start); column 'start' shows its value")
     s.add_argument("--json", help="write the report as JSON here")
     _foreign_args(s, "for a file without our bounds: how to compute them on the fly")
     s.set_defaults(func=cmd_solve)

@@ -28,7 +28,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("foreign networks", ("foreign",)),
     ("export", ("files", "export", "tighten", "snapping")),
     ("formulations", ("formulations", "formulations.bigm", "formulations.partition")),
-    ("solve", ("solve", "verify")),
+    ("solve", ("solve", "verify", "mip_start")),
     ("optimize", ("optimize",)),
     ("stochastic programming", ("stochastic", "stochastic.cache", "stochastic.instance",
                                 "stochastic.recourse", "stochastic.data", "stochastic.quantile_net",
