@@ -20,6 +20,7 @@ models are a status with ``objective=None``, never a number.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import time
@@ -105,6 +106,7 @@ def _unavailable(solver: str, why: str) -> SolverUnavailableError:
     return SolverUnavailableError(msg)
 
 
+@functools.cache
 def _highs_with_start() -> type:
     """Pyomo's HiGHS interface, handing the model's current variable values to
     ``Highs.setSolution`` (a sparse primal start) just before the solve."""
