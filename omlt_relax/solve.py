@@ -24,6 +24,7 @@ import functools
 import math
 import numbers
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,13 +113,25 @@ def _highs_with_start() -> type:
     ``Highs.setSolution`` (a sparse primal start) just before the solve."""
     import numpy as np
     from pyomo.contrib.solver.solvers.highs import Highs
+    from pyomo.version import version_info as pyomo_version
 
     class HighsWithStart(Highs):  # type: ignore[misc,valid-type]
         def _solve(self) -> Any:
             index: list[int] = []
             value: list[float] = []
-            for vid, col in self._pyomo_var_to_solver_var_map.items():
-                val = self._vars[vid][0].value
+            try:  # Pyomo's private column map (checked with Pyomo 6.10)
+                columns = self._pyomo_var_to_solver_var_map.items()
+                pyomo_vars = {vid: self._vars[vid][0] for vid, _ in columns}
+            except (AttributeError, KeyError, TypeError):
+                warnings.warn(
+                    "warm_start: this Pyomo's HiGHS interface does not expose its column map; "
+                    f"solving without the start (Pyomo {'.'.join(map(str, pyomo_version))})",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                return super()._solve()
+            for vid, col in columns:
+                val = pyomo_vars[vid].value
                 if val is not None and math.isfinite(val):
                     index.append(col)
                     value.append(float(val))
