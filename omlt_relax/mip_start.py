@@ -131,12 +131,13 @@ def probe_start(
     threads: int = 1,
     n: int = DEFAULT_PROBES,
     seed: int = 0,
+    time_limit: float | None = START_TIME_LIMIT,
 ) -> MipStart:
-    """:func:`best_probe_input`, then :func:`start_from_input` at it: the model holds the start
-    when the returned :attr:`MipStart.ok`."""
+    """:func:`best_probe_input`, then :func:`start_from_input` at it (its completion solve
+    within ``time_limit`` seconds): the model holds the start when :attr:`MipStart.ok`."""
     t0 = time.perf_counter()
     x, value = best_probe_input(net, sense, output, n, seed)
-    res = start_from_input(model, block, x, solver=solver, threads=threads)
+    res = start_from_input(model, block, x, solver=solver, threads=threads, time_limit=time_limit)
     return MipStart(
         x=[float(v) for v in x],
         value=value,

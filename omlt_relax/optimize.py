@@ -27,7 +27,7 @@ from omlt import OmltBlock
 from omlt.neuralnet import ReluBigMFormulation
 
 from omlt_relax.formulations import BoundedReluBigMFormulation
-from omlt_relax.mip_start import STARTS, probe_start
+from omlt_relax.mip_start import START_TIME_LIMIT, STARTS, probe_start
 from omlt_relax.neuron_bounds import NeuronBounds
 from omlt_relax.verify import solve_verified
 
@@ -180,7 +180,9 @@ def solve_milp(
     n_bin = count_binaries(m)
     mip_start = None
     if start == "probe":
-        mip_start = probe_start(m, m.nn, net, sense, output, solver=solver, threads=threads)
+        limit = START_TIME_LIMIT if time_limit is None else min(time_limit, START_TIME_LIMIT)
+        mip_start = probe_start(m, m.nn, net, sense, output, solver=solver, threads=threads,
+                                time_limit=limit)
     warm = mip_start is not None and mip_start.ok
     res, x = solve_verified(m, m.nn, net, bounds, sense, output, solver=solver,
                             time_limit=time_limit, threads=threads, mip_gap=mip_gap,
