@@ -183,10 +183,10 @@ def solve_milp(
         limit = START_TIME_LIMIT if time_limit is None else min(time_limit, START_TIME_LIMIT)
         mip_start = probe_start(m, m.nn, net, sense, output, solver=solver, threads=threads,
                                 time_limit=limit)
-    warm = mip_start is not None and mip_start.ok
+    held = mip_start if mip_start is not None and mip_start.ok else None  # the model holds it
     res, x = solve_verified(m, m.nn, net, bounds, sense, output, solver=solver,
                             time_limit=time_limit, threads=threads, mip_gap=mip_gap,
-                            options=options, warm_start=warm)
+                            options=options, warm_start=held is not None)
     solver_time = getattr(res, "solver_time", None)
     return MilpResult(
         sense=sense,
@@ -204,7 +204,7 @@ def solve_milp(
         discrepancy=res.discrepancy,
         note=res.note,
         start=start,
-        start_objective=mip_start.objective if warm and mip_start is not None else None,
+        start_objective=held.objective if held is not None else None,
         start_time=mip_start.time if mip_start is not None else None,
     )
 

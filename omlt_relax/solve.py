@@ -117,11 +117,11 @@ def _highs_with_start() -> type:
 
     class HighsWithStart(Highs):  # type: ignore[misc,valid-type]
         def _solve(self) -> Any:
-            index: list[int] = []
-            value: list[float] = []
             try:  # Pyomo's private column map (checked with Pyomo 6.10)
-                columns = self._pyomo_var_to_solver_var_map.items()
-                pyomo_vars = {vid: self._vars[vid][0] for vid, _ in columns}
+                columns = [
+                    (col, self._vars[vid][0])
+                    for vid, col in self._pyomo_var_to_solver_var_map.items()
+                ]
             except (AttributeError, KeyError, TypeError):
                 warnings.warn(
                     "warm_start: this Pyomo's HiGHS interface does not expose its column map; "
@@ -130,14 +130,12 @@ def _highs_with_start() -> type:
                     stacklevel=2,
                 )
                 return super()._solve()
-            for vid, col in columns:
-                val = pyomo_vars[vid].value
-                if val is not None and math.isfinite(val):
-                    index.append(col)
-                    value.append(float(val))
-            if index:
+            start = [(c, v.value) for c, v in columns
+                     if v.value is not None and math.isfinite(v.value)]
+            if start:
+                cols, vals = zip(*start)
                 self._solver_model.setSolution(
-                    len(index), np.asarray(index, np.int32), np.asarray(value, np.float64)
+                    len(cols), np.asarray(cols, np.int32), np.asarray(vals, np.float64)
                 )
             return super()._solve()
 
