@@ -1,10 +1,12 @@
-"""Benchmark: the MIP start from forward passes (``solve_milp(start="probe")``), side by side.
+"""Benchmark: the MIP starts (``solve_milp(start="probe")``, ``"local"``), side by side.
 
 For every network of a paper-suite folder (``omlt-relax bench --suite paper``; or the ones named
 by ``--keys``) the minimization MILP (``--formulation``: ``ours`` LP-OBBT big-M or ``paper`` IBP
-big-M, bounds computed again as the suite does) is solved twice in a row with the same solver,
-one thread and the same cap: without a start, and with the start of :mod:`omlt_relax.mip_start`
-(best of 4,096 forward passes, completed with the inputs fixed). Reported per network: status,
+big-M, bounds computed again as the suite does) is solved in a row with the same solver, one
+thread and the same cap: without a start, and with each start of ``--starts`` from
+:mod:`omlt_relax.mip_start` (``probe``: the best of 4,096 forward passes; ``local``: the 8 best
+of them improved by the local search over linear regions of :mod:`omlt_relax.linear_regions`;
+both completed with the inputs fixed). Reported per network and start: status,
 time, final gap and nodes both ways, the start's objective and cost, and the effect
 ``time without / (time with + start cost)``; per regularized network, its speed-up over the
 unregularized network of the same function, depth and seed *both ways* (no start on either side;
@@ -16,6 +18,8 @@ Run::
 
     . .venv/bin/activate
     python benchmarks/bench_mip_start.py --out runs/paper_d3_3s --solver highs --time-limit 600
+    python benchmarks/bench_mip_start.py --out runs/paper_d3_3s --starts probe,local \
+        --keys peaks-d3-s0-none-0 --tag local
 
 Writes ``mip_start_<formulation>_<solver>[_<tag>].json`` and ``.md`` into ``--out`` (atomically).
 """
@@ -46,8 +50,8 @@ def log(msg: str) -> None:
 
 
 def solve_both(out: Path, key: str, formulation: str, solver: str, time_limit: float,
-               mip_gap: float | None) -> dict[str, Any]:
-    """The network's minimization MILP without and with the probe start."""
+               mip_gap: float | None, starts: tuple[str, ...] = ("probe",)) -> dict[str, Any]:
+    """The network's minimization MILP without a start, then with each of ``starts``."""
     model, lo, hi = paper_job_network(out, key)
     bounds = formulation_bounds(model, lo, hi, (formulation,))[formulation]
     row: dict[str, Any] = {"key": key}
@@ -55,7 +59,7 @@ def solve_both(out: Path, key: str, formulation: str, solver: str, time_limit: f
         path = os.path.join(tmp, "net.onnx")
         export_onnx(model, path, (lo, hi), bounds=bounds)
         net, stored = load_onnx(path)
-        for start in (None, "probe"):
+        for start in (None, *starts):
             r = solve_milp(net, stored, "min", time_limit, solver=solver, threads=1,
                            mip_gap=mip_gap, start=start)
             row[start or "none"] = {
@@ -86,11 +90,17 @@ def _cell(s: dict[str, Any], with_start: bool) -> str:
 
 
 def markdown(rows: list[dict[str, Any]], jobs: dict[str, Any], what: str, env: dict[str, Any],
-             cmd: str, wall: float) -> str:
-    lines = [f"# MIP start from forward passes: {what}", "", machine_line(env),
+             cmd: str, wall: float, starts: tuple[str, ...] = ("probe",)) -> str:
+    lines = [f"# MIP starts: {what}", "", machine_line(env),
              f"Command: `python benchmarks/bench_mip_start.py {cmd}`; wall {wall:.0f} s; load "
-             f"average at the end {', '.join(f'{x:.2f}' for x in os.getloadavg())}.", "",
-             "| network | MSE ratio | no start | start (+ its cost) | start objective | "
+             f"average at the end {', '.join(f'{x:.2f}' for x in os.getloadavg())}."]
+    for start in starts:
+        lines += ["", f"## Start `{start}`", "", *_start_table(rows, jobs, start)]
+    return "\n".join(lines) + "\n"
+
+
+def _start_table(rows: list[dict[str, Any]], jobs: dict[str, Any], start: str) -> list[str]:
+    lines = ["| network | MSE ratio | no start | start (+ its cost) | start objective | "
              "final objective | effect of the start | speed-up, no start | speed-up, start "
              "on both sides |", "|---|---|---|---|---|---|---|---|---|"]
     here = {r["key"]: r for r in rows}
@@ -100,16 +110,16 @@ def markdown(rows: list[dict[str, Any]], jobs: dict[str, Any], what: str, env: d
         mse = jobs.get(r["key"], {}).get("test_mse")
         bmse = jobs.get(base_key, {}).get("test_mse")
         mr = "–" if base is None or not mse or not bmse else f"{mse / bmse:.3f}"
-        n, p = r["none"], r["probe"]
+        n, p = r["none"], r[start]
         so = "–" if p["start_objective"] is None else f"{p['start_objective']:.5g}"
         fo = "–" if p["objective"] is None else f"{p['objective']:.5g}"
         effect = fmt_bound(*ratio(float(n["time"]), n["status"] != "optimal", _total(p),
                                   p["status"] != "optimal"))
         s0 = "–" if base is None else _ratio(base["none"], n, False)
-        s1 = "–" if base is None else _ratio(base["probe"], p, True)
+        s1 = "–" if base is None else _ratio(base[start], p, True)
         lines.append(f"| {r['key']} | {mr} | {_cell(n, False)} | {_cell(p, True)} | {so} | "
                      f"{fo} | {effect} | {s0} | {s1} |")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main() -> None:
@@ -120,7 +130,13 @@ def main() -> None:
     ap.add_argument("--keys", default=None, help="comma-separated networks (default: all)")
     ap.add_argument("--time-limit", type=float, default=600.0, help="seconds per solve")
     ap.add_argument("--tag", default=None, help="suffix of the output files")
+    ap.add_argument("--starts", default="probe",
+                    help="comma-separated start modes to compare with no start: probe, local")
     args = ap.parse_args()
+    starts = tuple(s.strip() for s in args.starts.split(",") if s.strip())
+    bad = [s for s in starts if s not in ("probe", "local")]
+    if bad or not starts:
+        raise SystemExit(f"--starts takes probe and/or local, got {args.starts!r}")
     single_thread()
     out = Path(args.out)
     if not (out / "jobs").is_dir():
@@ -139,18 +155,18 @@ def main() -> None:
     t0 = time.perf_counter()
     for i, key in enumerate(keys, 1):
         row = solve_both(out, key, args.formulation, args.solver, args.time_limit,
-                         jobs[key].get("mip_gap"))
+                         jobs[key].get("mip_gap"), starts)
         rows.append(row)
-        n, p = row["none"], row["probe"]
-        log(f"[{i}/{len(keys)}] {key}: no start {_cell(n, False)}; start {_cell(p, True)} "
-            f"(start {p['start_objective']}, cost {p['start_time']:.2f} s)")
+        log(f"[{i}/{len(keys)}] {key}: no start {_cell(row['none'], False)}; " + "; ".join(
+            f"{s} {_cell(row[s], True)} (start {row[s]['start_objective']}, cost "
+            f"{row[s]['start_time']:.2f} s)" for s in starts))
     wall = time.perf_counter() - t0
     stem = f"mip_start_{args.formulation}_{args.solver}" + (f"_{args.tag}" if args.tag else "")
     cmd = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
                    if v is not None)
     write_json(out / f"{stem}.json", {"env": env, "args": vars(args), "rows": rows,
                                       "wall_time": wall, "load_end": os.getloadavg()})
-    write_text_atomic(out / f"{stem}.md", markdown(rows, jobs, what, env, cmd, wall))
+    write_text_atomic(out / f"{stem}.md", markdown(rows, jobs, what, env, cmd, wall, starts))
     log(f"wrote {out / (stem + '.md')}")
 
 

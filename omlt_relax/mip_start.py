@@ -11,14 +11,21 @@ at its time limit. Two steps:
 
    .. math:: x^0 = \arg\min_{x \in P}\ \pm f_o(x),\qquad P = \{\text{probes}\}.
 
+   With ``start="local"`` (:func:`best_local_input`) the best few probes are then improved by
+   a local search over the network's linear regions
+   (:func:`~omlt_relax.linear_regions.descend_regions`: one small LP per region, moving across
+   a border neuron while the output improves), which ends at a local optimum of :math:`f_o`
+   over the box.
+
 2. :func:`start_from_input`: fix the network block's inputs at :math:`x^0`, solve the model
    (every other variable -- pre-activations, ReLU outputs and binaries, and the rest of a
    user's model -- follows from the fixed inputs; for a network alone presolve solves it), then
    free the inputs again. The model's variables now hold a complete feasible point, which
    :func:`omlt_relax.solve.solve` with ``warm_start=True`` hands to the solver.
 
-:func:`omlt_relax.optimize.solve_milp` does both with ``start="probe"``. A start cannot make
-an answer wrong: the solver checks it like any other point and drops it if infeasible.
+:func:`omlt_relax.optimize.solve_milp` does both with ``start="probe"`` or ``"local"``. A start
+cannot make an answer wrong: the solver checks it like any other point and drops it if
+infeasible.
 """
 
 from __future__ import annotations
@@ -30,14 +37,17 @@ from typing import Any
 import numpy as np
 
 from omlt_relax.chain import forward_chain, network_chain, network_input_box, probe_inputs
+from omlt_relax.linear_regions import descend_regions
 from omlt_relax.solve import SolveResult, solve
 
 #: Random inputs :func:`best_probe_input` evaluates (besides the centre and the corners).
 DEFAULT_PROBES = 4096
 #: Seconds allowed to the completion solve of :func:`start_from_input`.
 START_TIME_LIMIT = 10.0
+#: Best probes :func:`best_local_input` improves by the local search.
+LOCAL_STARTS = 8
 #: Start modes of :func:`omlt_relax.optimize.solve_milp`.
-STARTS = (None, "probe")
+STARTS = (None, "probe", "local")
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,35 @@ def best_probe_input(
     return xs[i].copy(), float(vals[i])
 
 
+def best_local_input(
+    net: Any, sense: str = "min", output: int = 0, n: int = DEFAULT_PROBES, seed: int = 0,
+    starts: int = LOCAL_STARTS,
+) -> tuple[np.ndarray, float]:
+    r"""The probes of :func:`best_probe_input`, the ``starts`` best of them improved by
+    :func:`~omlt_relax.linear_regions.descend_regions`; the best result for ``sense``.
+
+    .. math:: x^0 = \arg\min_{x \in D}\ \pm f_o(x),\qquad
+        D = \{\mathrm{descend}(p) : p \text{ among the } k \text{ best probes}\},
+
+    so :math:`\pm f_o(x^0)` is never worse than the best probe's. Returns ``(x, f_o(x))``,
+    float64 (by a forward pass).
+    """
+    if sense not in ("min", "max"):
+        msg = f"sense must be 'min' or 'max', got {sense!r}"
+        raise ValueError(msg)
+    if starts < 1:
+        msg = f"starts must be at least 1, got {starts}"
+        raise ValueError(msg)
+    chain = network_chain(net)
+    lo, hi = network_input_box(net, chain[0][0].shape[1])
+    xs = probe_inputs(lo, hi, n, seed)
+    vals = forward_chain(chain, xs)[:, output]
+    order = np.argsort(vals if sense == "min" else -vals, kind="stable")[:starts]
+    best = [descend_regions(chain, lo, hi, xs[i], sense, output) for i in order]
+    pick = (min if sense == "min" else max)(best, key=lambda d: d.value)
+    return pick.x.copy(), pick.value
+
+
 def start_from_input(
     model: Any,
     block: Any,
@@ -132,11 +171,14 @@ def probe_start(
     n: int = DEFAULT_PROBES,
     seed: int = 0,
     time_limit: float | None = START_TIME_LIMIT,
+    local: bool = False,
 ) -> MipStart:
-    """:func:`best_probe_input`, then :func:`start_from_input` at it (its completion solve
-    within ``time_limit`` seconds): the model holds the start when :attr:`MipStart.ok`."""
+    """:func:`best_probe_input` (with ``local``: :func:`best_local_input`), then
+    :func:`start_from_input` at it (its completion solve within ``time_limit`` seconds): the
+    model holds the start when :attr:`MipStart.ok`."""
     t0 = time.perf_counter()
-    x, value = best_probe_input(net, sense, output, n, seed)
+    pick = best_local_input if local else best_probe_input
+    x, value = pick(net, sense, output, n, seed)
     res = start_from_input(model, block, x, solver=solver, threads=threads, time_limit=time_limit)
     return MipStart(
         x=[float(v) for v in x],
@@ -149,9 +191,11 @@ def probe_start(
 
 __all__ = [
     "DEFAULT_PROBES",
+    "LOCAL_STARTS",
     "STARTS",
     "START_TIME_LIMIT",
     "MipStart",
+    "best_local_input",
     "best_probe_input",
     "probe_start",
     "start_from_input",

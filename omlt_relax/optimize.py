@@ -9,8 +9,9 @@ stock OMLT's ``ReluBigMFormulation`` for comparison -- and the objective
 bound, gap, times, nodes, binaries and the incumbent input.
 
 With ``start="probe"`` the solver is first handed a feasible point (:mod:`omlt_relax.mip_start`:
-the best of thousands of forward passes, completed with the inputs fixed); its cost is
-``start_time``, apart from ``time``.
+the best of thousands of forward passes, completed with the inputs fixed); with ``"local"`` the
+best few of them are first improved by a local search over the network's linear regions
+(:mod:`omlt_relax.linear_regions`). Its cost is ``start_time``, apart from ``time``.
 
 Times: ``time`` is the solver's own run time when :class:`~omlt_relax.SolveResult` reports it
 (``solver_time``), else the wall time of the call.
@@ -53,9 +54,10 @@ class MilpResult:
         time_limit: the limit the solve ran under.
         discrepancy, note: what the forward-pass check measured and, when it contradicts the
             solver (status ``"numerically_unreliable"``), what to do (:mod:`omlt_relax.verify`).
-        start: the start mode (``None`` or ``"probe"``); ``start_objective``: the objective at
-            the start handed to the solver (``None``: none was); ``start_time``: seconds to
-            build it (probes and completion solve), not included in ``time``.
+        start: the start mode (``None``, ``"probe"`` or ``"local"``); ``start_objective``: the
+            objective at the start handed to the solver (``None``: none was); ``start_time``:
+            seconds to build it (probes, local search, completion solve), not included in
+            ``time``.
     """
 
     sense: str
@@ -166,9 +168,11 @@ def solve_milp(
         threads: solver threads.
         mip_gap: relative MIP gap at which to stop (``None``: the solver's default, 1e-4 for
             HiGHS and Gurobi; :func:`~omlt_relax.solve`).
-        start: ``None`` (no MIP start) or ``"probe"``: hand the solver the best of
+        start: ``None`` (no MIP start), ``"probe"``: hand the solver the best of
             :data:`~omlt_relax.mip_start.DEFAULT_PROBES` forward passes as an incumbent
-            (:func:`~omlt_relax.mip_start.probe_start`).
+            (:func:`~omlt_relax.mip_start.probe_start`), or ``"local"``: the best of
+            :data:`~omlt_relax.mip_start.LOCAL_STARTS` local searches from the best probes
+            (:func:`~omlt_relax.mip_start.best_local_input`).
         options: solver-specific options by the solver's own names (:func:`~omlt_relax.solve`).
     """
     if start not in STARTS:
@@ -179,10 +183,10 @@ def solve_milp(
     build = time.perf_counter() - t0
     n_bin = count_binaries(m)
     mip_start = None
-    if start == "probe":
+    if start is not None:
         limit = START_TIME_LIMIT if time_limit is None else min(time_limit, START_TIME_LIMIT)
         mip_start = probe_start(m, m.nn, net, sense, output, solver=solver, threads=threads,
-                                time_limit=limit)
+                                time_limit=limit, local=start == "local")
     held = mip_start if mip_start is not None and mip_start.ok else None  # the model holds it
     res, x = solve_verified(m, m.nn, net, bounds, sense, output, solver=solver,
                             time_limit=time_limit, threads=threads, mip_gap=mip_gap,

@@ -21,7 +21,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("network", ("threads", "guards", "network", "quantile", "neuron_bounds", "chain")),
     ("bounds", ("bounds", "bounds.rounding", "bounds.interval", "bounds.crown", "bounds.methods",
                 "bounds.fused")),
-    ("lp relaxation", ("lp.relaxation",)),
+    ("lp relaxation", ("lp.relaxation", "linear_regions")),
     ("tightening and penalties", ("bounds.obbt", "penalties", "lp", "lp.gap")),
     ("training", ("regularizer", "lightning", "data", "data_io", "penalty_schedule", "epoch_budget",
                   "train", "schedule")),

@@ -13,7 +13,12 @@ from conftest import random_net
 from omlt_relax import export_onnx, load_onnx
 from omlt_relax.chain import forward_chain, probe_inputs
 from omlt_relax.fuzz import model_chain
-from omlt_relax.mip_start import best_probe_input, probe_start, start_from_input
+from omlt_relax.mip_start import (
+    best_local_input,
+    best_probe_input,
+    probe_start,
+    start_from_input,
+)
 from omlt_relax.optimize import build_milp, solve_milp
 from omlt_relax.solve import solve
 
@@ -78,13 +83,15 @@ def test_highs_is_handed_the_start(network):
     assert res.objective == pytest.approx(st.value, abs=1e-6)
 
 
+@pytest.mark.parametrize("start", ["probe", "local"])
 @pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize("sense", ["min", "max"])
 @pytest.mark.parametrize("formulation", ["bounded", "omlt"])
-def test_solve_milp_with_probe_start_is_the_verified_optimum(network, solver, sense, formulation):
+def test_solve_milp_with_a_start_is_the_verified_optimum(network, solver, sense, formulation,
+                                                         start):
     chain, net, nb = network
-    r = solve_milp(net, nb, sense, 60, solver=solver, start="probe", formulation=formulation)
-    assert r.status == "optimal" and r.start == "probe"
+    r = solve_milp(net, nb, sense, 60, solver=solver, start=start, formulation=formulation)
+    assert r.status == "optimal" and r.start == start
     fx = forward_chain(chain, np.array([r.x]))[0, 0]
     assert abs(fx - r.objective) <= 1e-5 * (1 + abs(fx))
     plain = solve_milp(net, nb, sense, 60, solver=solver, formulation=formulation)
@@ -102,3 +109,19 @@ def test_unknown_start_is_refused(network):
     _, net, nb = network
     with pytest.raises(ValueError, match="unknown start 'random'"):
         solve_milp(net, nb, "min", 60, start="random")
+
+
+@pytest.mark.parametrize("sense", ["min", "max"])
+def test_local_start_is_never_worse_than_the_probe_nor_past_the_optimum(network, sense):
+    chain, net, nb = network
+    xp, vp = best_probe_input(net, sense)
+    xl, vl = best_local_input(net, sense)
+    assert forward_chain(chain, xl[None, :])[0, 0] == pytest.approx(vl, abs=1e-12)
+    assert np.all(xl >= LO) and np.all(xl <= HI)
+    opt = solve_milp(net, nb, sense, 60).objective
+    if sense == "min":
+        assert opt - 1e-6 <= vl <= vp
+    else:
+        assert vp <= vl <= opt + 1e-6
+    with pytest.raises(ValueError, match="starts must be at least 1"):
+        best_local_input(net, sense, starts=0)

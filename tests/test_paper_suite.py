@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from itertools import pairwise
 
 import numpy as np
 import pytest
 import torch
+from conftest import load_script
 from torch import nn
 
 from omlt_relax import interval_bounds
@@ -27,6 +29,7 @@ from omlt_relax.bench.paper import (
     run_paper,
     schedule_factor,
 )
+from omlt_relax.bench.paper.report import dominance, dominance_table
 from omlt_relax.bench.paper.training import epochs_of
 from omlt_relax.cli import main
 
@@ -458,3 +461,62 @@ def test_report_rounds_lower_bounds_down() -> None:
     assert cell(827.97, True) == "≥827×"
     assert cell(10_896.4, True) == "≥10,800×"  # three significant digits, down
     assert cell(827.97, False) == "828×"  # a measured ratio keeps three digits, to the nearest
+
+
+def _row(variant: str, origin: str, mse: float, t: float, *, hit: bool = False,
+         seeds: tuple[int, ...] = (0,), lam: float = 1e-2) -> dict:
+    return {"function": "peaks", "depth": 2, "variant": variant, "lam": lam, "origin": origin,
+            "seeds": list(seeds), "test_mse": mse,
+            "speedup": {"paper/highs": {"time": t, "hit": hit}}}
+
+
+def test_dominance_needs_as_accurate_and_as_fast_on_the_same_seeds() -> None:
+    rows = [
+        _row("stable", "paper", 1e-4, 0.10),
+        _row("width", "paper", 1e-5, 1.0, lam=1e-3),
+        _row("stable_d", "ours", 0.9e-4, 0.09),            # dominates stable 1e-2 only
+        _row("width_d", "ours", 0.8e-4, 0.20),             # as accurate, slower
+        _row("stable_ftd", "ours", 2e-4, 0.01),            # faster, less accurate
+        _row("stable_crown_ftd", "ours", 1e-6, 0.01, seeds=(1,)),   # other seeds
+        _row("width_ftd", "ours", 1e-6, 0.5, hit=True),    # stopped at the limit
+    ]
+    dom = {d["variant"]: d for d in dominance(rows)}
+    assert dom["stable"]["dominated_by"] == ["stable_d 0.01"]
+    assert dom["width"]["dominated_by"] == []
+    assert dom["width"]["compared"] == 4  # the other seed's network is not compared
+    table = dominance_table(list(dom.values()))
+    assert "| peaks | 2 | width | 0.001 | 1e-05 | 1 | **none** |" in table
+    assert table.endswith("Paper points dominated: depth 2: 1 of 2.")
+
+
+def test_repeats_read_the_dominance_test_by_the_medians(tmp_path, monkeypatch) -> None:
+    """benchmarks/bench_repeats.py --dominance re-solves every regularized network of a paper
+    folder and decides "better than the paper" by the medians of the repeats."""
+    cfg = PaperConfig(functions=("peaks",), depths=(2,), seeds=(0,),
+                      variants=("none", "stable", "stable_d"), lambdas=(1e-2,), width=6,
+                      n_train=300, n_val=100, n_test=100, epochs=4, time_limit=30,
+                      solvers=("highs",), formulations=("paper",))
+    recs = {r["job"]["variant"]: r for r in run_paper(cfg, tmp_path, log=None, progress=False)}
+    repeats = load_script("benchmarks/bench_repeats.py")
+    monkeypatch.setattr(sys, "argv", [
+        "bench_repeats.py", "--out", str(tmp_path), "--formulation", "paper", "--solver",
+        "highs", "--repeats", "2", "--time-limit", "30", "--dominance"])
+    repeats.main()
+    rows = {r["key"]: r for r in json.loads(
+        (tmp_path / "repeats_paper_highs.json").read_text())["rows"]}
+    assert set(rows) == {recs["stable"]["key"], recs["stable_d"]["key"]}  # not the plain one
+    paper, ours = rows[recs["stable"]["key"]], rows[recs["stable_d"]["key"]]
+    assert paper["statuses"] == ours["statuses"] == ["optimal"]
+    (d,) = repeats.dominance_by_median(tmp_path, list(rows.values()), "paper", "highs")
+    assert d["time"] == pytest.approx(paper["median"])
+    wins = (recs["stable_d"]["test_mse"] <= recs["stable"]["test_mse"]
+            and ours["median"] <= paper["median"])
+    assert d["dominated_by"] == (["stable_d 0.01"] if wins else [])
+    text = (tmp_path / "repeats_paper_highs.md").read_text()
+    assert "Better than the paper on its own ground, by the medians" in text
+    assert f"Paper points dominated: depth 2: {int(wins)} of 1." in text
+    assert "--repeats 2 --dominance --time-limit 30.0`" in text  # the command, as it ran
+    monkeypatch.setattr(sys, "argv", ["bench_repeats.py", "--out", str(tmp_path / "jobs"),
+                                      "--dominance"])
+    with pytest.raises(SystemExit, match="neither jobs"):
+        repeats.main()

@@ -301,7 +301,9 @@ def _headline_table(rows: list[dict[str, Any]]) -> str:
     return format_table(head, body, markdown=True)
 
 
-def _dominance_table(dom: list[dict[str, Any]]) -> str:
+def dominance_table(dom: list[dict[str, Any]]) -> str:
+    """Markdown table of :func:`dominance`'s answer, one line per paper point with ours beside
+    it, and under it the count: how many of the paper's points are dominated, per depth."""
     head = ["function", "depth", "paper variant", "λ", "test MSE", "time s", "ours that dominate"]
     body = []
     for d in dom:
@@ -309,7 +311,12 @@ def _dominance_table(dom: list[dict[str, Any]]) -> str:
             "**none**" if d["compared"] else "(no variant of ours measured yet)")
         body.append([d["function"], d["depth"], d["variant"], f"{d['lam']:g}",
                      f"{d['test_mse']:.3g}", f"{d['time']:.3g}", who])
-    return format_table(head, body, markdown=True)
+    per_depth = []
+    for depth in sorted({d["depth"] for d in dom}):
+        at = [d for d in dom if d["depth"] == depth]
+        per_depth.append(f"depth {depth}: {sum(bool(d['dominated_by']) for d in at)} of {len(at)}")
+    return (format_table(head, body, markdown=True)
+            + f"\n\nPaper points dominated: {'; '.join(per_depth)}.")
 
 
 def _equal_accuracy_table(eq: list[dict[str, Any]]) -> str:
@@ -368,7 +375,7 @@ def markdown_report(records: list[dict], cfg: PaperConfig | None = None) -> str:
     if dom:
         lines += ["", "## Better than the paper on its own ground? (paper MILP, HiGHS)", "",
                   "For each point the paper's regularizers reach: our variants (same seeds) at "
-                  "least as accurate and at least as fast.", "", _dominance_table(dom)]
+                  "least as accurate and at least as fast.", "", dominance_table(dom)]
     eq = [e for e in equal_accuracy(rows) if e["base"] is not None]
     if eq:
         lines += ["", "## Speed-up at equal accuracy (ours MILP, HiGHS)", "",
