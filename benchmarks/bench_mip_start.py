@@ -21,7 +21,14 @@ Run::
     python benchmarks/bench_mip_start.py --out runs/paper_d3_3s --starts probe,local \
         --keys peaks-d3-s0-none-0 --tag local
 
-Writes ``mip_start_<formulation>_<solver>[_<tag>].json`` and ``.md`` into ``--out`` (atomically).
+``--starts-only`` solves no MILP: it builds each start (forward passes, local search; no
+completion) and sets its value beside the best proven optimum the suite recorded for the network
+(any MILP, any solver), which shows how good a start is in a fraction of a second::
+
+    python benchmarks/bench_mip_start.py --out runs/paper_d3_3s --starts probe,local --starts-only
+
+Writes ``mip_start_<formulation>_<solver>[_<tag>].json`` and ``.md`` into ``--out`` (atomically;
+``mip_start_quality[_<tag>]`` with ``--starts-only``).
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from omlt_relax.bench.paper.run import environment
 from omlt_relax.bench.report import fmt_bound, machine_line, ratio
 from omlt_relax.bench.results import write_json, write_text_atomic
 from omlt_relax.export import export_onnx, load_onnx
+from omlt_relax.mip_start import best_local_input, best_probe_input
 from omlt_relax.optimize import solve_milp
 from omlt_relax.threads import single_thread
 
@@ -68,6 +76,55 @@ def solve_both(out: Path, key: str, formulation: str, solver: str, time_limit: f
                 "start_time": r.start_time or 0.0, "discrepancy": r.discrepancy,
             }
     return row
+
+
+def proven_optimum(job: dict[str, Any]) -> tuple[float, str] | None:
+    """The minimum a suite record proved (``(objective, "formulation/solver")``), or ``None``."""
+    for form, by_solver in sorted(job.get("milp", {}).items()):
+        for solver, m in sorted(by_solver.items()):
+            if isinstance(m, dict) and m.get("status") == "optimal":
+                return float(m["objective"]), f"{form}/{solver}"
+    return None
+
+
+def start_quality(out: Path, key: str, job: dict[str, Any],
+                  starts: tuple[str, ...]) -> dict[str, Any]:
+    """Each start's value (no MILP: probes and local search on the network, float64) and cost,
+    beside the suite's proven minimum of the network."""
+    model, lo, hi = paper_job_network(out, key)
+    row: dict[str, Any] = {"key": key, "optimum": None, "proved_by": None}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "net.onnx")
+        export_onnx(model, path, (lo, hi), bounds="ibp")
+        net, _ = load_onnx(path)
+        for start in starts:
+            pick = best_local_input if start == "local" else best_probe_input
+            t0 = time.perf_counter()
+            x, value = pick(net, "min")
+            row[start] = {"value": value, "x": x.tolist(), "time": time.perf_counter() - t0}
+    opt = proven_optimum(job)
+    if opt is not None:
+        row["optimum"], row["proved_by"] = opt
+    return row
+
+
+def quality_markdown(rows: list[dict[str, Any]], starts: tuple[str, ...], env: dict[str, Any],
+                     cmd: str) -> str:
+    head = "| network | proven minimum (by) | " + " | ".join(
+        f"{s}: value, above the minimum, cost" for s in starts) + " |"
+    lines = ["# MIP starts against the proven minima (no MILP solved here)", "",
+             machine_line(env), f"Command: `python benchmarks/bench_mip_start.py {cmd}`.", "",
+             head, "|---|---|" + "---|" * len(starts)]
+    for r in rows:
+        opt = r["optimum"]
+        cells = [f"{r['key']}",
+                 "–" if opt is None else f"{opt:.6g} ({r['proved_by']})"]
+        for s in starts:
+            v = r[s]["value"]
+            above = "–" if opt is None else f"{v - opt:.2e}"
+            cells.append(f"{v:.6g}, {above}, {r[s]['time']:.3f} s")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _total(s: dict[str, Any]) -> float:
@@ -132,6 +189,8 @@ def main() -> None:
     ap.add_argument("--tag", default=None, help="suffix of the output files")
     ap.add_argument("--starts", default="probe",
                     help="comma-separated start modes to compare with no start: probe, local")
+    ap.add_argument("--starts-only", action="store_true",
+                    help="solve no MILP: each start's value beside the suite's proven minimum")
     args = ap.parse_args()
     starts = tuple(s.strip() for s in args.starts.split(",") if s.strip())
     bad = [s for s in starts if s not in ("probe", "local")]
@@ -148,6 +207,19 @@ def main() -> None:
     if missing:
         raise SystemExit(f"no such networks in {out}: {', '.join(missing)}")
     env = environment()
+    cmd = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
+                   for k, v in vars(args).items() if v is not None and v is not False)
+    if args.starts_only:
+        rows = []
+        for key in keys:
+            rows.append(start_quality(out, key, jobs[key], starts))
+            log(f"{key}: minimum {rows[-1]['optimum']}; " + "; ".join(
+                f"{s} {rows[-1][s]['value']:.6g} ({rows[-1][s]['time']:.3f} s)" for s in starts))
+        stem = "mip_start_quality" + (f"_{args.tag}" if args.tag else "")
+        write_json(out / f"{stem}.json", {"env": env, "args": vars(args), "rows": rows})
+        write_text_atomic(out / f"{stem}.md", quality_markdown(rows, starts, env, cmd))
+        log(f"wrote {out / (stem + '.md')}")
+        return
     what = f"{args.formulation} MILP (min), {args.solver} one thread, {args.time_limit:g} s cap"
     log(machine_line(env) + f" Load average at start: {os.getloadavg()}.")
     log(f"{len(keys)} networks of {out}: {what}, without and with the start")
@@ -162,8 +234,6 @@ def main() -> None:
             f"{row[s]['start_time']:.2f} s)" for s in starts))
     wall = time.perf_counter() - t0
     stem = f"mip_start_{args.formulation}_{args.solver}" + (f"_{args.tag}" if args.tag else "")
-    cmd = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-                   if v is not None)
     write_json(out / f"{stem}.json", {"env": env, "args": vars(args), "rows": rows,
                                       "wall_time": wall, "load_end": os.getloadavg()})
     write_text_atomic(out / f"{stem}.md", markdown(rows, jobs, what, env, cmd, wall, starts))

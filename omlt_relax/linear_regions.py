@@ -82,13 +82,13 @@ def region_optimum(
     """The input minimizing (``sense="min"``) or maximizing :math:`f_o` over the region
     :math:`R(s)` of ``pattern`` (an LP, HiGHS), or ``None`` if the region is empty."""
     hidden, (out_mat, _) = region_map(chain, pattern)
-    rows = np.vstack([m for m, _ in hidden])
-    offs = np.concatenate([v for _, v in hidden])
-    active = np.concatenate([np.asarray(s, bool) for s in pattern])
+    n = out_mat.shape[1]
+    rows = np.vstack([np.zeros((0, n)), *(m for m, _ in hidden)])
+    offs = np.concatenate([np.zeros(0), *(v for _, v in hidden)])
+    active = np.concatenate([np.zeros(0, bool), *(np.asarray(s, bool) for s in pattern)])
     # active: M x + m >= 0, i.e. M x >= -m; inactive: M x <= -m
     row_lo = np.where(active, -offs, -highspy.kHighsInf)
     row_hi = np.where(active, highspy.kHighsInf, -offs)
-    n = rows.shape[1]
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = n, rows.shape[0]
     sign = 1.0 if sense == "min" else -1.0
@@ -96,7 +96,7 @@ def region_optimum(
     lp.col_lower_, lp.col_upper_ = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
     lp.row_lower_, lp.row_upper_ = row_lo, row_hi
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = np.arange(0, rows.size + 1, rows.shape[0], dtype=np.int32)
+    lp.a_matrix_.start_ = rows.shape[0] * np.arange(n + 1, dtype=np.int32)
     lp.a_matrix_.index_ = np.tile(np.arange(rows.shape[0], dtype=np.int32), n)
     lp.a_matrix_.value_ = rows.T.ravel()
     lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = n, rows.shape[0]

@@ -101,3 +101,14 @@ def test_descent_refuses_bad_input():
         descend_regions(chain, LO, HI, np.zeros(2), "minimise")
     with pytest.raises(ValueError, match="outside the input box"):
         descend_regions(chain, LO, HI, np.array([0.0, 2.5]))
+
+
+def test_an_affine_network_is_solved_by_one_region():
+    """No hidden layer: one region, the box; the optimum is the LP's corner."""
+    chain = [(np.array([[1.0, -2.0]]), np.array([0.5]))]
+    lo, hi = np.full(2, -1.0), np.full(2, 1.0)
+    low = descend_regions(chain, lo, hi, np.zeros(2), "min")
+    high = descend_regions(chain, lo, hi, np.zeros(2), "max")
+    np.testing.assert_array_equal(low.x, [-1.0, 1.0])
+    np.testing.assert_array_equal(high.x, [1.0, -1.0])
+    assert (low.value, high.value) == (-2.5, 3.5)

@@ -520,3 +520,34 @@ def test_repeats_read_the_dominance_test_by_the_medians(tmp_path, monkeypatch) -
                                       "--dominance"])
     with pytest.raises(SystemExit, match="neither jobs"):
         repeats.main()
+    # benchmarks/bench_mip_start.py on the same folder: each start gives the same optimum, and
+    # a start is a feasible point, never below it
+    starts = load_script("benchmarks/bench_mip_start.py")
+    monkeypatch.setattr(sys, "argv", [
+        "bench_mip_start.py", "--out", str(tmp_path), "--formulation", "paper", "--time-limit",
+        "30", "--starts", "probe,local", "--keys", recs["none"]["key"]])
+    starts.main()
+    (row,) = json.loads((tmp_path / "mip_start_paper_highs.json").read_text())["rows"]
+    for mode in ("none", "probe", "local"):
+        assert row[mode]["status"] == "optimal"
+        assert row[mode]["objective"] == pytest.approx(row["none"]["objective"], abs=1e-6)
+    assert row["probe"]["start_objective"] >= row["local"]["start_objective"] - 1e-9
+    assert row["local"]["start_objective"] >= row["none"]["objective"] - 1e-6
+    text = (tmp_path / "mip_start_paper_highs.md").read_text()
+    assert "## Start `probe`" in text and "## Start `local`" in text
+    # --starts-only: no MILP, each start's value beside the minimum the suite proved
+    monkeypatch.setattr(sys, "argv", [
+        "bench_mip_start.py", "--out", str(tmp_path), "--starts", "probe,local", "--starts-only"])
+    starts.main()
+    q = {r["key"]: r for r in json.loads(
+        (tmp_path / "mip_start_quality.json").read_text())["rows"]}
+    assert set(q) == {r["key"] for r in recs.values()}
+    for r in q.values():
+        assert r["optimum"] == pytest.approx(
+            recs[r["key"].split("-")[3]]["milp"]["paper"]["highs"]["objective"])
+        assert r["optimum"] - 1e-6 <= r["local"]["value"] <= r["probe"]["value"]
+    assert "proven minimum (by)" in (tmp_path / "mip_start_quality.md").read_text()
+    monkeypatch.setattr(sys, "argv", ["bench_mip_start.py", "--out", str(tmp_path),
+                                      "--starts", "random"])
+    with pytest.raises(SystemExit, match="--starts takes probe and/or local"):
+        starts.main()
