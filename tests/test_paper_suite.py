@@ -545,7 +545,7 @@ def test_repeats_read_the_dominance_test_by_the_medians(tmp_path, monkeypatch) -
     for r in q.values():
         assert r["optimum"] == pytest.approx(
             recs[r["key"].split("-")[3]]["milp"]["paper"]["highs"]["objective"])
-        assert r["optimum"] - 1e-6 <= r["local"]["value"] <= r["probe"]["value"]
+        assert r["optimum"] - 1e-6 <= r["local"]["value"] <= r["probe"]["value"] + 1e-12
     assert "proven minimum (by)" in (tmp_path / "mip_start_quality.md").read_text()
     monkeypatch.setattr(sys, "argv", ["bench_mip_start.py", "--out", str(tmp_path),
                                       "--starts", "random"])
