@@ -657,12 +657,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=1)
     s.add_argument("--compare-omlt", action="store_true",
                    help="also solve with stock OMLT ReluBigMFormulation")
-    s.add_argument("--mip-start", choices=("none", "probe", "local"), default="probe",
-                   help="probe (default): hand the solver the best of 4,096 forward passes as "
-                        "its first incumbent (omlt_relax.mip_start; at a time limit there is "
-                        "always an answer); local: improve the 8 best of them first by a local "
-                        "search over the network's linear regions (small LPs); column 'start' "
-                        "shows its value")
+    s.add_argument("--mip-start", choices=("none", "probe", "local"), default="local",
+                   help="local (default): hand the solver a first incumbent, the best of 8 "
+                        "local searches over the network's linear regions (small LPs) from the "
+                        "best of 4,096 forward passes (omlt_relax.mip_start; at a time limit "
+                        "there is always an answer); probe: the best forward pass as it is; "
+                        "column 'start' shows its value")
     s.add_argument("--json", help="write the report as JSON here")
     _foreign_args(s, "for a file without our bounds: how to compute them on the fly")
     s.set_defaults(func=cmd_solve)

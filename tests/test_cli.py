@@ -86,9 +86,10 @@ def test_train_then_solve(tmp_path, capsys) -> None:
     assert "stock OMLT" in out
     per = "/".join(str(c) for c in rep["unstable_per_layer"])
     assert f"{rep['unstable']} of 12 hidden neurons unstable (per layer {per})" in out
-    # the default forward-pass start is a feasible point: never better than the optimum
+    # the default start (local search from the best forward passes) is a feasible point:
+    # never better than the optimum
     for r in rep["results"]:
-        assert r["start"] == "probe" and r["start_objective"] is not None
+        assert r["start"] == "local" and r["start_objective"] is not None
         sign = 1.0 if r["sense"] == "min" else -1.0
         assert sign * (r["start_objective"] - r["objective"]) >= -1e-6
     # the same MILPs without it: the same optima
