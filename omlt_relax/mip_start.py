@@ -73,6 +73,18 @@ class MipStart:
         return self.status in ("optimal", "feasible")
 
 
+def _probes(net: Any, sense: str, output: int, n: int, seed: int) -> tuple[
+        Any, tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
+    """The network's chain and box, the probes and the output ``output`` at each (float64)."""
+    if sense not in ("min", "max"):
+        msg = f"sense must be 'min' or 'max', got {sense!r}"
+        raise ValueError(msg)
+    chain = network_chain(net)
+    lo, hi = network_input_box(net, chain[0][0].shape[1])
+    xs = probe_inputs(lo, hi, n, seed)
+    return chain, (lo, hi), xs, forward_chain(chain, xs)[:, output]
+
+
 def best_probe_input(
     net: Any, sense: str = "min", output: int = 0, n: int = DEFAULT_PROBES, seed: int = 0
 ) -> tuple[np.ndarray, float]:
@@ -87,13 +99,7 @@ def best_probe_input(
 
     Returns ``(x, f_o(x))`` in float64.
     """
-    if sense not in ("min", "max"):
-        msg = f"sense must be 'min' or 'max', got {sense!r}"
-        raise ValueError(msg)
-    chain = network_chain(net)
-    lo, hi = network_input_box(net, chain[0][0].shape[1])
-    xs = probe_inputs(lo, hi, n, seed)
-    vals = forward_chain(chain, xs)[:, output]
+    _, _, xs, vals = _probes(net, sense, output, n, seed)
     i = int(np.argmin(vals) if sense == "min" else np.argmax(vals))
     return xs[i].copy(), float(vals[i])
 
@@ -111,16 +117,10 @@ def best_local_input(
     so :math:`\pm f_o(x^0)` is never worse than the best probe's. Returns ``(x, f_o(x))``,
     float64 (by a forward pass).
     """
-    if sense not in ("min", "max"):
-        msg = f"sense must be 'min' or 'max', got {sense!r}"
-        raise ValueError(msg)
     if starts < 1:
         msg = f"starts must be at least 1, got {starts}"
         raise ValueError(msg)
-    chain = network_chain(net)
-    lo, hi = network_input_box(net, chain[0][0].shape[1])
-    xs = probe_inputs(lo, hi, n, seed)
-    vals = forward_chain(chain, xs)[:, output]
+    chain, (lo, hi), xs, vals = _probes(net, sense, output, n, seed)
     order = np.argsort(vals if sense == "min" else -vals, kind="stable")[:starts]
     best = [descend_regions(chain, lo, hi, xs[i], sense, output) for i in order]
     pick = (min if sense == "min" else max)(best, key=lambda d: d.value)
