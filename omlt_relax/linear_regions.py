@@ -75,12 +75,23 @@ def region_map(
     return hidden, (m_mat, m_vec)
 
 
+def quiet_highs() -> highspy.Highs:
+    """A HiGHS object for the region LPs: no output, one thread (one per local search)."""
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    return h
+
+
 def region_optimum(
     chain: Sequence[tuple[np.ndarray, np.ndarray]], pattern: Pattern, lo: np.ndarray,
-    hi: np.ndarray, sense: str = "min", output: int = 0,
+    hi: np.ndarray, sense: str = "min", output: int = 0, h: highspy.Highs | None = None,
 ) -> np.ndarray | None:
     """The input minimizing (``sense="min"``) or maximizing :math:`f_o` over the region
-    :math:`R(s)` of ``pattern`` (an LP, HiGHS), or ``None`` if the region is empty."""
+    :math:`R(s)` of ``pattern`` (an LP, HiGHS), or ``None`` if the region is empty.
+
+    ``h``: a HiGHS object to load the LP into (a caller solving many region LPs passes the same
+    one, e.g. from :func:`quiet_highs`); a new one by default."""
     hidden, (out_mat, _) = region_map(chain, pattern)
     n = out_mat.shape[1]
     rows = np.vstack([np.zeros((0, n)), *(m for m, _ in hidden)])
@@ -100,9 +111,7 @@ def region_optimum(
     lp.a_matrix_.index_ = np.tile(np.arange(rows.shape[0], dtype=np.int32), n)
     lp.a_matrix_.value_ = rows.T.ravel()
     lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = n, rows.shape[0]
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", 1)
+    h = quiet_highs() if h is None else h
     h.passModel(lp)
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
@@ -129,19 +138,20 @@ class Descent:
     moves: int
 
 
-def _border_flips(chain: Sequence[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> list[Pattern]:
-    """The patterns of the regions next to ``x`` across one border neuron: ``x``'s pattern with
-    one neuron at :math:`\\hat z \\approx 0` flipped (first layers first)."""
+def _regions_at(chain: Sequence[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> list[Pattern]:
+    """The pattern of ``x``'s region (:func:`activation_pattern`), then those of the regions
+    across one border neuron: one neuron at :math:`\\hat z \\approx 0` flipped (first layers
+    first); one forward pass."""
     zs = [z[0] for z in forward_hidden(chain, x[None, :])[:-1]]
     base = [z > 0 for z in zs]
-    flips: list[Pattern] = []
+    flips: list[Pattern] = [base]
     for k, z in enumerate(zs):
         tol = BORDER_TOL * (1.0 + float(np.max(np.abs(z), initial=0.0)))
         for i in np.flatnonzero(np.abs(z) <= tol):
             p = [s.copy() for s in base]
             p[k][i] = not p[k][i]
             flips.append(p)
-            if len(flips) >= MAX_FLIPS:
+            if len(flips) > MAX_FLIPS:
                 return flips
     return flips
 
@@ -171,14 +181,15 @@ def descend_regions(
 
     v = start = value(x)
     lps = moves = 0
+    h = quiet_highs()
     while lps < max_lps:
         moved = False
         # the region of x first, then those across one of its border neurons
-        for pattern in [activation_pattern(chain, x), *_border_flips(chain, x)]:
+        for pattern in _regions_at(chain, x):
             if lps >= max_lps:
                 break
             lps += 1
-            x1 = region_optimum(chain, pattern, lo, hi, sense, output)
+            x1 = region_optimum(chain, pattern, lo, hi, sense, output, h)
             if x1 is None:
                 continue
             v1 = value(x1)
@@ -198,6 +209,7 @@ __all__ = [
     "Descent",
     "activation_pattern",
     "descend_regions",
+    "quiet_highs",
     "region_map",
     "region_optimum",
 ]
