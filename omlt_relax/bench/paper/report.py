@@ -150,6 +150,12 @@ def headline(rows: list[dict[str, Any]], ratio: float = MSE_RATIO) -> list[dict[
     return [best[k] for k in sorted(best)]
 
 
+#: The MILPs (formulation/solver) on which the report tests "better than the paper": the paper's
+#: own first, then ours (LP-OBBT bounds), each with HiGHS and Gurobi.
+DOMINANCE_MILPS = ("paper/highs", "paper/gurobi", "ours/highs", "ours/gurobi")
+SOLVER_NAMES = {"highs": "HiGHS", "gurobi": "Gurobi"}
+
+
 def dominance(rows: list[dict[str, Any]], fs: str = "paper/highs") -> list[dict[str, Any]]:
     """For every paper-regularizer row: is there one of ours at least as accurate and fast?
 
@@ -371,11 +377,17 @@ def markdown_report(records: list[dict], cfg: PaperConfig | None = None) -> str:
         "", _network_table(rows),
         "", f"## Best speed-up at test MSE ≤ {MSE_RATIO}× the unregularized network", "",
         _headline_table(rows)]
-    dom = dominance(rows)
-    if dom:
-        lines += ["", "## Better than the paper on its own ground? (paper MILP, HiGHS)", "",
-                  "For each point the paper's regularizers reach: our variants (same seeds) at "
-                  "least as accurate and at least as fast.", "", dominance_table(dom)]
+    for fs in DOMINANCE_MILPS:
+        dom = dominance(rows, fs)
+        # the paper's own MILP with HiGHS always (when the paper's points ran); the others
+        # where some network of ours was measured with that MILP too
+        if dom and (fs == DOMINANCE_MILPS[0] or any(d["compared"] for d in dom)):
+            form, solver = fs.split("/")
+            lines += ["", f"## Better than the paper on its own ground? ({form} MILP, "
+                      f"{SOLVER_NAMES[solver]})", "",
+                      "For each point the paper's regularizers reach: our variants (same seeds) at "
+                      "least as accurate and at least as fast, both measured with this MILP.", "",
+                      dominance_table(dom)]
     eq = [e for e in equal_accuracy(rows) if e["base"] is not None]
     if eq:
         lines += ["", "## Speed-up at equal accuracy (ours MILP, HiGHS)", "",
