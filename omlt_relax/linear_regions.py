@@ -40,6 +40,7 @@ import highspy
 import numpy as np
 
 from omlt_relax.chain import forward_hidden
+from omlt_relax.threads import quiet_highs
 
 #: A neuron with :math:`|\hat z| \le` this times :math:`1 + \max_i |\hat z_i|` of its layer counts
 #: as on the border of its region (:func:`descend_regions` tries flipping it).
@@ -75,14 +76,6 @@ def region_map(
     return hidden, (m_mat, m_vec)
 
 
-def quiet_highs() -> highspy.Highs:
-    """A HiGHS object for the region LPs: no output, one thread (one per local search)."""
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", 1)
-    return h
-
-
 def region_optimum(
     chain: Sequence[tuple[np.ndarray, np.ndarray]], pattern: Pattern, lo: np.ndarray,
     hi: np.ndarray, sense: str = "min", output: int = 0, h: highspy.Highs | None = None,
@@ -91,7 +84,7 @@ def region_optimum(
     :math:`R(s)` of ``pattern`` (an LP, HiGHS), or ``None`` if the region is empty.
 
     ``h``: a HiGHS object to load the LP into (a caller solving many region LPs passes the same
-    one, e.g. from :func:`quiet_highs`); a new one by default."""
+    one, e.g. from :func:`~omlt_relax.threads.quiet_highs`); a new one by default."""
     hidden, (out_mat, _) = region_map(chain, pattern)
     n = out_mat.shape[1]
     rows = np.vstack([np.zeros((0, n)), *(m for m, _ in hidden)])
@@ -209,7 +202,6 @@ __all__ = [
     "Descent",
     "activation_pattern",
     "descend_regions",
-    "quiet_highs",
     "region_map",
     "region_optimum",
 ]

@@ -12,6 +12,7 @@ two BLAS threads than with one.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 #: The variables that BLAS/OpenMP libraries read when they load (numpy's and scipy's OpenBLAS,
 #: MKL, OpenMP): what :func:`single_thread` sets for libraries loaded later and for the worker
@@ -35,4 +36,15 @@ def single_thread() -> None:
     threadpool_limits(limits=1)
 
 
-__all__ = ["THREAD_VARIABLES", "single_thread"]
+def quiet_highs(threads: int = 1) -> Any:
+    """A ``highspy.Highs`` object that prints nothing and solves on ``threads`` threads (one by
+    default): what every LP and MILP the library builds directly in HiGHS starts from."""
+    import highspy  # here: not every user of this module solves an LP
+
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", int(threads))
+    return h
+
+
+__all__ = ["THREAD_VARIABLES", "quiet_highs", "single_thread"]

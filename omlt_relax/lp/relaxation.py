@@ -52,6 +52,8 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
+from omlt_relax.threads import quiet_highs
+
 INF = highspy.kHighsInf
 #: HiGHS's ``small_matrix_value`` bound (1e-9 by default): smaller matrix entries are dropped.
 TINY_WEIGHT = 1e-9
@@ -129,9 +131,7 @@ class BigMRelaxationLP:
             raise ValueError(msg)
         self.formulation = formulation
         self.iteration_limit_factor = iteration_limit_factor
-        self.h = highspy.Highs()
-        self.h.setOptionValue("output_flag", False)
-        self.h.setOptionValue("threads", int(threads))
+        self.h = quiet_highs(threads)
         self.h.setOptionValue("presolve", "off")
         self.load(chain, lower, upper, input_lower, input_upper)
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from omlt_relax.lp.relaxation import set_solve_time_limit
 from omlt_relax.stochastic.instance import CFLPInstance
+from omlt_relax.threads import quiet_highs
 
 
 class RecourseSolver:
@@ -44,9 +45,7 @@ class RecourseSolver:
 
         self.instance = instance
         self._highspy = highspy
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("threads", 1)
+        h = quiet_highs()
         h.setOptionValue("mip_rel_gap", 0.0)
         h.setOptionValue("mip_abs_gap", 0.0)
         h.setOptionValue("random_seed", 0)
