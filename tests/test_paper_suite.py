@@ -207,7 +207,7 @@ def test_tiny_run_end_to_end_is_verified_and_resumable(tmp_path) -> None:
     assert "## Better than the paper on its own ground? (paper MILP, HiGHS)" in text
     assert "## Better than the paper on its own ground? (ours MILP, HiGHS)" in text
     assert "Gurobi)" not in text
-    assert text.count("Paper points dominated: depth 2: ") == 2
+    assert text.count("Paper points dominated: depth 2 (seed 0): ") == 2
     assert (tmp_path / "pareto_peaks.png").stat().st_size > 1000
     # resumable: nothing left to do, records unchanged
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "jobs").glob("*.json")}
@@ -490,8 +490,21 @@ def test_dominance_needs_as_accurate_and_as_fast_on_the_same_seeds() -> None:
     assert dom["width"]["dominated_by"] == []
     assert dom["width"]["compared"] == 4  # the other seed's network is not compared
     table = dominance_table(list(dom.values()))
-    assert "| peaks | 2 | width | 0.001 | 1e-05 | 1 | **none** |" in table
-    assert table.endswith("Paper points dominated: depth 2: 1 of 2.")
+    assert "| peaks | 2 | width | 0.001 | 0 | 1e-05 | 1 | **none** |" in table
+    assert table.endswith("Paper points dominated: depth 2 (seed 0): 1 of 2.")
+
+
+def test_dominance_counts_each_set_of_seeds_apart() -> None:
+    """Points over three seeds (means) and points of one seed are counted apart, never mixed."""
+    rows = [_row("stable", "paper", 1e-4, 0.10, seeds=(0, 1, 2)),
+            _row("stable_d", "ours", 0.9e-4, 0.09, seeds=(0, 1, 2)),
+            _row("width", "paper", 1e-4, 0.10, lam=1e-3),
+            _row("width_d", "ours", 0.9e-4, 0.09, seeds=(0, 1, 2), lam=1e-3)]  # other seeds
+    table = dominance_table(dominance(rows))
+    assert "| peaks | 2 | stable | 0.01 | 0,1,2 | 0.0001 | 0.1 | stable_d 0.01, width_d 0.001 |" \
+        in table
+    assert table.endswith("Paper points dominated: depth 2 (seed 0): 0 of 1; "
+                          "depth 2 (seeds 0,1,2): 1 of 1.")
 
 
 def test_dominance_needs_no_unregularized_network() -> None:
@@ -537,7 +550,7 @@ def test_repeats_read_the_dominance_test_by_the_medians(tmp_path, monkeypatch) -
     assert d["dominated_by"] == (["stable_d 0.01"] if wins else [])
     text = (tmp_path / "repeats_paper_highs.md").read_text()
     assert "Better than the paper on its own ground, by the medians" in text
-    assert f"Paper points dominated: depth 2: {int(wins)} of 1." in text
+    assert f"Paper points dominated: depth 2 (seed 0): {int(wins)} of 1." in text
     assert "--repeats 2 --dominance --time-limit 30.0`" in text  # the command, as it ran
     monkeypatch.setattr(sys, "argv", ["bench_repeats.py", "--out", str(tmp_path / "jobs"),
                                       "--dominance"])
