@@ -12,7 +12,10 @@ two BLAS threads than with one.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import highspy
 
 #: The variables that BLAS/OpenMP libraries read when they load (numpy's and scipy's OpenBLAS,
 #: MKL, OpenMP): what :func:`single_thread` sets for libraries loaded later and for the worker
@@ -36,7 +39,7 @@ def single_thread() -> None:
     threadpool_limits(limits=1)
 
 
-def quiet_highs(threads: int = 1) -> Any:
+def quiet_highs(threads: int = 1) -> highspy.Highs:
     """A ``highspy.Highs`` object that prints nothing and solves on ``threads`` threads (one by
     default): what every LP and MILP the library builds directly in HiGHS starts from."""
     import highspy  # here: not every user of this module solves an LP

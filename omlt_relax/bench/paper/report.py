@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -317,9 +317,9 @@ def _headline_table(rows: list[dict[str, Any]]) -> str:
     return format_table(head, body, markdown=True)
 
 
-def _seeds_text(seeds: list[int]) -> str:
-    """``[0]`` -> ``seed 0``; ``[0, 1, 2]`` -> ``seeds 0,1,2``."""
-    return ("seed " if len(seeds) == 1 else "seeds ") + ",".join(map(str, seeds))
+def _seeds_cell(seeds: Sequence[int]) -> str:
+    """``[0, 1, 2]`` -> ``0,1,2``."""
+    return ",".join(map(str, seeds))
 
 
 def dominance_table(dom: list[dict[str, Any]]) -> str:
@@ -333,12 +333,12 @@ def dominance_table(dom: list[dict[str, Any]]) -> str:
         who = ", ".join(d["dominated_by"]) or (
             "**none**" if d["compared"] else "(no variant of ours measured yet)")
         body.append([d["function"], d["depth"], d["variant"], f"{d['lam']:g}",
-                     ",".join(map(str, d["seeds"])), f"{d['test_mse']:.3g}",
+                     _seeds_cell(d["seeds"]), f"{d['test_mse']:.3g}",
                      f"{d['time']:.3g}", who])
     counts = []
     for depth, seeds in sorted({(d["depth"], tuple(d["seeds"])) for d in dom}):
         at = [d for d in dom if d["depth"] == depth and tuple(d["seeds"]) == seeds]
-        counts.append(f"depth {depth} ({_seeds_text(list(seeds))}): "
+        counts.append(f"depth {depth} (seed{'s' if len(seeds) > 1 else ''} {_seeds_cell(seeds)}): "
                       f"{sum(bool(d['dominated_by']) for d in at)} of {len(at)}")
     return (format_table(head, body, markdown=True)
             + f"\n\nPaper points dominated: {'; '.join(counts)}.")
