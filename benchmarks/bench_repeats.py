@@ -32,6 +32,14 @@ adds the report's "better than the paper" test read by the medians (:func:`domin
     python benchmarks/bench_repeats.py --out runs/paper_dom --formulation paper --solver highs \
         --repeats 7 --dominance
 
+Over several seeds a point is the mean of the seeds' test MSEs and of their medians (the paper's
+reading); ``--per-seed`` adds the same test seed by seed. ``--report-only`` solves nothing: it
+rewrites the ``.md`` of an earlier run (same ``--formulation``, ``--solver``, ``--tag``) from its
+JSON, e.g. to add ``--per-seed``::
+
+    python benchmarks/bench_repeats.py --out runs/paper_dom --formulation paper --solver highs \
+        --dominance --per-seed --report-only --tag d3s3
+
 A scale folder's unregularized network named in ``--keys`` is solved again too, and then the
 networks of its function and size take their speed-up from that solve, not the suite's: this
 measures a baseline at a longer cap than the suite's, side by side with the networks it is set
@@ -165,24 +173,31 @@ def paper_rows(out: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def dominance_by_median(out: Path, rows: list[dict[str, Any]], formulation: str,
-                        solver: str) -> list[dict[str, Any]]:
+                        solver: str, per_seed: bool = False) -> list[dict[str, Any]]:
     """The paper report's test "better than the paper on its own ground"
     (:func:`~omlt_relax.bench.paper.report.dominance`: for each point a paper regularizer
     reaches, ours at least as accurate *and* at least as fast, same function, depth and seeds)
     with each network's MILP time taken as the median of its repeats instead of the suite's
     single solve. Networks not re-solved here are left out; a network counts as stopped at the
     limit if any repeat did. Times of 0.01-0.3 s at the fast end vary 2-10x between single
-    solves, so this is the reading to trust there."""
+    solves, so this is the reading to trust there.
+
+    A point over several seeds s ∈ S is (mean_S MSE_s, mean_S median_s), the paper's reading.
+    ``per_seed`` tests each seed on its own instead (one point per seed, S = {s})."""
     fs = f"{formulation}/{solver}"
     med = {r["key"]: r for r in rows}
+    records = load_records(out)
+    groups = ([[r for r in records if r["job"]["seed"] == s]
+               for s in sorted({r["job"]["seed"] for r in records})] if per_seed else [records])
     here = []
-    for row in summarize(load_records(out)):
-        keys = [rec["key"] for rec in row["records"]]
-        if unregularized(row["variant"]) or not all(k in med for k in keys):
-            continue
-        s = {"time": float(np.mean([med[k]["median"] for k in keys])),
-             "hit": any(stopped_early(med[k]) for k in keys)}
-        here.append({**row, "times": {fs: s}})
+    for group in groups:
+        for row in summarize(group):
+            keys = [rec["key"] for rec in row["records"]]
+            if unregularized(row["variant"]) or not all(k in med for k in keys):
+                continue
+            s = {"time": float(np.mean([med[k]["median"] for k in keys])),
+                 "hit": any(stopped_early(med[k]) for k in keys)}
+            here.append({**row, "times": {fs: s}})
     return dominance(here, fs)
 
 
@@ -282,6 +297,11 @@ def main() -> None:
                     help="paper folders: re-solve every regularized network (the paper's and "
                          "ours, or those of --keys) and test 'better than the paper' by the "
                          "medians")
+    ap.add_argument("--per-seed", action="store_true",
+                    help="with --dominance: also test every seed on its own")
+    ap.add_argument("--report-only", action="store_true",
+                    help="solve nothing: rewrite the .md from this --tag's existing .json "
+                         "(e.g. to add --per-seed)")
     ap.add_argument("--time-limit", type=float, default=600.0, help="seconds per solve")
     ap.add_argument("--tag", default=None,
                     help="suffix of the output files (two runs on one folder at once)")
@@ -304,21 +324,35 @@ def main() -> None:
     if args.dominance and suite != "paper":
         raise SystemExit("--dominance compares the paper's regularizers with ours: a paper-suite "
                          "folder (jobs/) is needed")
-    env = environment()
-    log(machine_line(env) + f" Load average at start: {os.getloadavg()}.")
-    log(f"{suite} folder {out}: {args.repeats} solves per network, {what}")
-    t0 = time.perf_counter()
-    rows = paper_rows(out, args) if suite == "paper" else scale_rows(out, args)
-    wall = time.perf_counter() - t0
+    if args.per_seed and not args.dominance:
+        raise SystemExit("--per-seed reads the dominance test seed by seed: add --dominance")
     stem = f"repeats_{args.formulation}_{solver}" + (f"_{args.tag}" if args.tag else "")
-    write_json(out / f"{stem}.json", {"env": env, "args": vars(args), "rows": rows,
-                                      "wall_time": wall, "load_end": os.getloadavg()})
+    if args.report_only:  # the rows, machine and load of the run that solved them
+        try:
+            done = json.loads((out / f"{stem}.json").read_text())
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"--report-only: cannot read {out / (stem + '.json')} ({e}); "
+                             "run without --report-only first, with the same --formulation, "
+                             "--solver and --tag") from None
+        env, rows, wall, load_end = (done["env"], done["rows"], done["wall_time"],
+                                     done["load_end"])
+        ran = {k: v for k, v in done["args"].items() if k not in ("per_seed", "report_only")}
+    else:
+        env = environment()
+        log(machine_line(env) + f" Load average at start: {os.getloadavg()}.")
+        log(f"{suite} folder {out}: {args.repeats} solves per network, {what}")
+        t0 = time.perf_counter()
+        rows = paper_rows(out, args) if suite == "paper" else scale_rows(out, args)
+        wall, load_end = time.perf_counter() - t0, os.getloadavg()
+        write_json(out / f"{stem}.json", {"env": env, "args": vars(args), "rows": rows,
+                                          "wall_time": wall, "load_end": load_end})
+        ran = {k: v for k, v in vars(args).items() if k not in ("per_seed", "report_only")}
     err = "MSE ratio" if suite == "paper" else "RMSE ratio"
     cmd = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
-                   for k, v in vars(args).items() if v is not None and v is not False)
+                   for k, v in ran.items() if v is not None and v is not False)
     lines = [f"# Repeated solves: {what}", "", machine_line(env),
              f"Command: `python benchmarks/bench_repeats.py {cmd}`; wall {wall:.0f} s; load "
-             f"average at the end {', '.join(f'{x:.2f}' for x in os.getloadavg())}.", "",
+             f"average at the end {', '.join(f'{x:.2f}' for x in load_end)}.", "",
              f"| network | {err} | suite s | min s | median s | max s | statuses | "
              "B&B nodes per repeat | speed-up by the median (baseline solved) |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -336,6 +370,12 @@ def main() -> None:
                   "accurate and with a median time at least as short (over several seeds: the mean "
                   "of the seeds' test MSEs and of their medians).", "",
                   dominance_table(dom) if dom else "(no paper regularizer among these networks)"]
+        if args.per_seed:
+            per = dominance_by_median(out, rows, args.formulation, solver, per_seed=True)
+            lines += ["", f"## The same test seed by seed ({what})", "",
+                      "Each seed's networks on their own: the seed's test MSE and median.", "",
+                      dominance_table(per) if per else "(no paper regularizer among these "
+                                                       "networks)"]
     write_text_atomic(out / f"{stem}.md", "\n".join(lines) + "\n")
     log(f"wrote {out / (stem + '.md')}")
 

@@ -525,6 +525,46 @@ def test_dominance_needs_no_unregularized_network() -> None:
     assert dominance(rows, "paper/gurobi") == []  # not measured with Gurobi
 
 
+def test_repeats_report_only_reads_every_seed_apart(tmp_path, monkeypatch) -> None:
+    """``bench_repeats.py --dominance --report-only --per-seed`` rewrites the .md of a finished
+    repeats run from its JSON (nothing solved) and adds the test seed by seed: here ours wins
+    at seed 0, loses (slower) at seed 1, and wins on the means over both seeds."""
+    (tmp_path / "jobs").mkdir()
+    medians = {}
+    for variant, seed, mse, median in (("stable", 0, 2e-5, 0.30), ("stable", 1, 2e-5, 0.10),
+                                       ("stable_d", 0, 1e-5, 0.10), ("stable_d", 1, 1e-5, 0.20)):
+        key = f"peaks-d3-s{seed}-{variant}-0.001"
+        (tmp_path / "jobs" / f"{key}.json").write_text(json.dumps({
+            "key": key, "test_mse": mse, "milp": {},
+            "job": {"function": "peaks", "depth": 3, "variant": variant, "lam": 1e-3,
+                    "seed": seed}}))
+        medians[key] = median
+    rows = [{"key": k, "error_ratio": None, "suite_time": None, "min": m, "median": m, "max": m,
+             "statuses": ["optimal"], "nodes": [[1]], "speedup_median": "–"}
+            for k, m in medians.items()]
+    (tmp_path / "repeats_paper_highs_t.json").write_text(json.dumps({
+        "env": {}, "args": {"out": str(tmp_path), "repeats": 3, "dominance": True, "tag": "t"},
+        "rows": rows, "wall_time": 12.0, "load_end": [1.0, 1.0, 1.0]}))
+    repeats = load_script("benchmarks/bench_repeats.py")
+    monkeypatch.setattr(sys, "argv", [
+        "bench_repeats.py", "--out", str(tmp_path), "--formulation", "paper", "--solver", "highs",
+        "--dominance", "--per-seed", "--report-only", "--tag", "t"])
+    repeats.main()
+    text = (tmp_path / "repeats_paper_highs_t.md").read_text()
+    assert "--repeats 3 --dominance --tag t`; wall 12 s" in text  # the run that solved them
+    means, per_seed = text.split("## The same test seed by seed")
+    assert means.rstrip().endswith("Paper points dominated: depth 3 (seeds 0,1): 1 of 1.")
+    assert per_seed.rstrip().endswith(
+        "Paper points dominated: depth 3 (seed 0): 1 of 1; depth 3 (seed 1): 0 of 1.")
+    monkeypatch.setattr(sys, "argv", ["bench_repeats.py", "--out", str(tmp_path), "--solver",
+                                      "highs", "--formulation", "paper", "--report-only"])
+    with pytest.raises(SystemExit, match="cannot read .*repeats_paper_highs.json"):
+        repeats.main()  # no untagged run in the folder
+    monkeypatch.setattr(sys, "argv", ["bench_repeats.py", "--out", str(tmp_path), "--per-seed"])
+    with pytest.raises(SystemExit, match="add --dominance"):
+        repeats.main()
+
+
 def test_repeats_read_the_dominance_test_by_the_medians(tmp_path, monkeypatch) -> None:
     """benchmarks/bench_repeats.py --dominance re-solves every regularized network of a paper
     folder and decides "better than the paper" by the medians of the repeats."""
