@@ -334,9 +334,8 @@ def main() -> None:
             raise SystemExit(f"--report-only: cannot read {out / (stem + '.json')} ({e}); "
                              "run without --report-only first, with the same --formulation, "
                              "--solver and --tag") from None
-        env, rows, wall, load_end = (done["env"], done["rows"], done["wall_time"],
-                                     done["load_end"])
-        ran = {k: v for k, v in done["args"].items() if k not in ("per_seed", "report_only")}
+        env, rows, wall, load_end, ran = (done["env"], done["rows"], done["wall_time"],
+                                          done["load_end"], done["args"])
     else:
         env = environment()
         log(machine_line(env) + f" Load average at start: {os.getloadavg()}.")
@@ -344,9 +343,9 @@ def main() -> None:
         t0 = time.perf_counter()
         rows = paper_rows(out, args) if suite == "paper" else scale_rows(out, args)
         wall, load_end = time.perf_counter() - t0, os.getloadavg()
-        write_json(out / f"{stem}.json", {"env": env, "args": vars(args), "rows": rows,
+        ran = vars(args)
+        write_json(out / f"{stem}.json", {"env": env, "args": ran, "rows": rows,
                                           "wall_time": wall, "load_end": load_end})
-        ran = {k: v for k, v in vars(args).items() if k not in ("per_seed", "report_only")}
     err = "MSE ratio" if suite == "paper" else "RMSE ratio"
     cmd = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
                    for k, v in ran.items() if v is not None and v is not False)
