@@ -29,7 +29,14 @@ from omlt_relax.bench.paper import (
     run_paper,
     schedule_factor,
 )
-from omlt_relax.bench.paper.report import dominance, dominance_table, summarize
+from omlt_relax.bench.paper.report import (
+    coverage,
+    coverage_table,
+    dominance,
+    dominance_table,
+    markdown_report,
+    summarize,
+)
 from omlt_relax.bench.paper.training import epochs_of
 from omlt_relax.cli import main
 
@@ -454,6 +461,57 @@ def test_late_budget_backs_off_only_over_the_last_quarter() -> None:
     lams = {int(r["epoch"]): r["lam"] for r in net.history}
     assert all(lams[e] == 1e2 for e in range(9, 15))  # ramp done; 14 = 0.75 × 20 - 1 decides
     assert lams[19] == pytest.approx(1e2 * BUDGET_BACKOFF**5)  # epochs 14..18 over budget
+
+
+def _held(job: Job, train_time: float = 100.0) -> dict:
+    """A finished job's record as the report reads it (one MILP solved)."""
+    return {"job": {"function": job.function, "depth": job.depth, "seed": job.seed,
+                    "variant": job.variant, "lam": job.lam},
+            "key": job.key, "train_time": train_time, "test_mse": 1e-4, "unstable_ibp": 40,
+            "unstable_obbt": 30, "mean_width_ibp": 3.0, "time_limit": 600.0, "mip_gap": 1e-4,
+            "milp": {"paper": {"highs": {"status": "optimal", "time": 0.5}}}}
+
+
+def test_coverage_counts_the_minimum_subset_and_the_cli_runs_it(tmp_path, capsys) -> None:
+    """The report says which of the minimum subset's 180 networks a folder holds; jobs outside
+    it (depth 2, our variants, other λ) are not counted; ``--subset minimum`` selects exactly it."""
+    from omlt_relax.bench.paper import MINIMUM_SUBSET
+
+    assert len(jobs_of(MINIMUM_SUBSET)) == 180
+    recs = [_held(Job("ackley", 5, s, "width", 1e-3), 300.0) for s in (0, 1, 2)]
+    recs += [_held(Job("ackley", 5, 0, "lpgap", 1e-2), 2700.0),
+             _held(Job("peaks", 3, 1, "none", 0.0)),
+             _held(Job("peaks", 2, 0, "width", 1e-3)),          # depth 2: not in the subset
+             _held(Job("peaks", 3, 0, "width_d", 1e-3)),        # ours: not counted
+             _held(Job("peaks", 3, 0, "width", 2e-2))]          # another λ: not counted
+    cov = coverage(recs)
+    assert (cov["done"], cov["total"], len(cov["missing"])) == (5, 180, 175)
+    assert cov["train_time"] == pytest.approx(3 * 300.0 + 2700.0 + 100.0)
+    assert "ackley-d5-s1-width-0.001" not in cov["missing"]
+    assert "ackley-d5-s1-lpgap-0.01" in cov["missing"]
+    table = coverage_table(cov)
+    assert table.splitlines()[0] == (
+        "| function | depth | none | width 0.0001 | width 0.001 | width 0.01 | stable 0.0001 | "
+        "stable 0.001 | stable 0.01 | lpgap 0.0001 | lpgap 0.001 | lpgap 0.01 |")
+    assert "| ackley | 5 | - | - | 0,1,2 | - | - | - | - | - | - | 0 |" in table
+    assert "| peaks | 3 | 1 | - | - | - | - | - | - | - | - | - |" in table
+    assert table.endswith("5 of 180 networks held (1.03 h of training), 175 missing.")
+    assert "## The minimum subset of the paper's grid" in markdown_report(recs)
+    assert "minimum subset" not in markdown_report(recs[5:])  # nothing of it: no section
+
+    (tmp_path / "jobs").mkdir()
+    for r in recs:
+        (tmp_path / "jobs" / f"{r['key']}.json").write_text(json.dumps(r))
+    assert main(["bench", "--suite", "paper", "--subset", "minimum", "--out", str(tmp_path),
+                 "--report-only"]) == 0
+    out = capsys.readouterr().out
+    assert "5 networks finished" in out and "5 of 180 networks held" in out
+    # other options narrow the subset
+    assert main(["bench", "--suite", "paper", "--subset", "minimum", "--functions", "ackley",
+                 "--seeds", "0", "--out", str(tmp_path), "--report-only"]) == 0
+    assert "2 networks finished" in capsys.readouterr().out
+    assert main(["bench", "--subset", "minimum", "--out", str(tmp_path)]) == 2
+    assert "--subset minimum belongs to the paper suite" in capsys.readouterr().err
 
 
 def test_report_rounds_lower_bounds_down() -> None:

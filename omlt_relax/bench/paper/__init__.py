@@ -79,7 +79,10 @@ function at the MILP minimizer minus the known minimum, and the network's own va
 
 Every (function, depth, seed, variant, λ) is one *job*: its trained network and its measurements are
 files of their own under ``OUT/models`` and ``OUT/jobs``, so a run can be interrupted and resumed,
-and several processes can share one output folder.
+and several processes can share one output folder. The default is the full grid (every
+function, depth, setting and the 20 seeds); :data:`MINIMUM_SUBSET` (``--subset minimum``: the
+paper's own settings at depths 3 and 5, seeds 0-2, 180 networks) is the least that answers the
+paper's question, and the report counts what of it a folder holds (:func:`coverage`).
 """
 
 from omlt_relax.bench.paper.measure import measure_paper
@@ -90,6 +93,7 @@ from omlt_relax.bench.paper.protocol import (
     FORMULATIONS,
     LAMBDAS,
     LP_SAMPLES,
+    MINIMUM_SUBSET,
     MIP_GAP,
     MSE_RATIO,
     PAPER_FUNCTIONS,
@@ -110,6 +114,7 @@ from omlt_relax.bench.paper.protocol import (
 )
 from omlt_relax.bench.paper.report import (
     REPORT_FILE,
+    coverage,
     dominance,
     equal_accuracy,
     headline,
@@ -136,6 +141,7 @@ __all__ = [
     "FORMULATIONS",
     "LAMBDAS",
     "LP_SAMPLES",
+    "MINIMUM_SUBSET",
     "MIP_GAP",
     "MSE_RATIO",
     "PAPER_FUNCTIONS",
@@ -151,6 +157,7 @@ __all__ = [
     "PaperVariant",
     "TrainedNet",
     "checkpoint_from",
+    "coverage",
     "dominance",
     "equal_accuracy",
     "get_paper_variant",

@@ -293,6 +293,16 @@ def jobs_of(cfg: PaperConfig) -> list[Job]:
     return out
 
 
+#: The smallest subset of the paper's grid that answers its question on this library's ground
+#: (issue 9): every function at depths 3 and 5, the paper's own settings (``none``, bound width,
+#: stable neuron, LP gap at λ ∈ {1e-4, 1e-3, 1e-2}), seeds 0–2: 3 · 2 · 3 · (1 + 3 · 3) = 180
+#: networks. Our variants run beside them are chosen per function and are not part of it.
+#: ``omlt-relax bench --suite paper --subset minimum`` runs it; the report counts what of it a
+#: folder holds (:func:`omlt_relax.bench.paper.report.coverage`).
+MINIMUM_SUBSET = PaperConfig(depths=(3, 5), seeds=(0, 1, 2),
+                             variants=("none", "width", "stable", "lpgap"))
+
+
 # -- data -----------------------------------------------------------------------------------------
 @dataclass
 class PaperData:
