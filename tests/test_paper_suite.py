@@ -223,6 +223,35 @@ def test_tiny_run_end_to_end_is_verified_and_resumable(tmp_path) -> None:
     assert before == after
 
 
+def test_a_refused_network_is_noted_and_the_run_goes_on(tmp_path, monkeypatch) -> None:
+    """The numeric guard's refusal of one network does not stop a long run: the job is noted in
+    ``refused/`` and the report, the next jobs run, and a rerun measures it once it is allowed."""
+    import omlt_relax.guards as guards
+
+    cfg = PaperConfig(functions=("peaks",), depths=(2,), seeds=(0,), variants=("none", "stable"),
+                      lambdas=(1e-2,), width=6, n_train=300, n_val=100, n_test=100, epochs=2,
+                      time_limit=30, solvers=("highs",), formulations=("paper",))
+    monkeypatch.setattr(guards, "MAX_COEFFICIENT_RATIO", 1.0)  # the real guard refuses all
+    lines: list[str] = []
+    assert run_paper(cfg, tmp_path, log=lines.append, progress=False) == []
+    refused = sorted(p.name for p in (tmp_path / "refused").iterdir())
+    assert refused == ["peaks-d2-s0-none-0.txt", "peaks-d2-s0-stable-0.01.txt"]  # both ran
+    assert "NumericalRangeError: the MILP's coefficients span" in \
+        (tmp_path / "refused" / refused[0]).read_text()
+    assert sum("refused: the MILP's coefficients span" in s for s in lines) == 2
+    text = (tmp_path / "paper.md").read_text()
+    assert "## Refused networks" in text and "* `peaks-d2-s0-stable-0.01`: Numerical" in text
+    stored = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "models").glob("*.pt")}
+    assert len(stored) == 2  # the trained networks are kept
+    monkeypatch.setattr(guards, "MAX_COEFFICIENT_RATIO", 1e10)
+    recs = run_paper(cfg, tmp_path, log=None, progress=False)
+    assert [r["milp"]["paper"]["highs"]["status"] for r in recs] == ["optimal", "optimal"]
+    assert not list((tmp_path / "refused").iterdir())
+    assert "Refused" not in (tmp_path / "paper.md").read_text()
+    # measured without training again
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "models").glob("*.pt")} == stored
+
+
 def test_finetune_starts_from_the_unregularized_network(tmp_path) -> None:
     """Without its base network a fine-tuning is skipped (no error); with it, it starts there."""
     from omlt_relax.bench.paper import paper_data, train_paper

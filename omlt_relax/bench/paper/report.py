@@ -23,6 +23,9 @@ from omlt_relax.bench.report import fmt_bound, format_table
 from omlt_relax.bench.results import write_text_atomic
 
 REPORT_FILE = "paper.md"
+#: Folder of the jobs whose network the guards refused (``<key>.txt``: the error), one file each
+#: so that processes sharing the output folder never overwrite each other's notes.
+REFUSED_DIR = "refused"
 
 
 def load_records(out_dir: str | os.PathLike[str], cfg: PaperConfig | None = None) -> list[dict]:
@@ -421,8 +424,25 @@ def coverage_table(cov: dict[str, Any]) -> str:
               f"({cov['train_time'] / 3600:.2f} h of training), {len(cov['missing'])} missing.")
 
 
-def markdown_report(records: list[dict], cfg: PaperConfig | None = None) -> str:
-    """The paper-suite report: per-network means, speed-ups, the headline and the dominance test."""
+def load_refused(out_dir: str | os.PathLike[str], cfg: PaperConfig | None = None
+                 ) -> dict[str, str]:
+    """``{job key: error}`` of the jobs whose network the guards refused (of ``cfg``'s jobs only,
+    if given), from ``OUT/refused/``."""
+    keys = {j.key for j in jobs_of(cfg)} if cfg is not None else None
+    out = {}
+    for p in sorted(Path(out_dir, REFUSED_DIR).glob("*.txt")):
+        if keys is None or p.stem in keys:
+            try:
+                out[p.stem] = p.read_text().strip()
+            except OSError:
+                continue
+    return out
+
+
+def markdown_report(records: list[dict], cfg: PaperConfig | None = None,
+                    refused: dict[str, str] | None = None) -> str:
+    """The paper-suite report: per-network means, speed-ups, the headline and the dominance test;
+    ``refused`` (job key -> error) lists the networks the guards refused to formulate."""
     rows = summarize(records)
     lines = ["# Paper protocol (Tsay 2026) — results", ""]
     if records:
@@ -462,6 +482,11 @@ def markdown_report(records: list[dict], cfg: PaperConfig | None = None) -> str:
         lines += ["", "## Speed-up at equal accuracy (ours MILP, HiGHS)", "",
                   "Fastest unregularized network of any depth at least as accurate, over the row's"
                   " time.", "", _equal_accuracy_table(eq)]
+    if refused:
+        lines += ["", "## Refused networks", "",
+                  "The guards refused to formulate these networks (no MILP was solved; the "
+                  "error says why and what to do). They are not in the tables above.", "",
+                  *(f"* `{k}`: {v}" for k, v in sorted(refused.items()))]
     cov = coverage(records)
     if cov["done"]:
         lines += ["", "## The minimum subset of the paper's grid", "",
@@ -478,7 +503,7 @@ def write_report(out_dir: str | os.PathLike[str], cfg: PaperConfig | None = None
     """Write ``OUT/paper.md`` from every finished job in ``out_dir``; returns its path."""
     path = Path(out_dir) / REPORT_FILE
     records = load_records(out_dir, cfg)
-    text = markdown_report(records, cfg)
+    text = markdown_report(records, cfg, load_refused(out_dir, cfg))
     pareto_plots(records, out_dir)
     write_text_atomic(path, text)
     return path

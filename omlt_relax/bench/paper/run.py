@@ -24,10 +24,11 @@ from omlt_relax.bench.paper.protocol import (
     paper_data,
     paper_network,
 )
-from omlt_relax.bench.paper.report import load_records, write_report
+from omlt_relax.bench.paper.report import REFUSED_DIR, load_records, write_report
 from omlt_relax.bench.paper.training import TrainedNet, epochs_of, train_paper
-from omlt_relax.bench.results import write_json
+from omlt_relax.bench.results import write_json, write_text_atomic
 from omlt_relax.bench.suite import environment as suite_environment
+from omlt_relax.guards import NumericalRangeError, TrainingDivergedError
 from omlt_relax.threads import single_thread
 
 
@@ -199,6 +200,7 @@ def run_paper(cfg: PaperConfig, out_dir: str | os.PathLike[str],
         if _done(out / "jobs" / f"{job.key}.json", cfg):  # finished elsewhere meanwhile
             lock.unlink(missing_ok=True)
             continue
+        refused = out / REFUSED_DIR / f"{job.key}.txt"
         try:
             if log is not None:
                 log(f"[{i}/{len(todo)}] {job.key}")
@@ -206,9 +208,17 @@ def run_paper(cfg: PaperConfig, out_dir: str | os.PathLike[str],
             with tqdm(total=total, desc=job.key, unit="epoch", leave=False,
                       disable=not progress) as bar:
                 run_job(job, cfg, out, cache, log, bar.update)
+            refused.unlink(missing_ok=True)  # refused by an earlier run, measured now
         except BaseNotTrainedError as e:
             if log is not None:
                 log(f"  skipped: {e}; run it again once that network is trained")
+        except (NumericalRangeError, TrainingDivergedError) as e:
+            # this network cannot be measured soundly (the guards' clear error): note it and go
+            # on, so one refusal does not stop a long run (nor every rerun at the same job)
+            refused.parent.mkdir(exist_ok=True)
+            write_text_atomic(refused, f"{type(e).__name__}: {e}\n")
+            if log is not None:
+                log(f"  refused: {e}; noted in {refused}, the run goes on")
         finally:
             lock.unlink(missing_ok=True)
         write_report(out, cfg)
