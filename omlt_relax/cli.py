@@ -510,7 +510,12 @@ def _bench_paper(a: argparse.Namespace) -> int:
     out = Path(a.out)
     if not a.quiet:
         print((out / REPORT_FILE).read_text())
-    print(f"{len(recs)} networks finished; wrote {out / REPORT_FILE} "
+    from omlt_relax.bench.paper.report import REFUSED_DIR, load_refused
+
+    refused = load_refused(out, cfg)
+    note = (f"; {len(refused)} refused by the guards (why: {out / REFUSED_DIR})"
+            if refused else "")
+    print(f"{len(recs)} networks finished{note}; wrote {out / REPORT_FILE} "
           f"({time.perf_counter() - t0:.0f} s)")
     return 0
 

@@ -223,7 +223,8 @@ def test_tiny_run_end_to_end_is_verified_and_resumable(tmp_path) -> None:
     assert before == after
 
 
-def test_a_refused_network_is_noted_and_the_run_goes_on(tmp_path, monkeypatch) -> None:
+def test_a_refused_network_is_noted_and_the_run_goes_on(tmp_path, monkeypatch,
+                                                          capsys) -> None:
     """The numeric guard's refusal of one network does not stop a long run: the job is noted in
     ``refused/`` and the report, the next jobs run, and a rerun measures it once it is allowed."""
     import omlt_relax.guards as guards
@@ -241,6 +242,14 @@ def test_a_refused_network_is_noted_and_the_run_goes_on(tmp_path, monkeypatch) -
     assert sum("refused: the MILP's coefficients span" in s for s in lines) == 2
     text = (tmp_path / "paper.md").read_text()
     assert "## Refused networks" in text and "* `peaks-d2-s0-stable-0.01`: Numerical" in text
+    # the command says so at its end (its own folder: the CLI trains at the protocol's width)
+    assert main(["bench", "--suite", "paper", "--out", str(tmp_path / "cli"), "--functions",
+                 "peaks", "--depths", "2", "--seeds", "0", "--variants", "none,stable", "--lambdas",
+                 "1e-2", "--n-train", "300", "--n-val", "100", "--n-test", "100", "--epochs", "2",
+                 "--time-limit", "30", "--solvers", "highs", "--formulations", "paper",
+                 "--quiet"]) == 0
+    assert "0 networks finished; 2 refused by the guards (why: " in capsys.readouterr().out
+    assert len(list((tmp_path / "cli" / "refused").iterdir())) == 2
     stored = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "models").glob("*.pt")}
     assert len(stored) == 2  # the trained networks are kept
     monkeypatch.setattr(guards, "MAX_COEFFICIENT_RATIO", 1e10)
