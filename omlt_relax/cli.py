@@ -468,6 +468,7 @@ def _bench_paper(a: argparse.Namespace) -> int:
         run_paper,
         write_report,
     )
+    from omlt_relax.bench.paper.report import REFUSED_DIR, load_refused
     from omlt_relax.bench.suite import parse_list
 
     single_thread()
@@ -510,8 +511,6 @@ def _bench_paper(a: argparse.Namespace) -> int:
     out = Path(a.out)
     if not a.quiet:
         print((out / REPORT_FILE).read_text())
-    from omlt_relax.bench.paper.report import REFUSED_DIR, load_refused
-
     refused = load_refused(out, cfg)
     note = (f"; {len(refused)} refused by the guards (why: {out / REFUSED_DIR})"
             if refused else "")
