@@ -377,6 +377,43 @@ def test_paper_suite_fine_tunes_on_the_dask_cluster(cluster, tmp_path) -> None:
     assert json.loads((tmp_path / "failed.json").read_text()) == {}
 
 
+
+def test_paper_suite_notes_a_refused_network_on_the_dask_cluster(cluster, tmp_path) -> None:
+    """A network the real guard refuses on a worker is noted in ``refused/`` and kept, not
+    listed as failed (nor retried); once it is allowed, a rerun measures it and drops the note."""
+    import torch
+
+    from omlt_relax.bench.paper import PaperConfig, run_paper
+
+    cfg = PaperConfig(functions=("peaks",), depths=(2,), seeds=(0,), variants=("none",),
+                      lambdas=(1e-2,), width=6, n_train=300, n_val=100, n_test=100, epochs=2,
+                      time_limit=30, solvers=("highs",), formulations=("paper",))
+    assert len(run_paper(cfg, tmp_path, log=None, progress=False, client=cluster)) == 1
+    key = "peaks-d2-s0-none-0"
+    mpath, jpath = tmp_path / "models" / f"{key}.pt", tmp_path / "jobs" / f"{key}.json"
+    saved = torch.load(mpath, weights_only=False)
+    out_w = [k for k in saved["state"] if k.endswith("weight")][-1]
+    good = saved["state"][out_w].clone()
+    saved["state"][out_w][0, 0] = 2.0**40  # a coefficient span above 1e12: the guard refuses
+    torch.save(saved, mpath)
+    jpath.unlink()  # measure the stored network again
+    lines: list[str] = []
+    assert run_paper(cfg, tmp_path, log=lines.append, progress=False, client=cluster) == []
+    note = (tmp_path / "refused" / f"{key}.txt").read_text()
+    assert note.startswith("NumericalRangeError: the MILP's coefficients span")
+    assert json.loads((tmp_path / "failed.json").read_text()) == {}
+    assert sum(": refused: NumericalRangeError" in s for s in lines) == 1
+    assert not jpath.exists() and "## Refused networks" in (tmp_path / "paper.md").read_text()
+    kept = torch.load(mpath, weights_only=False)["state"][out_w]
+    assert float(kept[0, 0]) == 2.0**40  # the stored network was kept, not trained again
+    saved["state"][out_w] = good
+    torch.save(saved, mpath)
+    recs = run_paper(cfg, tmp_path, log=None, progress=False, client=cluster)
+    m = recs[0]["milp"]["paper"]["highs"]
+    assert m["status"] == "optimal" and m["verify_err"] <= 1e-6  # forward pass at the minimizer
+    assert not (tmp_path / "refused" / f"{key}.txt").exists()
+
+
 # -- MILP hardness at the cap and the pick ------------------------------------------------------
 def _solve(status: str, time_: float, objective: float | None = None,
            bound: float | None = None) -> dict[str, object]:

@@ -255,7 +255,13 @@ def remote_job(job: Job, cfg: PaperConfig, saved_model: dict[str, Any] | None,
             if saved_record is not None:
                 (scratch / "jobs").mkdir()
                 write_json(scratch / "jobs" / f"{job.key}.json", saved_record)
-        rec = run_job(job, cfg, scratch, _WORKER_DATA)
+        try:
+            rec = run_job(job, cfg, scratch, _WORKER_DATA)
+        except (NumericalRangeError, TrainingDivergedError) as e:
+            # deterministic: a retry would train again to be refused again. Return the refusal
+            # and the trained network (if any) for the submitting process to note and keep.
+            model = torch.load(mpath, weights_only=False) if mpath.is_file() else None
+            return {"refused": f"{type(e).__name__}: {e}", "model": model}
         return {"rec": rec, "model": torch.load(mpath, weights_only=False)}
 
 
@@ -265,9 +271,10 @@ def run_paper_dask(cfg: PaperConfig, out: Path, todo: list[Job], client: Any,
     writes ``jobs/<key>.json`` and ``models/<key>.pt`` as results stream in. A fine-tuning is
     sent with its stored unregularized network, or submitted once that network's job (in the
     same run) has finished; one whose unregularized network is neither stored nor in the run is
-    skipped, as in a local run. A job whose worker dies is rescheduled by Dask; one that still
-    fails is logged, listed in ``failed.json`` and run again by the next call. Returns the
-    failures."""
+    skipped, as in a local run. A network the numeric guards refuse is noted in
+    ``refused/<key>.txt`` and kept, as in a local run (not retried: the refusal is
+    deterministic). A job whose worker dies is rescheduled by Dask; one that still fails is
+    logged, listed in ``failed.json`` and run again by the next call. Returns the failures."""
     from omlt_relax.bench.dask_runner import Job as DaskJob
     from omlt_relax.bench.dask_runner import run_jobs
 
@@ -306,12 +313,25 @@ def run_paper_dask(cfg: PaperConfig, out: Path, todo: list[Job], client: Any,
 
     def on_result(key: str, value: dict[str, Any]) -> list[DaskJob]:
         mpath = out / "models" / f"{key}.pt"
-        tmp = mpath.with_name(f".{mpath.name}.{os.getpid()}.tmp")
-        torch.save(value["model"], tmp)
-        os.replace(tmp, mpath)
-        write_json(out / "jobs" / f"{key}.json", value["rec"])
-        note(f"{key}: done")
-        return [dask_job(j) for j in waiting.pop(key, [])]
+        if value["model"] is not None:
+            tmp = mpath.with_name(f".{mpath.name}.{os.getpid()}.tmp")
+            torch.save(value["model"], tmp)
+            os.replace(tmp, mpath)
+        refused = out / REFUSED_DIR / f"{key}.txt"
+        if "refused" in value:  # as in a local run: noted, kept, measured again by a rerun
+            refused.parent.mkdir(exist_ok=True)
+            write_text_atomic(refused, value["refused"] + "\n")
+            note(f"{key}: refused: {value['refused']}; noted in {refused}, the run goes on")
+        else:
+            write_json(out / "jobs" / f"{key}.json", value["rec"])
+            refused.unlink(missing_ok=True)  # refused by an earlier run, measured now
+            note(f"{key}: done")
+        follow = waiting.pop(key, [])
+        if value["model"] is None:  # diverged: nothing to fine-tune from
+            for j in follow:
+                note(f"{j.key}: skipped: its unregularized network {key} was refused")
+            return []
+        return [dask_job(j) for j in follow]
 
     def on_failure(key: str, error: str) -> None:
         failed[key] = error
