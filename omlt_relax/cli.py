@@ -36,6 +36,7 @@ from omlt_relax.cli_input import CliError, csv_dataset
 from omlt_relax.cli_input import check_positive as _positive
 from omlt_relax.cli_input import floats_arg as _floats
 from omlt_relax.cli_input import ints_arg as _ints
+from omlt_relax.files import write_text_atomic
 from omlt_relax.threads import single_thread
 
 #: Exit status for bad input.
@@ -155,7 +156,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     from omlt_relax.bench.suite import environment
 
     record["environment"] = environment()
-    (out / "demo.json").write_text(json.dumps(record, indent=1))
+    write_text_atomic(out / "demo.json", json.dumps(record, indent=1))
     _demo_plot(fn, runs, out / "demo.png", sp, flag, ratio)
     print(f"wrote {out / 'demo.json'} and {out / 'demo.png'} "
           f"({record['wall_time']:.0f} s in total)")
@@ -339,7 +340,7 @@ def cmd_solve(a: argparse.Namespace) -> int:
     print(format_table(["formulation", "sense", "status", "objective", "bound", "gap", "time s",
                         "nodes", "binaries", "x*", "start"], rows))
     if a.json:
-        _output_path(a.json, "--json").write_text(json.dumps(report, indent=1))
+        write_text_atomic(_output_path(a.json, "--json"), json.dumps(report, indent=1))
         print(f"wrote {a.json}")
     bad = [r for r in report["results"] if r["status"] == UNRELIABLE]
     for r in bad:

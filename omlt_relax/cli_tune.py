@@ -19,6 +19,7 @@ from typing import Any
 
 from omlt_relax.bench.report import format_table
 from omlt_relax.cli_input import CliError, check_positive, csv_dataset, floats_arg, ints_arg
+from omlt_relax.files import write_text_atomic
 from omlt_relax.threads import single_thread
 
 
@@ -90,8 +91,8 @@ def cmd_train_budget(a: argparse.Namespace, hidden: tuple[int, ...]) -> int:
     report = Path(f"{out}.budget.json")
     import json
 
-    report.write_text(json.dumps({**res.to_dict(), "test_rmse": test,
-                                  "reference_test_rmse": ref_test}, indent=1))
+    write_text_atomic(report, json.dumps({**res.to_dict(), "test_rmse": test,
+                                          "reference_test_rmse": ref_test}, indent=1))
     print(f"trade-off found ({res.variant}, budget {a.budget:g}x the unregularized validation "
           "RMSE; bounds: sound CROWN):")
     print(res.table())

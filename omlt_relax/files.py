@@ -1,5 +1,8 @@
 """Files that are never half-written, and checks of a file pair before it is parsed.
 
+Single files (records, reports, stored networks) go through :func:`write_text_atomic` and
+:func:`save_torch_atomic`: a temporary file in the same folder, then ``os.replace``.
+
 An export writes two files, the ONNX network and OMLT's input-bounds sidecar
 ``<path>.bounds.json``. :func:`commit_pair`:
 
@@ -100,6 +103,32 @@ def _write_temp(target: Path, data: bytes) -> Path:
         fh.flush()
         os.fsync(fh.fileno())
     return tmp
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``:
+    a reader (or a run resumed after a kill) sees the old file or the new one, never half of one."""
+    _replace_with(Path(path), lambda tmp: tmp.write_text(text))
+
+
+def save_torch_atomic(obj: Any, path: str | os.PathLike[str]) -> None:
+    """``torch.save(obj, path)`` through a temporary file and ``os.replace`` (as
+    :func:`write_text_atomic`): a stored network is never torn."""
+    import torch  # not needed by the export's file checks
+
+    _replace_with(Path(path), lambda tmp: torch.save(obj, tmp))
+
+
+def _replace_with(path: Path, write: Callable[[Path], object]) -> None:
+    """``write`` a temporary file beside ``path``, then rename it onto ``path``; on any error
+    (or Ctrl-C) the temporary file is removed and ``path`` is left as it was."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per writer process
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 @contextlib.contextmanager
@@ -245,6 +274,8 @@ __all__ = [
     "lock_path",
     "new_export_id",
     "preflight",
+    "save_torch_atomic",
     "sidecar_bytes",
     "sidecar_path",
+    "write_text_atomic",
 ]

@@ -79,6 +79,7 @@ import torch
 
 from omlt_relax.budget import check_budget, unstable_and_bigm
 from omlt_relax.data import Dataset, predict, rmse
+from omlt_relax.files import save_torch_atomic, write_text_atomic
 from omlt_relax.schedule import Schedule, train_scheduled
 from omlt_relax.threads import single_thread
 from omlt_relax.train import GRID_BOUND, TrainConfig, Variant, build_model, fit
@@ -597,7 +598,7 @@ def run_tune(
     def on_result(key: str, value: dict[str, Any]) -> list[Job]:
         if key == "reference":
             study.set_user_attr("reference", value["reference"])
-            torch.save(value["model"], out / "models" / "reference.pt")
+            save_torch_atomic(value["model"], out / "models" / "reference.pt")
             r = value["reference"]
             say(f"reference: validation RMSE {r['val_rmse']:.4g}, MILP {r['milp_seconds']:.3g} s"
                 f" ({'solved' if r['solved_all'] else 'time limit'}; effective "
@@ -608,7 +609,7 @@ def run_tune(
         for k_, v_ in attrs.items():
             trial.set_user_attr(k_, v_)
         if value["model"] is not None:
-            torch.save(value["model"], _model_path(out, trial.number))
+            save_torch_atomic(value["model"], _model_path(out, trial.number))
         if attrs["milp_skipped"]:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             line = (f"trial {trial.number}: ratio {attrs['val_rmse_ratio']:.3f} far over budget,"
@@ -675,7 +676,7 @@ def run_tune(
         export_onnx(model, onnx, (data.lower, data.upper), bounds=bounds)
     result = TuneResult(study, ref, picked, str(pick), onnx, failed[0],
                         time.perf_counter() - t_run)
-    (out / "tune.json").write_text(json.dumps(summary(result, cfg), indent=1))
+    write_text_atomic(out / "tune.json", json.dumps(summary(result, cfg), indent=1))
     return result
 
 
@@ -763,7 +764,7 @@ def write_report(study: Any, cfg: TuneConfig, out: Path, pick: str | int) -> str
                   + (f" (reference's effective time / this: "
                      f"{ref_eff / max(t.values[1], 1e-9):.3g}×)" if ref_eff else "") + "."]
     text = "\n".join(lines) + "\n"
-    (out / TABLE_FILE).write_text(text)
+    write_text_atomic(out / TABLE_FILE, text)
     plot(study, cfg, out / PLOT_FILE)
     return text
 

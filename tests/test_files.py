@@ -17,7 +17,14 @@ from conftest import random_net
 from omlt_relax import BoundsMismatchError, NeuronBounds, export_onnx, load_onnx
 from omlt_relax import export as export_mod
 from omlt_relax.export import METADATA_KEY
-from omlt_relax.files import EXPORT_ID_FIELD, EXPORT_ID_KEY, lock_path, sidecar_path
+from omlt_relax.files import (
+    EXPORT_ID_FIELD,
+    EXPORT_ID_KEY,
+    lock_path,
+    save_torch_atomic,
+    sidecar_path,
+    write_text_atomic,
+)
 
 LO, HI = np.array([-1.0, -2.0]), np.array([1.5, 2.0])
 
@@ -95,6 +102,44 @@ def test_failed_or_interrupted_export_keeps_previous_pair(pair, monkeypatch, exc
     assert _snapshot(pair) == before
     assert sorted(os.listdir(pair.parent)) == ["net.onnx", "net.onnx.bounds.json"]
     load_onnx(pair)
+
+
+
+class _Unpicklable:
+    """Stands for a save that fails (or is interrupted) halfway through the file."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def __reduce__(self):
+        raise self.exc
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("disk full"), KeyboardInterrupt()])
+def test_a_failed_single_file_write_leaves_the_old_file(tmp_path, monkeypatch, exc):
+    """Records, reports and stored networks: the old file stays whole and no temporary is left."""
+    import pathlib
+
+    import torch
+
+    net, rec = tmp_path / "net.pt", tmp_path / "rec.json"
+    save_torch_atomic({"w": torch.ones(3)}, net)
+    write_text_atomic(rec, '{"ok": 1}')
+    with pytest.raises(type(exc)):
+        save_torch_atomic({"w": torch.zeros(3), "bad": _Unpicklable(exc)}, net)
+    real_write = pathlib.Path.write_text
+
+    def torn_write(self, data, *a, **k):  # half the text reaches the disk, then the failure
+        real_write(self, data[: len(data) // 2], *a, **k)
+        raise exc
+
+    monkeypatch.setattr(pathlib.Path, "write_text", torn_write)
+    with pytest.raises(type(exc)):
+        write_text_atomic(rec, '{"ok": 2}')
+    monkeypatch.undo()
+    assert torch.equal(torch.load(net)["w"], torch.ones(3))
+    assert json.loads(rec.read_text()) == {"ok": 1}
+    assert sorted(os.listdir(tmp_path)) == ["net.pt", "rec.json"]
 
 
 def test_mismatched_pair_is_refused_naming_both_files(pair, tmp_path):

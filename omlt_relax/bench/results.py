@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from omlt_relax.bench.functions import get_function
+from omlt_relax.files import save_torch_atomic, write_text_atomic
 from omlt_relax.train import build_model
 
 RESULTS_FILE = "results.json"
@@ -29,14 +30,6 @@ BASELINE = "unregularized"
 def entry_key(function: str, variant: str) -> str:
     """The key of one entry, ``"<function>/<variant>"``."""
     return f"{function}/{variant}"
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``: a reader never
-    sees a half-written file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per writer process
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -97,7 +90,7 @@ def save_model(out: Path, fname: str, vname: str,
     path = model_file(out, fname, vname)
     path.parent.mkdir(exist_ok=True)
     state = model.state_dict() if isinstance(model, torch.nn.Module) else model
-    torch.save(state, path)
+    save_torch_atomic(state, path)
 
 
 def model_file(out: str | os.PathLike[str], fname: str, vname: str) -> Path:

@@ -46,6 +46,7 @@ from omlt_relax.bench.results import (
     save_model,
     update_entry,
     write_json,
+    write_text_atomic,
 )
 from omlt_relax.bench.stats import TARGET_RMSE_RATIO, speedup, summarize
 from omlt_relax.threads import single_thread
@@ -202,7 +203,7 @@ def run_suite(
     results["meta"]["workers"] = workers
     results["summary"] = summarize(results)
     write_json(path, results)
-    (out / TABLE_FILE).write_text(markdown_table(results))
+    write_text_atomic(out / TABLE_FILE, markdown_table(results))
     pareto_plot(results, out / PLOT_FILE)
     if failures:
         say(failure_note(len(failures), path))

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from omlt_relax.bench.results import write_json
+from omlt_relax.files import save_torch_atomic, write_text_atomic
 from omlt_relax.guards import NumericalRangeError
 from omlt_relax.stochastic.data import Sampling, generate_data
 from omlt_relax.stochastic.evaluate import (
@@ -176,8 +177,8 @@ def _train_cached(
         "train_time": fit.train_time,
         "final": fit.history[-1],
     }
-    torch.save(fit.model.state_dict(), path)
-    meta_path.write_text(json.dumps({"key": key, "record": rec}, indent=1))
+    save_torch_atomic(fit.model.state_dict(), path)  # the network first: its record names it
+    write_json(meta_path, {"key": key, "record": rec})
     log(f"  trained {path.stem}: val pinball {fit.val_pinball:.2f}, test {fit.test_pinball:.2f}, "
         f"{fit.train_time:.0f} s")
     return {**rec, "model": fit.model}
@@ -490,7 +491,7 @@ def write_markdown(data: dict[str, Any], path: str | os.PathLike[str]) -> str:
                 + f"{sn['max_objective_change']:.3g} at most over the decisions sampled"
             )
     text = "\n".join(lines) + "\n"
-    Path(path).write_text(text)
+    write_text_atomic(path, text)
     return text
 
 

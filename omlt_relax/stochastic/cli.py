@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from omlt_relax.files import write_text_atomic
 from omlt_relax.threads import single_thread
 
 OBJECTIVE_HELP = """\
@@ -123,7 +124,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         "train_time": fit.train_time,
         "unstable": nb.unstable_count(),
     }
-    Path(a.out + SIDECAR).write_text(json.dumps(meta, indent=1))
+    write_text_atomic(a.out + SIDECAR, json.dumps(meta, indent=1))
     print(f"wrote {a.out} ({a.bounds} bounds, {nb.unstable_count()} unstable neurons): test "
           f"pinball loss {fit.test_pinball:.2f}, {fit.train_time:.0f} s of training")
     return 0
@@ -144,8 +145,8 @@ def cmd_solve(a: argparse.Namespace) -> int:
         print(f"x = {','.join(str(v) for v in res.x)}  objective {res.objective:.2f} "
               f"(forward pass {res.forward:.2f}), bound {res.bound:.2f}")
     if a.json:
-        Path(a.json).write_text(json.dumps({"instance": inst.key(), "lam": a.lam,
-                                            "tail": a.tail, **res.to_dict()}, indent=1))
+        write_text_atomic(a.json, json.dumps({"instance": inst.key(), "lam": a.lam,
+                                              "tail": a.tail, **res.to_dict()}, indent=1))
     return 0 if res.x is not None else 1
 
 

@@ -26,8 +26,9 @@ from omlt_relax.bench.paper.protocol import (
 )
 from omlt_relax.bench.paper.report import REFUSED_DIR, load_records, write_report
 from omlt_relax.bench.paper.training import TrainedNet, epochs_of, train_paper
-from omlt_relax.bench.results import write_json, write_text_atomic
+from omlt_relax.bench.results import write_json
 from omlt_relax.bench.suite import environment as suite_environment
+from omlt_relax.files import save_torch_atomic, write_text_atomic
 from omlt_relax.guards import NumericalRangeError, TrainingDivergedError
 from omlt_relax.threads import single_thread
 
@@ -92,11 +93,9 @@ def run_job(job: Job, cfg: PaperConfig, out: Path, data_cache: dict[tuple[str, i
                 msg = f"{job.key}: the unregularized network {base_job(job).key} is not trained"
                 raise BaseNotTrainedError(msg)
         trained = train_paper(job, cfg, data, progress, init=init)
-        tmp = mpath.with_name(f".{mpath.name}.{os.getpid()}.tmp")  # atomic: no torn model
-        torch.save({"state": trained.model.state_dict(), "train_key": cfg.train_key(),
-                    "best_epoch": trained.best_epoch, "best_val_mse": trained.best_val_mse,
-                    "train_time": trained.train_time, "history": trained.history}, tmp)
-        os.replace(tmp, mpath)
+        save_torch_atomic({"state": trained.model.state_dict(), "train_key": cfg.train_key(),
+                           "best_epoch": trained.best_epoch, "best_val_mse": trained.best_val_mse,
+                           "train_time": trained.train_time, "history": trained.history}, mpath)
     if log is not None:
         log(f"  trained in {trained.train_time:.0f} s (best epoch {trained.best_epoch}, "
             f"val MSE {trained.best_val_mse:.3g})")
@@ -314,9 +313,7 @@ def run_paper_dask(cfg: PaperConfig, out: Path, todo: list[Job], client: Any,
     def on_result(key: str, value: dict[str, Any]) -> list[DaskJob]:
         mpath = out / "models" / f"{key}.pt"
         if value["model"] is not None:
-            tmp = mpath.with_name(f".{mpath.name}.{os.getpid()}.tmp")
-            torch.save(value["model"], tmp)
-            os.replace(tmp, mpath)
+            save_torch_atomic(value["model"], mpath)
         refused = out / REFUSED_DIR / f"{key}.txt"
         if "refused" in value:  # as in a local run: noted, kept, measured again by a rerun
             refused.parent.mkdir(exist_ok=True)
