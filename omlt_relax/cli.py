@@ -45,6 +45,8 @@ EXIT_USAGE = 2
 EXIT_UNRELIABLE = 3
 #: The status of such an answer (:data:`omlt_relax.verify.UNRELIABLE`).
 UNRELIABLE = "numerically_unreliable"
+#: Solvers of ``solve --solver`` (:data:`omlt_relax.solve.SOLVERS`) as the report names them.
+SOLVER_NAMES = {"highs": "HiGHS", "gurobi": "Gurobi", "scip": "SCIP"}
 
 #: Defaults of ``bench``: sized so that the suite's first 11 variants on its 8 functions
 #: (``--jobs 2``) fit in about 40 minutes on a 2-core machine; each variant added since (the
@@ -289,10 +291,14 @@ def cmd_train(a: argparse.Namespace) -> int:
 def cmd_solve(a: argparse.Namespace) -> int:
     """ONNX (ours, or any dense ReLU network: bounds on the fly) -> MILP min/max -> report."""
     from omlt_relax.optimize import solve_milp
+    from omlt_relax.solve import SolverUnavailableError
 
     _positive(a.time_limit, "--time-limit")
     if a.threads < 1:
         msg = f"--threads must be at least 1, got {a.threads}"
+        raise CliError(msg)
+    if a.partitions < 1:
+        msg = f"--partitions must be at least 1, got {a.partitions}"
         raise CliError(msg)
     p = Path(a.onnx)
     if not p.is_file():
@@ -313,21 +319,29 @@ def cmd_solve(a: argparse.Namespace) -> int:
         msg = f"{p} is not an ONNX network omlt-relax can read ({type(e).__name__}: {e})"
         raise CliError(msg) from None
     senses = ("min", "max") if a.sense == "both" else (a.sense,)
-    forms = ["bounded", "omlt"] if a.compare_omlt else ["bounded"]
+    ours = "partition" if a.formulation == "partition" else "bounded"
+    forms = [ours, "omlt"] if a.compare_omlt else [ours]
+    labels = {"bounded": "omlt_relax big-M", "omlt": "stock OMLT big-M",
+              "partition": f"omlt_relax partition ({a.partitions})"}
     rows = []
-    report: dict[str, Any] = {"onnx": str(p), "bounds_method": nb.method,
+    report: dict[str, Any] = {"onnx": str(p), "solver": a.solver, "bounds_method": nb.method,
                               "unstable": nb.unstable_count(), "neurons": int(sum(nb.widths)),
                               "unstable_per_layer": nb.unstable_per_layer(),
                               "input_lower": nb.input_lower.tolist(),
                               "input_upper": nb.input_upper.tolist(), "results": []}
     for form in forms:
         for s in senses:
-            r = solve_milp(net, nb if form == "bounded" else None, s, a.time_limit,
-                           output=a.output, formulation=form, threads=a.threads,
-                           start=None if a.mip_start == "none" else a.mip_start)
+            try:
+                r = solve_milp(net, None if form == "omlt" else nb, s, a.time_limit,
+                               output=a.output, formulation=form, solver=a.solver,
+                               threads=a.threads, n_partitions=a.partitions,
+                               start=None if a.mip_start == "none" else a.mip_start)
+            except SolverUnavailableError as e:
+                msg = f"{e}; on the command line: omlt-relax solve {p} --solver highs"
+                raise CliError(msg) from None
             report["results"].append({"formulation": form, **r.to_dict()})
             rows.append([
-                "omlt_relax big-M" if form == "bounded" else "stock OMLT big-M", s, r.status,
+                labels[form], s, r.status,
                 _fmt(r.objective, ".8g"), _fmt(r.bound, ".8g"),
                 _fmt(100 * r.gap, ".3g") + "%" if r.gap is not None else "-",
                 f"{r.time:.3g}", str(r.nodes if r.nodes is not None else "-"),
@@ -336,7 +350,7 @@ def cmd_solve(a: argparse.Namespace) -> int:
             ])
     print(f"{p}: {nb.unstable_summary()} under the "
           f"{'computed' if computed else 'stored'} {nb.method} bounds; output {a.output}; "
-          f"HiGHS, {a.threads} thread(s)")
+          f"{SOLVER_NAMES[a.solver]}, {a.threads} thread(s)")
     print(format_table(["formulation", "sense", "status", "objective", "bound", "gap", "time s",
                         "nodes", "binaries", "x*", "start"], rows))
     if a.json:
@@ -665,6 +679,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--output", type=int, default=0, help="index of the output to optimize")
     s.add_argument("--time-limit", type=float, default=60.0, help="seconds per MILP")
     s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--solver", choices=tuple(SOLVER_NAMES), default="highs",
+                   help="MILP solver: highs (default, open source, no size limit), gurobi "
+                        "(needs gurobipy and a licence; the pip licence stops at 2000 variables "
+                        "or constraints) or scip (pyscipopt)")
+    s.add_argument("--formulation", choices=("bigm", "partition"), default="bigm",
+                   help="bigm (default): big-M with the stored bounds, no binary for a stable "
+                        "neuron; partition: the same bounds and binaries, each unstable neuron's "
+                        "inputs split into --partitions groups (a tighter LP, more variables)")
+    s.add_argument("--partitions", type=int, default=2,
+                   help="groups per unstable neuron of --formulation partition (1 is big-M)")
     s.add_argument("--compare-omlt", action="store_true",
                    help="also solve with stock OMLT ReluBigMFormulation")
     s.add_argument("--mip-start", choices=("none", "probe", "local"), default="local",

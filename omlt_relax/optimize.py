@@ -27,14 +27,14 @@ import pyomo.environ as pyo
 from omlt import OmltBlock
 from omlt.neuralnet import ReluBigMFormulation
 
-from omlt_relax.formulations import BoundedReluBigMFormulation
+from omlt_relax.formulations import BoundedReluBigMFormulation, BoundedReluPartitionFormulation
 from omlt_relax.mip_start import START_TIME_LIMIT, STARTS, probe_start
 from omlt_relax.neuron_bounds import NeuronBounds
 from omlt_relax.verify import solve_verified
 
 SENSES = ("min", "max")
 #: Formulations :func:`build_milp` builds.
-FORMULATIONS = ("bounded", "omlt")
+FORMULATIONS = ("bounded", "partition", "omlt")
 
 
 @dataclass
@@ -92,6 +92,7 @@ def build_milp(
     sense: str,
     output: int = 0,
     formulation: str = "bounded",
+    n_partitions: int = 2,
 ) -> tuple[Any, Any]:
     """A Pyomo model optimizing output ``output`` of an OMLT network over its input box.
 
@@ -101,25 +102,31 @@ def build_milp(
         bounds: the stored per-neuron bounds (``None`` only with ``formulation="omlt"``).
         sense: ``"min"`` or ``"max"``.
         output: index of the output to optimize.
-        formulation: ``"bounded"`` (:class:`~omlt_relax.formulations.BoundedReluBigMFormulation`)
-            or ``"omlt"`` (stock OMLT ``ReluBigMFormulation``: its own float32 interval bounds, a
-            binary for every neuron).
+        formulation: ``"bounded"`` (:class:`~omlt_relax.formulations.BoundedReluBigMFormulation`),
+            ``"partition"`` (:class:`~omlt_relax.formulations.BoundedReluPartitionFormulation`:
+            the same bounds, each unstable neuron's inputs split into ``n_partitions`` groups, a
+            tighter relaxation with more continuous variables; still one binary per unstable
+            neuron) or ``"omlt"`` (stock OMLT ``ReluBigMFormulation``: its own float32 interval
+            bounds, a binary for every neuron).
+        n_partitions: groups per unstable neuron of ``"partition"`` (1 is the big-M formulation).
 
     Returns ``(model, formulation_object)``; the network block is ``model.nn``.
     """
     if sense not in SENSES:
         msg = f"sense must be 'min' or 'max', got {sense!r}"
         raise ValueError(msg)
-    if formulation == "bounded":
-        if bounds is None:
-            msg = "the bounded formulation needs the network's NeuronBounds"
-            raise ValueError(msg)
-        form = BoundedReluBigMFormulation(net, bounds)
-    elif formulation == "omlt":
-        form = ReluBigMFormulation(net)
-    else:
-        msg = f"unknown formulation {formulation!r}; use 'bounded' or 'omlt'"
+    if formulation not in FORMULATIONS:
+        msg = f"unknown formulation {formulation!r}; use one of {FORMULATIONS}"
         raise ValueError(msg)
+    if formulation != "omlt" and bounds is None:
+        msg = f"the {formulation} formulation needs the network's NeuronBounds"
+        raise ValueError(msg)
+    if formulation == "bounded":
+        form = BoundedReluBigMFormulation(net, bounds)
+    elif formulation == "partition":
+        form = BoundedReluPartitionFormulation(net, bounds, n_partitions)
+    else:
+        form = ReluBigMFormulation(net)
     m = pyo.ConcreteModel()
     m.nn = OmltBlock()
     m.nn.build_formulation(form)
@@ -155,6 +162,7 @@ def solve_milp(
     *,
     start: str | None = None,
     options: dict[str, Any] | None = None,
+    n_partitions: int = 2,
 ) -> MilpResult:
     """Build (:func:`build_milp`) and solve one MILP; the incumbent input is read back.
 
@@ -174,12 +182,13 @@ def solve_milp(
             :data:`~omlt_relax.mip_start.LOCAL_STARTS` local searches from the best probes
             (:func:`~omlt_relax.mip_start.best_local_input`).
         options: solver-specific options by the solver's own names (:func:`~omlt_relax.solve`).
+        n_partitions: as for :func:`build_milp`.
     """
     if start not in STARTS:
         msg = f"unknown start {start!r}; use one of {STARTS}"
         raise ValueError(msg)
     t0 = time.perf_counter()
-    m, _form = build_milp(net, bounds, sense, output, formulation)
+    m, _form = build_milp(net, bounds, sense, output, formulation, n_partitions)
     build = time.perf_counter() - t0
     n_bin = count_binaries(m)
     mip_start = None

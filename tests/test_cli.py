@@ -102,6 +102,66 @@ def test_train_then_solve(tmp_path, capsys) -> None:
                                                rel=1e-5, abs=1e-6)
 
 
+
+@pytest.mark.parametrize(("solver", "formulation"),
+                         [("gurobi", "bigm"), ("scip", "bigm"), ("highs", "partition"),
+                          ("gurobi", "partition")])
+def test_solve_with_another_solver_or_the_partition_formulation(tmp_path, capsys, solver,
+                                                                formulation) -> None:
+    """``--solver`` and ``--formulation``: the same optima as HiGHS on big-M, each equal to the
+    network's forward pass (onnxruntime) at the reported minimizer / maximizer."""
+    import onnxruntime as ort
+
+    pytest.importorskip({"highs": "highspy", "gurobi": "gurobipy", "scip": "pyscipopt"}[solver])
+    csv, onnx = tmp_path / "d.csv", tmp_path / "net.onnx"
+    _csv(csv)
+    assert main(["train", str(csv), "--out", str(onnx), "--hidden", "8,6", "--epochs", "5",
+                 "--lb=-1,-1", "--ub", "1,1", "--quiet"]) == 0
+    reports = {}
+    for name, extra in (("ref", []), ("new", ["--solver", solver, "--formulation", formulation,
+                                              "--partitions", "3"])):
+        reports[name] = tmp_path / f"{name}.json"
+        assert main(["solve", str(onnx), "--time-limit", "30", "--mip-start", "none",
+                     "--json", str(reports[name]), *extra]) == 0
+    ref = {r["sense"]: r for r in json.loads(reports["ref"].read_text())["results"]}
+    rep = json.loads(reports["new"].read_text())
+    assert rep["solver"] == solver
+    sess = ort.InferenceSession(str(onnx))
+    for r in rep["results"]:
+        assert r["formulation"] == ("partition" if formulation == "partition" else "bounded")
+        assert r["status"] == "optimal"
+        assert r["objective"] == pytest.approx(ref[r["sense"]]["objective"], rel=1e-5, abs=1e-6)
+        x = np.asarray([r["x"]], np.float64)  # the exported network is float64
+        y = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+        assert r["objective"] == pytest.approx(float(y[0, 0]), rel=1e-5, abs=1e-5)
+        assert r["n_binaries"] == rep["unstable"]  # no binary for a stable neuron either way
+    out = capsys.readouterr().out
+    assert {"gurobi": "Gurobi", "scip": "SCIP", "highs": "HiGHS"}[solver] + ", 1 thread" in out
+    if formulation == "partition":
+        assert "omlt_relax partition (3)" in out
+
+
+def test_solve_names_the_way_out_when_gurobi_cannot_take_the_model(tmp_path, capsys) -> None:
+    """Gurobi's size-limited pip licence: a clear error that names ``--solver highs``."""
+    gp = pytest.importorskip("gurobipy")
+    try:  # a full licence takes the model: nothing to test here
+        with gp.Env(params={"OutputFlag": 0}) as env, gp.Model(env=env) as m:
+            m.addVars(2001)
+            m.optimize()
+        pytest.skip("this Gurobi licence is not size-limited")
+    except gp.GurobiError:
+        pass
+    csv, onnx = tmp_path / "d.csv", tmp_path / "big.onnx"
+    _csv(csv, n=60)
+    assert main(["train", str(csv), "--out", str(onnx), "--hidden", "1100", "--epochs", "1",
+                 "--bounds", "ibp", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["solve", str(onnx), "--solver", "gurobi", "--sense", "min",
+                 "--mip-start", "none"]) == EXIT_USAGE
+    line = _error_line(capsys)
+    assert "size-limited licence" in line and f"omlt-relax solve {onnx} --solver highs" in line
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -114,6 +174,8 @@ def test_train_then_solve(tmp_path, capsys) -> None:
         (["train", "{csv}", "--out", "{out}", "--epochs", "0"], "--epochs must be at least 1"),
         (["solve", "{missing}"], "no ONNX file"),
         (["solve", "{csv}"], "is not an ONNX network"),
+        (["solve", "{csv}", "--partitions", "0"], "--partitions must be at least 1"),
+        (["solve", "{csv}", "--solver", "cplex"], "invalid choice: 'cplex'"),
         (["bench", "--functions", "nope", "--out", "{out}"], "unknown function 'nope'"),
         (["bench", "--variants", "magic", "--out", "{out}"], "unknown variant 'magic'"),
         (["demo", "--time-limit", "-1", "--out", "{out}"], "--time-limit must be a positive"),
