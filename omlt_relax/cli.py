@@ -63,11 +63,22 @@ DEMO_EPOCHS = 1000
 DEMO_HIDDEN = "25,25,25,25,25"
 
 
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default after its help, unless the help already says it or the
+    default is ``None`` (no "(default: None)" after "(default: the last column)")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "(default" in text or "%(default)" in text or action.default is None:
+            return text
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error in one line and shows defaults in ``--help``."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        kwargs.setdefault("formatter_class", _DefaultsFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
@@ -655,10 +666,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n-inputs", type=int, help="the first N columns are inputs")
     s.add_argument("--lb", help="input lower bounds, comma-separated (default: data min)")
     s.add_argument("--ub", help="input upper bounds, comma-separated (default: data max)")
-    s.add_argument("--hidden", default=hidden)
-    s.add_argument("--epochs", type=int, default=d.epochs)
-    s.add_argument("--lr", type=float, default=d.lr)
-    s.add_argument("--batch-size", type=int, default=d.batch_size)
+    s.add_argument("--hidden", default=hidden, help="hidden layer widths, comma-separated")
+    s.add_argument("--epochs", type=int, default=d.epochs, help="training epochs")
+    s.add_argument("--lr", type=float, default=d.lr, help="Adam's learning rate")
+    s.add_argument("--batch-size", type=int, default=d.batch_size, help="mini-batch size")
     regularizing = (n for n, v in VARIANTS.items() if v.regularized)
     s.add_argument("--regularize", choices=["none", *regularizing],
                    default="none", help="a training variant (see omlt_relax.train)")
@@ -666,19 +677,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="its weight scale (pruning: the pruned fraction)")
     s.add_argument("--bounds", choices=EXPORT_METHODS, default="lp",
                    help="bounds stored with the network")
-    s.add_argument("--val-fraction", type=float, default=0.15)
-    s.add_argument("--test-fraction", type=float, default=0.15)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--val-fraction", type=float, default=0.15,
+                   help="share of the rows kept for validation (its RMSE is reported; "
+                        "--budget uses it)")
+    s.add_argument("--test-fraction", type=float, default=0.15,
+                   help="share of the rows held out for the test RMSE")
+    s.add_argument("--seed", type=int, default=0, help="seed of the split and the initial weights")
+    s.add_argument("--quiet", action="store_true", help="no progress output")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("solve", help="ONNX -> MILP min/max of an output -> report")
     s.add_argument("onnx", help="ONNX file: from export_onnx / omlt-relax train / tighten, or "
                                 "any dense ReLU network (bounds computed on the fly)")
-    s.add_argument("--sense", choices=("min", "max", "both"), default="both")
+    s.add_argument("--sense", choices=("min", "max", "both"), default="both",
+                   help="minimize, maximize, or both (two MILPs)")
     s.add_argument("--output", type=int, default=0, help="index of the output to optimize")
     s.add_argument("--time-limit", type=float, default=60.0, help="seconds per MILP")
-    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--threads", type=int, default=1, help="solver threads")
     s.add_argument("--solver", choices=tuple(SOLVER_NAMES), default="highs",
                    help="MILP solver: highs (default, open source, no size limit), gurobi "
                         "(needs gurobipy and a licence; the pip licence stops at 2000 variables "
