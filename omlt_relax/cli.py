@@ -37,6 +37,7 @@ from omlt_relax.cli_input import check_positive as _positive
 from omlt_relax.cli_input import floats_arg as _floats
 from omlt_relax.cli_input import ints_arg as _ints
 from omlt_relax.files import write_text_atomic
+from omlt_relax.solve import SOLVER_NAMES, SOLVERS
 from omlt_relax.threads import single_thread
 
 #: Exit status for bad input.
@@ -45,8 +46,6 @@ EXIT_USAGE = 2
 EXIT_UNRELIABLE = 3
 #: The status of such an answer (:data:`omlt_relax.verify.UNRELIABLE`).
 UNRELIABLE = "numerically_unreliable"
-#: Solvers of ``solve --solver`` (:data:`omlt_relax.solve.SOLVERS`) as the report names them.
-SOLVER_NAMES = {"highs": "HiGHS", "gurobi": "Gurobi", "scip": "SCIP"}
 
 #: Defaults of ``bench``: sized so that the suite's first 11 variants on its 8 functions
 #: (``--jobs 2``) fit in about 40 minutes on a 2-core machine; each variant added since (the
@@ -694,7 +693,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--output", type=int, default=0, help="index of the output to optimize")
     s.add_argument("--time-limit", type=float, default=60.0, help="seconds per MILP")
     s.add_argument("--threads", type=int, default=1, help="solver threads")
-    s.add_argument("--solver", choices=tuple(SOLVER_NAMES), default="highs",
+    s.add_argument("--solver", choices=SOLVERS, default="highs",
                    help="MILP solver: highs (default, open source, no size limit), gurobi "
                         "(needs gurobipy and a licence; the pip licence stops at 2000 variables "
                         "or constraints) or scip (pyscipopt)")

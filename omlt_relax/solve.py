@@ -30,6 +30,8 @@ from typing import Any
 
 #: Solver names accepted by :func:`solve` and the Pyomo interface behind each.
 SOLVERS = ("highs", "gurobi", "scip")
+#: How reports name each solver.
+SOLVER_NAMES = {"highs": "HiGHS", "gurobi": "Gurobi", "scip": "SCIP"}
 
 _PIP = {"highs": "highspy", "gurobi": "gurobipy", "scip": "pyscipopt"}
 _GUROBI_SIZE_LIMIT = 10010

@@ -20,7 +20,8 @@ from omlt_relax.bench.paper.protocol import (
     jobs_of,
 )
 from omlt_relax.bench.report import fmt_bound, format_table
-from omlt_relax.bench.results import write_text_atomic
+from omlt_relax.files import write_text_atomic
+from omlt_relax.solve import SOLVER_NAMES
 
 REPORT_FILE = "paper.md"
 #: Folder of the jobs whose network the guards refused (``<key>.txt``: the error), one file each
@@ -169,7 +170,6 @@ def headline(rows: list[dict[str, Any]], ratio: float = MSE_RATIO) -> list[dict[
 #: The MILPs (formulation/solver) on which the report tests "better than the paper": the paper's
 #: own first, then ours (LP-OBBT bounds), each with HiGHS and Gurobi.
 DOMINANCE_MILPS = ("paper/highs", "paper/gurobi", "ours/highs", "ours/gurobi")
-SOLVER_NAMES = {"highs": "HiGHS", "gurobi": "Gurobi"}
 
 
 def dominance(rows: list[dict[str, Any]], fs: str = "paper/highs") -> list[dict[str, Any]]:
@@ -422,6 +422,18 @@ def coverage_table(cov: dict[str, Any]) -> str:
     return (format_table(head, body, markdown=True)
             + f"\n\n{cov['done']} of {cov['total']} networks held "
               f"({cov['train_time'] / 3600:.2f} h of training), {len(cov['missing'])} missing.")
+
+
+def note_refused(out_dir: str | os.PathLike[str], key: str, error: str | None) -> Path:
+    """Write the refusal note of job ``key`` (``error``), or remove it (``None``: the job was
+    measured); returns its path, ``OUT/refused/<key>.txt``."""
+    path = Path(out_dir, REFUSED_DIR, f"{key}.txt")
+    if error is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.parent.mkdir(exist_ok=True)
+        write_text_atomic(path, error + "\n")
+    return path
 
 
 def load_refused(out_dir: str | os.PathLike[str], cfg: PaperConfig | None = None

@@ -24,11 +24,11 @@ from omlt_relax.bench.paper.protocol import (
     paper_data,
     paper_network,
 )
-from omlt_relax.bench.paper.report import REFUSED_DIR, load_records, write_report
+from omlt_relax.bench.paper.report import load_records, note_refused, write_report
 from omlt_relax.bench.paper.training import TrainedNet, epochs_of, train_paper
 from omlt_relax.bench.results import write_json
 from omlt_relax.bench.suite import environment as suite_environment
-from omlt_relax.files import save_torch_atomic, write_text_atomic
+from omlt_relax.files import save_torch_atomic
 from omlt_relax.guards import NumericalRangeError, TrainingDivergedError
 from omlt_relax.threads import single_thread
 
@@ -199,7 +199,6 @@ def run_paper(cfg: PaperConfig, out_dir: str | os.PathLike[str],
         if _done(out / "jobs" / f"{job.key}.json", cfg):  # finished elsewhere meanwhile
             lock.unlink(missing_ok=True)
             continue
-        refused = out / REFUSED_DIR / f"{job.key}.txt"
         try:
             if log is not None:
                 log(f"[{i}/{len(todo)}] {job.key}")
@@ -207,15 +206,14 @@ def run_paper(cfg: PaperConfig, out_dir: str | os.PathLike[str],
             with tqdm(total=total, desc=job.key, unit="epoch", leave=False,
                       disable=not progress) as bar:
                 run_job(job, cfg, out, cache, log, bar.update)
-            refused.unlink(missing_ok=True)  # refused by an earlier run, measured now
+            note_refused(out, job.key, None)  # refused by an earlier run, measured now
         except BaseNotTrainedError as e:
             if log is not None:
                 log(f"  skipped: {e}; run it again once that network is trained")
         except (NumericalRangeError, TrainingDivergedError) as e:
             # this network cannot be measured soundly (the guards' clear error): note it and go
             # on, so one refusal does not stop a long run (nor every rerun at the same job)
-            refused.parent.mkdir(exist_ok=True)
-            write_text_atomic(refused, f"{type(e).__name__}: {e}\n")
+            refused = note_refused(out, job.key, f"{type(e).__name__}: {e}")
             if log is not None:
                 log(f"  refused: {e}; noted in {refused}, the run goes on")
         finally:
@@ -314,14 +312,12 @@ def run_paper_dask(cfg: PaperConfig, out: Path, todo: list[Job], client: Any,
         mpath = out / "models" / f"{key}.pt"
         if value["model"] is not None:
             save_torch_atomic(value["model"], mpath)
-        refused = out / REFUSED_DIR / f"{key}.txt"
         if "refused" in value:  # as in a local run: noted, kept, measured again by a rerun
-            refused.parent.mkdir(exist_ok=True)
-            write_text_atomic(refused, value["refused"] + "\n")
+            refused = note_refused(out, key, value["refused"])
             note(f"{key}: refused: {value['refused']}; noted in {refused}, the run goes on")
         else:
             write_json(out / "jobs" / f"{key}.json", value["rec"])
-            refused.unlink(missing_ok=True)  # refused by an earlier run, measured now
+            note_refused(out, key, None)  # refused by an earlier run, measured now
             note(f"{key}: done")
         follow = waiting.pop(key, [])
         if value["model"] is None:  # diverged: nothing to fine-tune from
