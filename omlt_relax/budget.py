@@ -108,7 +108,7 @@ class BudgetResult:
 
     def table(self) -> str:
         """The trade-off as a markdown table (one row per stage; the chosen one in bold)."""
-        from omlt_relax.bench.report import format_table
+        from omlt_relax.tables import format_table
 
         rows = []
         for s in self.stages:

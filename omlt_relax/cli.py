@@ -31,13 +31,13 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from omlt_relax.bench.report import fmt, format_table, milp_cell
 from omlt_relax.cli_input import CliError, csv_dataset
 from omlt_relax.cli_input import check_positive as _positive
 from omlt_relax.cli_input import floats_arg as _floats
 from omlt_relax.cli_input import ints_arg as _ints
 from omlt_relax.files import write_text_atomic
 from omlt_relax.solve import SOLVER_NAMES, SOLVERS
+from omlt_relax.tables import fmt, format_table, milp_cell
 from omlt_relax.threads import single_thread
 
 #: Exit status for bad input.
@@ -625,7 +625,7 @@ def _bench_scale(a: argparse.Namespace) -> int:
 # -- entry point --------------------------------------------------------------------------------
 def hidden_default() -> str:
     """The default hidden widths of ``train``/``demo``/``bench``, e.g. ``"50,50"``."""
-    from omlt_relax.bench.train import TrainConfig
+    from omlt_relax.train import TrainConfig
 
     return ",".join(str(h) for h in TrainConfig().hidden)
 

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from omlt_relax.bench.report import format_table
 from omlt_relax.cli_input import CliError, check_positive, csv_dataset, floats_arg, ints_arg
 from omlt_relax.files import write_text_atomic
+from omlt_relax.tables import format_table
 from omlt_relax.threads import single_thread
 
 

@@ -696,7 +696,7 @@ def _open_gaps(a: dict[str, Any]) -> str:
 
 def _cells(t: Any, ref: dict[str, Any], picked: int | None = None) -> list[str]:
     """One Pareto-table row of a completed trial."""
-    from omlt_relax.bench.report import fmt
+    from omlt_relax.tables import fmt
 
     a, p = t.user_attrs, t.params
     rg = a.get("root_gap") or {}
@@ -721,7 +721,7 @@ def write_report(study: Any, cfg: TuneConfig, out: Path, pick: str | int) -> str
     """Write ``pareto.md`` and ``pareto.png``; returns the markdown."""
     from optuna.trial import TrialState
 
-    from omlt_relax.bench.report import fmt, format_table
+    from omlt_relax.tables import fmt, format_table
 
     ref = study.user_attrs.get("reference", {})
     all_t = study.get_trials(deepcopy=False)

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1] / "omlt_relax"
 
 #: The stages, in data-flow order; a module may import from its own stage or earlier ones.
 STAGES: list[tuple[str, tuple[str, ...]]] = [
-    ("network", ("threads", "guards", "network", "quantile", "neuron_bounds", "chain")),
+    ("network", ("threads", "guards", "tables", "network", "quantile", "neuron_bounds", "chain")),
     ("bounds", ("bounds", "bounds.rounding", "bounds.interval", "bounds.crown", "bounds.methods",
                 "bounds.fused")),
     ("lp relaxation", ("lp.relaxation", "linear_regions")),
@@ -172,3 +172,44 @@ def test_no_private_name_crosses_modules() -> None:
                     if a.name.startswith("_")
                 ]
     assert not bad, "\n".join(bad)
+
+
+#: The production commands (``train``, ``solve``, ``tighten``, ``train --budget``) and the modules
+#: they run: none of them may go through the benchmark package ``omlt_relax.bench``.
+PRODUCTION: dict[str, tuple[str, ...]] = {
+    "cli": ("cmd_train", "cmd_solve", "cmd_tighten", "main", "build_parser", "hidden_default"),
+    "cli_tune": ("cmd_train_budget", "add_budget_arguments"),
+    "cli_input": (),
+    "budget": (),
+}
+
+
+def _bench_imports(nodes: list[ast.AST]) -> list[int]:
+    lines = []
+    for top in nodes:
+        for node in ast.walk(top):
+            mods: list[str] = []
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                mods = [node.module or ""]
+            lines += [node.lineno for m in mods
+                      if m == "omlt_relax.bench" or m.startswith("omlt_relax.bench.")]
+    return lines
+
+
+def test_the_production_commands_do_not_run_through_the_benchmark_package() -> None:
+    """``omlt-relax train``/``solve``/``tighten`` and the modules they use import no benchmark
+    module: at their module's top level, nor inside the functions that run them."""
+    bad = []
+    for name, functions in PRODUCTION.items():
+        tree = ast.parse((ROOT / f"{name}.py").read_text())
+        funcs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+        missing = [f for f in functions if f not in funcs]
+        assert not missing, f"omlt_relax.{name} has no {missing}; update PRODUCTION"
+        scope = [n for n in tree.body if not isinstance(n, ast.FunctionDef | ast.ClassDef)]
+        if not functions:  # the whole module
+            scope = list(tree.body)
+        scope += [funcs[f] for f in functions]
+        bad += [f"omlt_relax.{name} line {line}" for line in _bench_imports(scope)]
+    assert not bad, "imports omlt_relax.bench: " + ", ".join(bad)

@@ -1,7 +1,8 @@
-"""Reporting: the one table formatter (text and markdown) and the suite's markdown report.
+"""Reporting: the suite's markdown report.
 
-:func:`format_table` lays out rows of cells either as aligned text columns (the command line) or
-as a markdown table (``results.md``); :func:`fmt` writes one number, a dash for a missing one.
+The table formatter and the number and MILP cells (:func:`format_table`, :func:`fmt`,
+:func:`milp_cell`) are library code in :mod:`omlt_relax.tables` (the command line uses them too);
+they are re-exported here for the suite and the benchmark scripts.
 """
 
 from __future__ import annotations
@@ -15,13 +16,7 @@ import numpy as np
 from omlt_relax.bench.functions import FUNCTIONS, get_function
 from omlt_relax.bench.results import BASELINE, entry_key
 from omlt_relax.bench.stats import speedup, summarize
-
-
-def fmt(x: Any, spec: str = ".3g", missing: str = "–") -> str:
-    """``format(x, spec)``, or ``missing`` for ``None``, NaN and infinities."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return missing
-    return format(x, spec)
+from omlt_relax.tables import fmt, format_table, milp_cell
 
 
 def floor_sig(x: float, digits: int = 3) -> float:
@@ -83,41 +78,6 @@ def geomean_flag(items: Sequence[tuple[float, str]]) -> tuple[float | None, str]
     if flags == {"≤"}:
         return g, "≤"
     return g, "~"
-
-
-def format_table(head: Sequence[str], rows: Sequence[Sequence[Any]], markdown: bool = False) -> str:
-    """A table of ``rows`` under ``head``: right-aligned text columns separated by two spaces and a
-    dashed rule, or (``markdown=True``) a markdown table ``| a | b |`` with a ``|---|`` rule."""
-    if markdown:
-        def line(r: Sequence[Any]) -> str:
-            return "| " + " | ".join(str(c) for c in r) + " |"
-
-        return "\n".join([line(head), "|" + "---|" * len(head), *map(line, rows)])
-    widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
-
-    def aligned(r: Sequence[Any]) -> str:
-        return "  ".join(str(c).rjust(w) for c, w in zip(r, widths))
-
-    return "\n".join([aligned(head), "  ".join("-" * w for w in widths), *map(aligned, rows)])
-
-
-def milp_cell(m: dict[str, Any], text: bool = False) -> str:
-    """One MILP solve (a :class:`~omlt_relax.optimize.MilpResult` dict) in a table cell.
-
-    Markdown: ``t`` or ``t (limit, gap g%)``; text (``text=True``, the command line): ``t s`` or
-    ``≥t s (limit, gap g%)``.
-    """
-    if text:
-        if m["status"] == "optimal":
-            return f"{m['time']:.3g} s"
-        gap = m.get("gap")
-        g = f"{100 * gap:.3g}%" if gap is not None else "-"
-        return f"≥{m['time']:.3g} s (limit, gap {g})"
-    t = fmt(m["time"], ".3g")
-    if m["status"] != "optimal":
-        gap = m.get("gap")
-        return f"{t} (limit, gap {fmt(100 * gap, '.3g') if gap is not None else '–'}%)"
-    return t
 
 
 def one_line(e: dict[str, Any], base: dict[str, Any] | None) -> str:
