@@ -300,7 +300,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 # -- solve --------------------------------------------------------------------------------------
 def cmd_solve(a: argparse.Namespace) -> int:
     """ONNX (ours, or any dense ReLU network: bounds on the fly) -> MILP min/max -> report."""
-    from omlt_relax.optimize import solve_milp
+    from omlt_relax.optimize import STOCK_FORMULATIONS, solve_milp
     from omlt_relax.solve import SolverUnavailableError
 
     _positive(a.time_limit, "--time-limit")
@@ -330,9 +330,11 @@ def cmd_solve(a: argparse.Namespace) -> int:
         raise CliError(msg) from None
     senses = ("min", "max") if a.sense == "both" else (a.sense,)
     ours = "partition" if a.formulation == "partition" else "bounded"
-    forms = [ours, "omlt"] if a.compare_omlt else [ours]
+    stock = "omlt_partition" if ours == "partition" else "omlt"
+    forms = [ours, stock] if a.compare_omlt else [ours]
     labels = {"bounded": "omlt_relax big-M", "omlt": "stock OMLT big-M",
-              "partition": f"omlt_relax partition ({a.partitions})"}
+              "partition": f"omlt_relax partition ({a.partitions})",
+              "omlt_partition": f"stock OMLT partition ({a.partitions})"}
     rows = []
     report: dict[str, Any] = {"onnx": str(p), "solver": a.solver, "bounds_method": nb.method,
                               "unstable": nb.unstable_count(), "neurons": int(sum(nb.widths)),
@@ -342,7 +344,7 @@ def cmd_solve(a: argparse.Namespace) -> int:
     for form in forms:
         for s in senses:
             try:
-                r = solve_milp(net, None if form == "omlt" else nb, s, a.time_limit,
+                r = solve_milp(net, None if form in STOCK_FORMULATIONS else nb, s, a.time_limit,
                                output=a.output, formulation=form, solver=a.solver,
                                threads=a.threads, n_partitions=a.partitions,
                                start=None if a.mip_start == "none" else a.mip_start)
@@ -704,7 +706,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--partitions", type=int, default=2,
                    help="groups per unstable neuron of --formulation partition (1 is big-M)")
     s.add_argument("--compare-omlt", action="store_true",
-                   help="also solve with stock OMLT ReluBigMFormulation")
+                   help="also solve with stock OMLT: ReluBigMFormulation, or with --formulation "
+                        "partition ReluPartitionFormulation into the same --partitions groups")
     s.add_argument("--mip-start", choices=("none", "probe", "local"), default="local",
                    help="local (default): hand the solver a first incumbent, the best of 8 "
                         "local searches over the network's linear regions (small LPs) from the "

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import pyomo.environ as pyo
 from omlt import OmltBlock
-from omlt.neuralnet import ReluBigMFormulation
+from omlt.neuralnet import ReluBigMFormulation, ReluPartitionFormulation
+from omlt.neuralnet.layers.partition_based import default_partition_split_func
 
 from omlt_relax.formulations import BoundedReluBigMFormulation, BoundedReluPartitionFormulation
 from omlt_relax.mip_start import START_TIME_LIMIT, STARTS, probe_start
@@ -34,7 +36,9 @@ from omlt_relax.verify import solve_verified
 
 SENSES = ("min", "max")
 #: Formulations :func:`build_milp` builds.
-FORMULATIONS = ("bounded", "partition", "omlt")
+FORMULATIONS = ("bounded", "partition", "omlt", "omlt_partition")
+#: The stock OMLT formulations: they compute their own bounds and take no :class:`NeuronBounds`.
+STOCK_FORMULATIONS = ("omlt", "omlt_partition")
 
 
 @dataclass
@@ -99,16 +103,20 @@ def build_milp(
     Args:
         net: OMLT ``NetworkDefinition`` with input bounds (from
             :func:`~omlt_relax.export.load_onnx`).
-        bounds: the stored per-neuron bounds (``None`` only with ``formulation="omlt"``).
+        bounds: the stored per-neuron bounds (``None`` only with a stock formulation,
+            :data:`STOCK_FORMULATIONS`).
         sense: ``"min"`` or ``"max"``.
         output: index of the output to optimize.
         formulation: ``"bounded"`` (:class:`~omlt_relax.formulations.BoundedReluBigMFormulation`),
             ``"partition"`` (:class:`~omlt_relax.formulations.BoundedReluPartitionFormulation`:
             the same bounds, each unstable neuron's inputs split into ``n_partitions`` groups, a
             tighter relaxation with more continuous variables; still one binary per unstable
-            neuron) or ``"omlt"`` (stock OMLT ``ReluBigMFormulation``: its own float32 interval
-            bounds, a binary for every neuron).
-        n_partitions: groups per unstable neuron of ``"partition"`` (1 is the big-M formulation).
+            neuron), ``"omlt"`` (stock OMLT ``ReluBigMFormulation``: its own float32 interval
+            bounds, a binary for every neuron) or ``"omlt_partition"`` (stock OMLT
+            ``ReluPartitionFormulation`` with its ``default_partition_split_func`` into
+            ``n_partitions`` groups: its own interval bounds, a binary for every neuron).
+        n_partitions: groups per neuron of ``"partition"`` and ``"omlt_partition"`` (1 is the
+            big-M formulation).
 
     Returns ``(model, formulation_object)``; the network block is ``model.nn``.
     """
@@ -118,13 +126,19 @@ def build_milp(
     if formulation not in FORMULATIONS:
         msg = f"unknown formulation {formulation!r}; use one of {FORMULATIONS}"
         raise ValueError(msg)
-    if formulation != "omlt" and bounds is None:
+    if formulation not in STOCK_FORMULATIONS and bounds is None:
         msg = f"the {formulation} formulation needs the network's NeuronBounds"
         raise ValueError(msg)
     if formulation == "bounded":
         form = BoundedReluBigMFormulation(net, bounds)
     elif formulation == "partition":
         form = BoundedReluPartitionFormulation(net, bounds, n_partitions)
+    elif formulation == "omlt_partition":
+        if n_partitions < 1:
+            msg = f"n_partitions must be at least 1, got {n_partitions}"
+            raise ValueError(msg)
+        form = ReluPartitionFormulation(
+            net, split_func=partial(default_partition_split_func, n=n_partitions))
     else:
         form = ReluBigMFormulation(net)
     m = pyo.ConcreteModel()
@@ -222,4 +236,5 @@ def solve_milp(
     )
 
 
-__all__ = ["FORMULATIONS", "SENSES", "MilpResult", "build_milp", "count_binaries", "solve_milp"]
+__all__ = ["FORMULATIONS", "SENSES", "STOCK_FORMULATIONS", "MilpResult", "build_milp",
+           "count_binaries", "solve_milp"]

@@ -141,6 +141,34 @@ def test_solve_with_another_solver_or_the_partition_formulation(tmp_path, capsys
         assert "omlt_relax partition (3)" in out
 
 
+def test_solve_compares_partition_with_stock_omlt_partition(tmp_path, capsys) -> None:
+    """``--formulation partition --compare-omlt``: stock OMLT's ``ReluPartitionFormulation`` into
+    the same groups beside ours; the same optima, each equal to onnxruntime's forward pass at the
+    reported input, ours with a binary per unstable neuron and stock OMLT's with one per neuron."""
+    import onnxruntime as ort
+
+    csv, onnx, report = tmp_path / "d.csv", tmp_path / "net.onnx", tmp_path / "r.json"
+    _csv(csv)
+    assert main(["train", str(csv), "--out", str(onnx), "--hidden", "8,6", "--epochs", "5",
+                 "--lb=-1,-1", "--ub", "1,1", "--quiet"]) == 0
+    assert main(["solve", str(onnx), "--time-limit", "30", "--formulation", "partition",
+                 "--partitions", "3", "--compare-omlt", "--json", str(report)]) == 0
+    rep = json.loads(report.read_text())
+    by = {(r["formulation"], r["sense"]): r for r in rep["results"]}
+    assert set(by) == {(f, s) for f in ("partition", "omlt_partition") for s in ("min", "max")}
+    sess = ort.InferenceSession(str(onnx))
+    for s in ("min", "max"):
+        ours, stock = by[("partition", s)], by[("omlt_partition", s)]
+        assert ours["status"] == stock["status"] == "optimal"
+        assert ours["objective"] == pytest.approx(stock["objective"], rel=1e-5, abs=1e-6)
+        assert ours["n_binaries"] == rep["unstable"] and stock["n_binaries"] == 14
+        for r in (ours, stock):
+            y = sess.run(None, {sess.get_inputs()[0].name: np.asarray([r["x"]], np.float64)})[0]
+            assert r["objective"] == pytest.approx(float(y[0, 0]), rel=1e-5, abs=1e-5)
+    out = capsys.readouterr().out
+    assert "omlt_relax partition (3)" in out and "stock OMLT partition (3)" in out
+
+
 def test_solve_names_the_way_out_when_gurobi_cannot_take_the_model(tmp_path, capsys) -> None:
     """Gurobi's size-limited pip licence: a clear error that names ``--solver highs``."""
     gp = pytest.importorskip("gurobipy")
