@@ -1,7 +1,8 @@
 """Files that are never half-written, and checks of a file pair before it is parsed.
 
-Single files (records, reports, stored networks) go through :func:`write_text_atomic` and
-:func:`save_torch_atomic`: a temporary file in the same folder, then ``os.replace``.
+Single files (records, reports, stored networks, cached arrays) go through
+:func:`write_text_atomic`, :func:`save_torch_atomic` or, for any other writer,
+:func:`write_atomic`: a temporary file in the same folder, then ``os.replace``.
 
 An export writes two files, the ONNX network and OMLT's input-bounds sidecar
 ``<path>.bounds.json``. :func:`commit_pair`:
@@ -108,7 +109,7 @@ def _write_temp(target: Path, data: bytes) -> Path:
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``:
     a reader (or a run resumed after a kill) sees the old file or the new one, never half of one."""
-    _replace_with(Path(path), lambda tmp: tmp.write_text(text))
+    write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def save_torch_atomic(obj: Any, path: str | os.PathLike[str]) -> None:
@@ -116,12 +117,16 @@ def save_torch_atomic(obj: Any, path: str | os.PathLike[str]) -> None:
     :func:`write_text_atomic`): a stored network is never torn."""
     import torch  # not needed by the export's file checks
 
-    _replace_with(Path(path), lambda tmp: torch.save(obj, tmp))
+    write_atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
-def _replace_with(path: Path, write: Callable[[Path], object]) -> None:
-    """``write`` a temporary file beside ``path``, then rename it onto ``path``; on any error
-    (or Ctrl-C) the temporary file is removed and ``path`` is left as it was."""
+def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], object]) -> None:
+    """``write(tmp)`` a temporary file beside ``path``, then rename it onto ``path``; on any error
+    (or Ctrl-C) the temporary file is removed and ``path`` is left as it was.
+
+    ``write`` must write exactly the file it is given (e.g. ``np.savez`` to an open file handle:
+    given a name, it would add ``.npz`` to it)."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per writer process
     try:
         write(tmp)
@@ -277,5 +282,6 @@ __all__ = [
     "save_torch_atomic",
     "sidecar_bytes",
     "sidecar_path",
+    "write_atomic",
     "write_text_atomic",
 ]

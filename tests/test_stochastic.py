@@ -23,6 +23,7 @@ from omlt_relax.cli import main as cli_main
 from omlt_relax.stochastic import (
     CHECKSUM_10_10_SEED_7,
     CacheMismatchError,
+    ChunkCache,
     Penalties,
     RecourseSolver,
     RiskObjective,
@@ -281,6 +282,33 @@ def test_interrupted_dataset_resumes_to_the_same_rows(tmp_path: Path) -> None:
     again = generate_data(inst, samp, tmp_path / "a", workers=1, progress=False)
     np.testing.assert_array_equal(again.x, full.x)
     np.testing.assert_array_equal(again.q, full.q)
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("disk full"), KeyboardInterrupt()])
+def test_an_interrupted_chunk_write_leaves_no_chunk_and_no_temporary(tmp_path: Path, monkeypatch,
+                                                                     exc) -> None:
+    """A chunk whose write fails halfway (an error or Ctrl-C) is not on disk afterwards, whole
+    or torn, and no temporary file is left; the chunk written before it stays loadable."""
+    import omlt_relax.stochastic.cache as cache_mod
+
+    cache = ChunkCache(tmp_path / "c", {"what": "test"}, n_chunks=2)
+    cache.save(0, {"a": np.arange(4.0)})
+    real = np.savez
+
+    def torn(file, *args, **kwds):  # half of the archive reaches the disk, then the failure
+        real(file, *args, **kwds)
+        file.truncate(file.tell() // 2)
+        raise exc
+
+    monkeypatch.setattr(cache_mod.np, "savez", torn)
+    with pytest.raises(type(exc)):
+        cache.save(1, {"a": np.arange(4.0, 8.0)})
+    monkeypatch.undo()
+    assert cache.missing() == [1]
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["chunk_00000.npz", "meta.json"]
+    np.testing.assert_array_equal(cache.load(0)["a"], np.arange(4.0))
+    cache.save(1, {"a": np.arange(4.0, 8.0)})  # the next run writes it
+    np.testing.assert_array_equal(cache.load_all()["a"], np.arange(8.0))
 
 
 # -- end to end ----------------------------------------------------------------------------------

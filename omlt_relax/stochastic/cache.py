@@ -3,9 +3,9 @@
 A cache is a directory holding ``meta.json`` (the settings and their SHA-256, the *key hash*) and
 ``chunk_00000.npz``, ... Every chunk also stores the key hash, and both are checked on load: a
 directory or chunk written for other settings (another instance, seed, size or sampling) raises
-:class:`CacheMismatchError` instead of being reused. Chunks are written atomically (temporary
-file, then ``os.replace``), so an interrupted run leaves only whole chunks, and the next run
-computes just the missing ones.
+:class:`CacheMismatchError` instead of being reused. Both are written atomically (temporary file,
+then ``os.replace``: :func:`~omlt_relax.files.write_atomic`), so an interrupted run leaves only
+whole chunks and no temporary file, and the next run computes just the missing ones.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from omlt_relax.files import write_atomic, write_text_atomic
 
 #: Bumped when the meaning of cached numbers changes (old caches then mismatch).
 CACHE_VERSION = 1
@@ -75,9 +77,7 @@ class ChunkCache:
             raise CacheMismatchError(msg)
         else:
             self.directory.mkdir(parents=True, exist_ok=True)
-            tmp = meta.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"hash": self.hash, "key": self.key}, indent=1))
-            os.replace(tmp, meta)
+            write_text_atomic(meta, json.dumps({"hash": self.hash, "key": self.key}, indent=1))
 
     def path(self, i: int) -> Path:
         return self.directory / f"chunk_{i:05d}.npz"
@@ -87,10 +87,14 @@ class ChunkCache:
         return [i for i in range(self.n_chunks) if not self.path(i).is_file()]
 
     def save(self, i: int, arrays: dict[str, np.ndarray]) -> None:
-        """Write chunk ``i`` atomically, with the key hash."""
-        tmp = self.directory / f".chunk_{i:05d}.{os.getpid()}.tmp.npz"
-        np.savez(tmp, key_hash=np.array(self.hash), **arrays)
-        os.replace(tmp, self.path(i))
+        """Write chunk ``i`` atomically, with the key hash (:func:`~omlt_relax.files.write_atomic`:
+        an interrupted write leaves no chunk and no temporary file)."""
+
+        def write(tmp: Path) -> None:
+            with tmp.open("wb") as fh:  # a handle: np.savez would add .npz to a name
+                np.savez(fh, key_hash=np.array(self.hash), **arrays)
+
+        write_atomic(self.path(i), write)
 
     def load(self, i: int) -> dict[str, np.ndarray]:
         """Chunk ``i``; :class:`CacheMismatchError` if it was made with other settings."""
