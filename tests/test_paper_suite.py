@@ -661,6 +661,48 @@ def test_repeats_report_only_reads_every_seed_apart(tmp_path, monkeypatch) -> No
         repeats.main()
 
 
+def test_repeats_singles_fill_in_the_networks_not_re_solved(tmp_path, monkeypatch) -> None:
+    """``--singles``: a network not re-solved (here ours at seed 1, its MILP slow) counts with
+    the suite's single solve, marked †, instead of dropping its setting from the test; a
+    network solved by neither (not measured with this solver) still drops it."""
+    (tmp_path / "jobs").mkdir()
+    medians = {}
+    for variant, seed, mse, median, single in (
+            ("stable", 0, 2e-5, 30.0, None), ("stable", 1, 2e-5, None, ("time_limit", 600.0)),
+            ("stable_d", 0, 1e-5, 10.0, None), ("stable_d", 1, 1e-5, None, ("optimal", 90.0)),
+            ("width_d", 0, 1e-6, 1.0, None), ("width_d", 1, 1e-6, None, None)):
+        key = f"ackley-d5-s{seed}-{variant}-0.001"
+        milp = {"paper": {"highs": {"status": single[0], "time": single[1]}}} if single else {}
+        (tmp_path / "jobs" / f"{key}.json").write_text(json.dumps({
+            "key": key, "test_mse": mse, "milp": milp,
+            "job": {"function": "ackley", "depth": 5, "variant": variant, "lam": 1e-3,
+                    "seed": seed}}))
+        if median is not None:
+            medians[key] = median
+    rows = [{"key": k, "error_ratio": None, "suite_time": None, "min": m, "median": m, "max": m,
+             "statuses": ["optimal"], "nodes": [[1]], "speedup_median": "–"}
+            for k, m in medians.items()]
+    repeats = load_script("benchmarks/bench_repeats.py")
+    assert repeats.dominance_by_median(tmp_path, rows, "paper", "highs") == []  # left out
+    (d,) = repeats.dominance_by_median(tmp_path, rows, "paper", "highs", singles=True)
+    assert d["time"] == pytest.approx((30.0 + 600.0) / 2) and d["singles"] == 1
+    assert d["dominated_by"] == ["stable_d 0.001 †"]  # (10 + 90) / 2 s; width_d: no solve
+    assert d["compared"] == 1
+    (tmp_path / "repeats_paper_highs_t.json").write_text(json.dumps({
+        "env": {}, "args": {"out": str(tmp_path), "repeats": 3, "dominance": True, "tag": "t"},
+        "rows": rows, "wall_time": 12.0, "load_end": [1.0, 1.0, 1.0]}))
+    monkeypatch.setattr(sys, "argv", [
+        "bench_repeats.py", "--out", str(tmp_path), "--formulation", "paper", "--solver", "highs",
+        "--dominance", "--singles", "--report-only", "--tag", "t"])
+    repeats.main()
+    text = (tmp_path / "repeats_paper_highs_t.md").read_text()
+    assert "| ackley | 5 | stable | 0.001 | 0,1 | 2e-05 | 315 | stable_d 0.001 † |" in text
+    assert "single solve: ackley d5 stable 0.001 (1 of 2)." in text
+    monkeypatch.setattr(sys, "argv", ["bench_repeats.py", "--out", str(tmp_path), "--singles"])
+    with pytest.raises(SystemExit, match="add --dominance"):
+        repeats.main()
+
+
 def test_repeats_read_the_dominance_test_by_the_medians(tmp_path, monkeypatch) -> None:
     """benchmarks/bench_repeats.py --dominance re-solves every regularized network of a paper
     folder and decides "better than the paper" by the medians of the repeats."""
