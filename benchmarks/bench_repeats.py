@@ -235,8 +235,9 @@ def dominance_by_median(out: Path, rows: list[dict[str, Any]], formulation: str,
 
 def _singles_lines(dom: list[dict[str, Any]]) -> list[str]:
     """The line naming the paper points whose time includes the suite's single solves."""
-    pts = [f"{d['function']} d{d['depth']} {d['variant']} {d['lam']:g} ({d['singles']} of "
-           f"{len(d['seeds'])})" for d in dom if d.get("singles")]
+    pts = [f"{d['function']} d{d['depth']} {d['variant']} {d['lam']:g} (seed"
+           f"{'s' if len(d['seeds']) > 1 else ''} {','.join(map(str, d['seeds']))}: "
+           f"{d['singles']} of {len(d['seeds'])})" for d in dom if d.get("singles")]
     return ["", "Paper points timed (in part) by the suite's single solve: "
             + "; ".join(pts) + "."] if pts else []
 

@@ -697,7 +697,7 @@ def test_repeats_singles_fill_in_the_networks_not_re_solved(tmp_path, monkeypatc
     repeats.main()
     text = (tmp_path / "repeats_paper_highs_t.md").read_text()
     assert "| ackley | 5 | stable | 0.001 | 0,1 | 2e-05 | 315 | stable_d 0.001 † |" in text
-    assert "single solve: ackley d5 stable 0.001 (1 of 2)." in text
+    assert "single solve: ackley d5 stable 0.001 (seeds 0,1: 1 of 2)." in text
     monkeypatch.setattr(sys, "argv", ["bench_repeats.py", "--out", str(tmp_path), "--singles"])
     with pytest.raises(SystemExit, match="add --dominance"):
         repeats.main()
