@@ -80,6 +80,7 @@ from omlt_relax.bench.paper.report import (
     dominance,
     dominance_table,
     load_records,
+    solve_time,
     summarize,
     unregularized,
 )
@@ -211,11 +212,11 @@ def dominance_by_median(out: Path, rows: list[dict[str, Any]], formulation: str,
                     times.append(med[rec["key"]]["median"])
                     hits.append(stopped_early(med[rec["key"]]))
                     continue
-                one = rec.get("milp", {}).get(formulation, {}).get(solver) if singles else None
-                if not one or one.get("status") in (None, "unavailable"):
+                t, hit = solve_time(rec["milp"].get(formulation, {}).get(solver))
+                if not singles or t is None:
                     break
-                times.append(float(one["time"]))
-                hits.append(one["status"] != "optimal")
+                times.append(t)
+                hits.append(hit)
                 n_single += 1
             else:
                 s = {"time": float(np.mean(times)), "hit": any(hits)}

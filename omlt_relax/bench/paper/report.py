@@ -48,7 +48,7 @@ def load_records(out_dir: str | os.PathLike[str], cfg: PaperConfig | None = None
 SPEEDUPS = (("paper", "paper"), ("ours", "ours"), ("stock", "stock"), ("stock", "ours"))
 
 
-def _solve_time(r: dict[str, Any] | None) -> tuple[float | None, bool]:
+def solve_time(r: dict[str, Any] | None) -> tuple[float | None, bool]:
     """(time, hit-the-limit) of one MILP record; ``None`` time if unavailable."""
     if not r or r.get("status") in (None, "unavailable"):
         return None, False
@@ -67,7 +67,7 @@ def _stat(vals: Iterable[float | None], spec: str = ".3g") -> str:
 def _time_cell(recs: list[dict], form: str, solver: str) -> tuple[str, float | None, bool]:
     ts, hit = [], False
     for r in recs:
-        t, h = _solve_time(r["milp"].get(form, {}).get(solver))
+        t, h = solve_time(r["milp"].get(form, {}).get(solver))
         if t is None:
             return "-", None, False
         ts.append(t)
@@ -247,7 +247,7 @@ def pareto_plots(records: list[dict], out_dir: str | os.PathLike[str]) -> list[P
             seen = set()
             for r in recs:
                 m = r["milp"].get(form, {}).get("highs")
-                t, hit = _solve_time(m)
+                t, hit = solve_time(m)
                 if t is None:
                     continue
                 v, d = r["job"]["variant"], r["job"]["depth"]
