@@ -56,6 +56,14 @@ against (one repeat suffices for a baseline that hits the cap)::
         --keys himmelblau/3x100/stability_lpgap4_ftd@5e-06,himmelblau/3x100/unregularized \
         --tag himmelblau3600
 
+``--interleave`` solves in rounds, every network once per round, instead of all repeats of
+one network before the next: the machine's speed can drift by tens of percent over a run of
+minutes, and interleaved it drifts under every network alike (each record's ``order`` gives
+the position of its solves in the run)::
+
+    python benchmarks/bench_repeats.py --out runs/paper_d5s12 --formulation paper --solver highs \
+        --repeats 5 --dominance --singles --interleave --keys K
+
 Writes ``repeats_<formulation>_<solver>[_<tag>].json`` and ``.md`` into ``--out`` (atomically).
 """
 
@@ -109,30 +117,62 @@ def speedup(base_time: float | None, base_hit: bool, t: float, hit: bool = False
     return fmt_bound(*ratio(base_time, base_hit, t, hit))
 
 
-def solve_repeats(model: torch.nn.Sequential, bounds: Any, lo: np.ndarray, hi: np.ndarray,
-                  senses: tuple[str, ...], solver: str, repeats: int,
-                  time_limit: float, mip_gap: float | None = None) -> dict[str, Any]:
-    """``repeats`` solves of every sense; per repeat the summed solver time over the senses
-    (``mip_gap``: the suite's, ``None`` for the solver's default), and per repeat each sense's
-    ``{sense: [time, status, objective, best bound]}`` (``per_sense``)."""
-    totals, statuses, nodes, per_sense = [], [], [], []
+def _solve_once(net: Any, stored: Any, senses: tuple[str, ...], solver: str,
+                time_limit: float, mip_gap: float | None) -> list[Any]:
+    return [solve_milp(net, stored, s, time_limit, solver=solver, threads=1, mip_gap=mip_gap)
+            for s in senses]
+
+
+def _summary(rounds: list[list[Any]], senses: tuple[str, ...],
+             order: list[int]) -> dict[str, Any]:
+    """One network's record from its repeats (each a list of per-sense solver results)."""
+    totals = [float(sum(r.time for r in rs)) for rs in rounds]
+    return {"times": totals, "statuses": sorted({r.status for rs in rounds for r in rs}),
+            "nodes": [[r.nodes for r in rs] for rs in rounds],
+            "per_sense": [{s: [float(r.time), r.status, r.objective, r.bound]
+                           for s, r in zip(senses, rs)} for rs in rounds],
+            "order": order, "min": min(totals), "median": statistics.median(totals),
+            "max": max(totals)}
+
+
+def solve_all(items: list[tuple[torch.nn.Sequential, Any, np.ndarray, np.ndarray,
+                                float | None]],
+              senses: tuple[str, ...], solver: str, repeats: int, time_limit: float,
+              interleave: bool = False, names: list[str] | None = None) -> list[dict[str, Any]]:
+    """``repeats`` solves of every sense of each network ``(model, bounds, lo, hi, mip_gap)``
+    (``mip_gap``: the suite's, ``None`` for the solver's default). A network's record has per
+    repeat the summed solver time over the senses (``times``; their ``min``, ``median``,
+    ``max``), the nodes, and each sense's ``{sense: [time, status, objective, best bound]}``
+    (``per_sense``). The networks are solved one after another (all repeats of one, then the
+    next) or, with ``interleave``, in ``repeats`` rounds that each solve every network once,
+    so that a drift of the machine's speed during the run falls on every network alike
+    (progress is logged per network, or per round). ``order`` in each
+    record gives the run-wide position of each of its repeats: network k of n, repeat r is
+    ``k * repeats + r`` one after another, ``r * n + k`` interleaved."""
+    n = len(items)
+    rounds: list[list[list[Any]]] = [[] for _ in items]
+    order: list[list[int]] = [[] for _ in items]
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "net.onnx")
-        export_onnx(model, path, (lo, hi), bounds=bounds)
-        net, stored = load_onnx(path)
-        for _ in range(repeats):
-            rs = [solve_milp(net, stored, s, time_limit, solver=solver, threads=1,
-                             mip_gap=mip_gap)
-                  for s in senses]
-            totals.append(float(sum(r.time for r in rs)))
-            statuses += [r.status for r in rs]
-            nodes.append([r.nodes for r in rs])
-            per_sense.append({s: [float(r.time), r.status, r.objective, r.bound]
-                              for s, r in zip(senses, rs)})
-    return {"times": totals, "statuses": sorted(set(statuses)), "nodes": nodes,
-            "per_sense": per_sense,
-            "min": min(totals),
-            "median": statistics.median(totals), "max": max(totals)}
+        nets = []
+        for k, (model, bounds, lo, hi, _) in enumerate(items):
+            path = os.path.join(tmp, f"net{k}.onnx")
+            export_onnx(model, path, (lo, hi), bounds=bounds)
+            nets.append(load_onnx(path))
+        plan = ([(r, k) for r in range(repeats) for k in range(n)] if interleave
+                else [(r, k) for k in range(n) for r in range(repeats)])
+        t0 = time.perf_counter()
+        for i, (r, k) in enumerate(plan):
+            net, stored = nets[k]
+            rounds[k].append(_solve_once(net, stored, senses, solver, time_limit,
+                                         items[k][4]))
+            order[k].append(i)
+            if interleave and k == n - 1:
+                log(f"round {r + 1}/{repeats} done: {n} networks, "
+                    f"{time.perf_counter() - t0:.0f} s so far")
+            elif not interleave and r == repeats - 1:
+                log(f"[{k + 1}/{n}] {names[k] if names else ''}: median "
+                    f"{statistics.median(sum(x.time for x in rs) for rs in rounds[k]):.3f} s")
+    return [_summary(rounds[k], senses, order[k]) for k in range(n)]
 
 
 # -- paper folders ------------------------------------------------------------------------------
@@ -163,13 +203,16 @@ def paper_rows(out: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
         keys = _chosen(args, jobs, lambda k, j: (
             not k.endswith("-none-0") and _paper_base(k) in jobs
             and j["test_mse"] <= within * jobs[_paper_base(k)]["test_mse"]))
-    rows = []
+    items = []
     for key in keys:
-        job, base = jobs[key], jobs.get(_paper_base(key))
         model, lo, hi = paper_job_network(out, key)
         bounds = formulation_bounds(model, lo, hi, (args.formulation,))[args.formulation]
-        rec = solve_repeats(model, bounds, lo, hi, ("min",), args.solver, args.repeats,
-                            args.time_limit, job.get("mip_gap"))
+        items.append((model, bounds, lo, hi, jobs[key].get("mip_gap")))
+    recs = solve_all(items, ("min",), args.solver, args.repeats, args.time_limit,
+                     args.interleave, keys)
+    rows = []
+    for key, rec in zip(keys, recs):
+        job, base = jobs[key], jobs.get(_paper_base(key))
         suite = job.get("milp", {}).get(args.formulation, {}).get(args.solver) or {}
         bm = (base or {}).get("milp", {}).get(args.formulation, {}).get(args.solver) or {}
         rows.append({"key": key, "error_ratio": job["test_mse"] / base["test_mse"] if base
@@ -252,17 +295,21 @@ def scale_rows(out: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     within = 1.25 if args.within is None else args.within
     keys = _chosen(args, nets, lambda k, r: (
         not r["plain"] and r["rmse_ratio"] is not None and r["rmse_ratio"] <= within))
-    rows = []
+    items = []
     for key in keys:
-        r, e = nets[key], entries[key]
+        e = entries[key]
         fn = get_function(e["function"])
         lo, hi = np.asarray(fn.lower, np.float64), np.asarray(fn.upper, np.float64)
         model = build_model(fn.dim, e["hidden"], 1, 0).double()
         model.load_state_dict(torch.load(model_file(out, *model_names(e))))
         model.eval()
         bounds = obbt_bounds(model, lo, hi, method="lp", time_limit=cfg.get("obbt_time_limit"))
-        rec = solve_repeats(model, bounds, lo, hi, ("min", "max"), "highs", args.repeats,
-                            args.time_limit)
+        items.append((model, bounds, lo, hi, None))
+    recs = solve_all(items, ("min", "max"), "highs", args.repeats, args.time_limit,
+                     args.interleave, keys)
+    rows = []
+    for key, rec in zip(keys, recs):
+        r = nets[key]
         base = [o for o in nets.values() if o["function"] == r["function"]
                 and o["size"] == r["size"] and o["variant"] == "unregularized"]
         b = base[0] if base and not r["plain"] else None  # a baseline: no ratio to itself
@@ -345,6 +392,10 @@ def main() -> None:
                     help="with --dominance: a network of the folder not re-solved here (e.g. "
                          "one whose MILP takes minutes) counts with the suite's single solve, "
                          "marked, instead of being left out")
+    ap.add_argument("--interleave", action="store_true",
+                    help="solve in --repeats rounds, each network once per round, instead of "
+                         "all repeats of one network before the next: a drift of the machine's "
+                         "speed during the run then falls on every network alike")
     ap.add_argument("--report-only", action="store_true",
                     help="solve nothing: rewrite the .md from this --tag's existing .json "
                          "(e.g. to add --per-seed)")

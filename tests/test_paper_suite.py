@@ -730,6 +730,22 @@ def test_repeats_read_the_dominance_test_by_the_medians(tmp_path, monkeypatch) -
     assert "Better than the paper on its own ground, by the medians" in text
     assert f"Paper points dominated: depth 2 (seed 0): {int(wins)} of 1." in text
     assert "--repeats 2 --dominance --time-limit 30.0`" in text  # the command, as it ran
+    assert [r["order"] for r in rows.values()] == [[0, 1], [2, 3]]  # one network, then the next
+    # --interleave: two rounds, each solving both networks once; same answers
+    monkeypatch.setattr(sys, "argv", [
+        "bench_repeats.py", "--out", str(tmp_path), "--formulation", "paper", "--solver",
+        "highs", "--repeats", "2", "--time-limit", "30", "--dominance", "--interleave",
+        "--tag", "i"])
+    repeats.main()
+    inter = json.loads((tmp_path / "repeats_paper_highs_i.json").read_text())["rows"]
+    assert [r["key"] for r in inter] == list(rows)
+    assert [r["order"] for r in inter] == [[0, 2], [1, 3]]
+    for r in inter:
+        assert r["statuses"] == ["optimal"]
+        assert [p["min"][2] for p in r["per_sense"]] == pytest.approx(
+            [p["min"][2] for p in rows[r["key"]]["per_sense"]], rel=2e-4, abs=1e-5)
+    text = (tmp_path / "repeats_paper_highs_i.md").read_text()
+    assert "--dominance --interleave --time-limit 30.0 --tag i`" in text
     monkeypatch.setattr(sys, "argv", ["bench_repeats.py", "--out", str(tmp_path / "jobs"),
                                       "--dominance"])
     with pytest.raises(SystemExit, match="neither jobs"):
