@@ -56,6 +56,13 @@ against (one repeat suffices for a baseline that hits the cap)::
         --keys himmelblau/3x100/stability_lpgap4_ftd@5e-06,himmelblau/3x100/unregularized \
         --tag himmelblau3600
 
+``--under S`` chooses those networks by the suite's own solves: every regularized network
+whose suite solves of ``--formulation`` (each solver the suite ran) were optimal in under S
+seconds; with ``--singles`` the rest count with their single solve::
+
+    python benchmarks/bench_repeats.py --out runs/paper_d5s12 --formulation paper --solver highs \
+        --repeats 5 --dominance --singles --under 4
+
 ``--interleave`` solves in rounds, every network once per round, instead of all repeats of
 one network before the next: the machine's speed can drift by tens of percent over a run of
 minutes, and interleaved it drifts under every network alike (each record's ``order`` gives
@@ -194,11 +201,23 @@ def paper_job_network(out: Path, key: str) -> tuple[torch.nn.Sequential, np.ndar
     return model.double().eval(), lo, hi
 
 
+def quick_in_suite(job: dict[str, Any], formulation: str, under: float) -> bool:
+    """Whether every solve the suite recorded for this job's ``formulation`` MILP (each solver
+    it ran) was optimal in under ``under`` seconds: the networks worth re-solving, where a
+    single solve's noise can decide a comparison; the slower ones (minutes, or the cap) keep
+    their single solve (``--singles``)."""
+    times = [solve_time(r) for r in job.get("milp", {}).get(formulation, {}).values()
+             if isinstance(r, dict)]  # a solver's record (besides e.g. "root_lp")
+    times = [(t, hit) for t, hit in times if t is not None]
+    return bool(times) and all(not hit and t < under for t, hit in times)
+
+
 def paper_rows(out: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     jobs = {p.stem: json.loads(p.read_text()) for p in sorted((out / "jobs").glob("*.json"))}
     within = 1.5 if args.within is None else args.within
     if args.dominance:  # every regularized network: the paper's points and ours
-        keys = _chosen(args, jobs, lambda k, j: not unregularized(j["job"]["variant"]))
+        keys = _chosen(args, jobs, lambda k, j: not unregularized(j["job"]["variant"]) and (
+            args.under is None or quick_in_suite(j, args.formulation, args.under)))
     else:
         keys = _chosen(args, jobs, lambda k, j: (
             not k.endswith("-none-0") and _paper_base(k) in jobs
@@ -347,7 +366,11 @@ def _chosen(args: argparse.Namespace, items: dict[str, Any], default: Any) -> li
         if missing:
             raise SystemExit(f"no such networks in {args.out}: {', '.join(missing)}")
         return keys
-    return [k for k, v in items.items() if default(k, v)]
+    keys = [k for k, v in items.items() if default(k, v)]
+    if not keys:
+        raise SystemExit(f"no network of {args.out} matches (--within, --under): nothing to "
+                         "re-solve")
+    return keys
 
 
 def _nodes(per_repeat: list[list[int | None]]) -> str:
@@ -382,6 +405,11 @@ def main() -> None:
                     help="networks within this error ratio (paper: MSE, default 1.5; scale: "
                          "RMSE, default 1.25) to their baseline")
     ap.add_argument("--keys", default=None, help="comma-separated networks instead of --within")
+    ap.add_argument("--under", type=float, default=None, metavar="S",
+                    help="with --dominance, instead of --keys: re-solve only the regularized "
+                         "networks whose every suite solve of --formulation (each solver the "
+                         "suite ran) was optimal in under S seconds (add --singles to count the "
+                         "others with their single solve)")
     ap.add_argument("--dominance", action="store_true",
                     help="paper folders: re-solve every regularized network (the paper's and "
                          "ours, or those of --keys) and test 'better than the paper' by the "
@@ -423,6 +451,11 @@ def main() -> None:
                          "folder (jobs/) is needed")
     if args.per_seed and not args.dominance:
         raise SystemExit("--per-seed reads the dominance test seed by seed: add --dominance")
+    if args.under is not None and not args.dominance:
+        raise SystemExit("--under chooses among the networks of the dominance test: add "
+                         "--dominance")
+    if args.under is not None and args.keys:
+        raise SystemExit("--under chooses the networks and --keys names them: give one of them")
     if args.singles and not args.dominance:
         raise SystemExit("--singles fills in the dominance test's times: add --dominance")
     stem = f"repeats_{args.formulation}_{solver}" + (f"_{args.tag}" if args.tag else "")

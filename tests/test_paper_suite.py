@@ -746,6 +746,27 @@ def test_repeats_read_the_dominance_test_by_the_medians(tmp_path, monkeypatch) -
             [p["min"][2] for p in rows[r["key"]]["per_sense"]], rel=2e-4, abs=1e-5)
     text = (tmp_path / "repeats_paper_highs_i.md").read_text()
     assert "--dominance --interleave --time-limit 30.0 --tag i`" in text
+    # --under: only the networks whose suite solves all took under S seconds (the paper's
+    # network made slow here by hand: 50 s), the rest by their single solve with --singles
+    slow = tmp_path / "jobs" / f"{recs['stable']['key']}.json"
+    job = json.loads(slow.read_text())
+    job["milp"]["paper"]["highs"]["time"] = 50.0
+    slow.write_text(json.dumps(job))
+    monkeypatch.setattr(sys, "argv", [
+        "bench_repeats.py", "--out", str(tmp_path), "--formulation", "paper", "--solver",
+        "highs", "--repeats", "1", "--time-limit", "30", "--dominance", "--singles",
+        "--under", "10", "--tag", "u"])
+    repeats.main()
+    (row,) = json.loads((tmp_path / "repeats_paper_highs_u.json").read_text())["rows"]
+    assert row["key"] == recs["stable_d"]["key"]
+    text = (tmp_path / "repeats_paper_highs_u.md").read_text()
+    assert "Paper points timed (in part) by the suite's single solve: peaks d2 stable 0.01" in text
+    for extra, msg in ((["--under", "1e-9"], "matches"), (["--under", "10", "--keys", row["key"]],
+                                                          "give one of them")):
+        monkeypatch.setattr(sys, "argv", ["bench_repeats.py", "--out", str(tmp_path),
+                                          "--dominance", *extra])
+        with pytest.raises(SystemExit, match=msg):
+            repeats.main()
     monkeypatch.setattr(sys, "argv", ["bench_repeats.py", "--out", str(tmp_path / "jobs"),
                                       "--dominance"])
     with pytest.raises(SystemExit, match="neither jobs"):
