@@ -107,6 +107,7 @@ from omlt_relax.bench.scale import fmt_bound, model_names, per_network, records
 from omlt_relax.bounds.obbt import obbt_bounds
 from omlt_relax.export import export_onnx, load_onnx
 from omlt_relax.optimize import solve_milp
+from omlt_relax.solve import SOLVERS
 from omlt_relax.threads import single_thread
 from omlt_relax.train import build_model
 
@@ -206,9 +207,8 @@ def quick_in_suite(job: dict[str, Any], formulation: str, under: float) -> bool:
     it ran) was optimal in under ``under`` seconds: the networks worth re-solving, where a
     single solve's noise can decide a comparison; the slower ones (minutes, or the cap) keep
     their single solve (``--singles``)."""
-    times = [solve_time(r) for r in job.get("milp", {}).get(formulation, {}).values()
-             if isinstance(r, dict)]  # a solver's record (besides e.g. "root_lp")
-    times = [(t, hit) for t, hit in times if t is not None]
+    rec = job.get("milp", {}).get(formulation, {})
+    times = [(t, hit) for t, hit in (solve_time(rec.get(s)) for s in SOLVERS) if t is not None]
     return bool(times) and all(not hit and t < under for t, hit in times)
 
 
