@@ -36,7 +36,7 @@ from omlt_relax.bench.functions import peaks_tensor as peaks
 from omlt_relax.bounds import chain_numpy, interval_bounds
 from omlt_relax.lp.gap import LPGapPenalty, greedy_tour
 from omlt_relax.lp.relaxation import BigMRelaxationLP, LPSolution
-from omlt_relax.threads import single_thread
+from omlt_relax.threads import quiet_highs, single_thread
 from omlt_relax.train import build_model
 
 BOX = (np.array([-3.0, -3.0]), np.array([3.0, 3.0]))
@@ -79,12 +79,15 @@ def bench_full_bigm(net: nn.Sequential, x: np.ndarray) -> Clock:
     return clock
 
 
-def reduced_lp(
+def per_sample_data(
     net: nn.Sequential, box: tuple[np.ndarray, np.ndarray], x: np.ndarray
-) -> tuple[BigMRelaxationLP, np.ndarray, np.ndarray, np.ndarray]:
-    """The per-sample LP of :mod:`omlt_relax.lp.gap` (first layer substituted, triangle rows,
-    IBP bounds, sense max of the output) and, per row of ``x``, the box
-    ``[relu(zhat_1), t(zhat_1)]`` of its input columns: ``(lp, zlo, zhi, zhat_1)``."""
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[np.ndarray], list[np.ndarray],
+           np.ndarray, np.ndarray, np.ndarray]:
+    """The data of :mod:`omlt_relax.lp.gap`'s per-sample LPs at the rows of ``x``: the chain
+    without its first layer, the IBP bounds of the other hidden layers, and per sample the box
+    ``[relu(zhat_1), t(zhat_1)]`` of the input columns: ``(tail, lower, upper, zlo, zhi,
+    zhat_1)``; ``lower[0]``/``upper[0]`` are the first layer's (the input columns' box is
+    ``[relu(l_1), relu(u_1)]``)."""
     lo, hi = box
     nb = interval_bounds(net, lo, hi).numpy()
     ch = chain_numpy(net, lo, hi)
@@ -94,14 +97,18 @@ def reduced_lp(
     un = (l1 < 0) & (u1 > 0)
     zlo = np.maximum(zh, 0.0)
     zhi = np.maximum(np.where(un, u1 * (zh - l1) / np.where(un, u1 - l1, 1.0), zlo), zlo)
-    lp = BigMRelaxationLP(
-        ch[1:],
-        nb.lower[1:],
-        nb.upper[1:],
-        np.maximum(l1, 0),
-        np.maximum(u1, 0),
-        formulation="triangle",
-    )
+    return ch[1:], list(nb.lower), list(nb.upper), zlo, zhi, zh
+
+
+def reduced_lp(
+    net: nn.Sequential, box: tuple[np.ndarray, np.ndarray], x: np.ndarray
+) -> tuple[BigMRelaxationLP, np.ndarray, np.ndarray, np.ndarray]:
+    """The per-sample LP of :mod:`omlt_relax.lp.gap` (first layer substituted, triangle rows,
+    IBP bounds, sense max of the output) and, per row of ``x``, the box
+    ``[relu(zhat_1), t(zhat_1)]`` of its input columns: ``(lp, zlo, zhi, zhat_1)``."""
+    tail, lower, upper, zlo, zhi, zh = per_sample_data(net, box, x)
+    lp = BigMRelaxationLP(tail, lower[1:], upper[1:], np.maximum(lower[0], 0),
+                          np.maximum(upper[0], 0), formulation="triangle")
     lp.set_objective(np.ones(1), lp.y_cols, maximize=True)
     return lp, zlo, zhi, zh
 
@@ -440,6 +447,114 @@ def penalty_split(net: nn.Sequential, box: tuple[np.ndarray, np.ndarray], calls:
     return calls * subsample / clock.cpu, spent[0] / clock.cpu
 
 
+def block_lp(lp: BigMRelaxationLP, zlo: np.ndarray, zhi: np.ndarray) -> highspy.HighsLp:
+    """The per-sample LPs of the rows of ``zlo``/``zhi`` as one LP: ``lp``'s LP (matrix, row and
+    column bounds, objective) ``K = len(zlo)`` times on the block diagonal, copy ``i`` with its
+    input columns in ``[zlo[i], zhi[i]]``. The copies share no row and no column, so the LP
+    separates: copy ``i`` of an optimum (values and duals) is an optimum of sample ``i``'s LP,
+    and the objective is the sum of the ``K`` optima."""
+    one = lp.h.getLp()
+    nc, nr, k = one.num_col_, one.num_row_, zlo.shape[0]
+    a = sp.csc_matrix((np.asarray(one.a_matrix_.value_), np.asarray(one.a_matrix_.index_),
+                       np.asarray(one.a_matrix_.start_)), shape=(nr, nc))
+    big = sp.block_diag([a] * k, format="csc")
+    col_lo = np.tile(np.asarray(one.col_lower_), k).reshape(k, nc)
+    col_hi = np.tile(np.asarray(one.col_upper_), k).reshape(k, nc)
+    col_lo[:, lp.x_cols], col_hi[:, lp.x_cols] = zlo, zhi
+    out = highspy.HighsLp()
+    out.num_col_, out.num_row_ = nc * k, nr * k
+    out.sense_ = one.sense_
+    out.col_cost_ = np.tile(np.asarray(one.col_cost_), k)
+    out.col_lower_, out.col_upper_ = col_lo.reshape(-1), col_hi.reshape(-1)
+    out.row_lower_ = np.tile(np.asarray(one.row_lower_), k)
+    out.row_upper_ = np.tile(np.asarray(one.row_upper_), k)
+    out.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    out.a_matrix_.start_, out.a_matrix_.index_ = big.indptr, big.indices
+    out.a_matrix_.value_ = big.data
+    out.a_matrix_.num_col_, out.a_matrix_.num_row_ = nc * k, nr * k
+    return out
+
+
+def block_vs_sequential(net: nn.Sequential, box: tuple[np.ndarray, np.ndarray], calls: int,
+                        k: int, seed: int) -> dict[str, float]:
+    """The ``k`` per-sample LPs of a training step (sense min, the paper's) solved two exact
+    ways, side by side on the same weights and samples, over ``calls`` steps whose weights move
+    by an Adam step of the LP-gap penalty:
+
+    * sequential, as :class:`~omlt_relax.LPGapPenalty` does: the one LP object reloaded with
+      the step's weights (basis kept), then per sample its input columns' box and a dual simplex
+      warm-started from the previous sample, in greedy-tour order;
+    * one block LP (:func:`block_lp`) per step, warm-started from the previous step's block
+      basis (HiGHS's fixed cost per ``run()`` paid once per step instead of ``k`` times).
+
+    Returns CPU µs per LP (building and loading included; ``block_run_us``: its ``run()``
+    alone), simplex iterations per LP and the largest difference of an optimum between them."""
+    pen = LPGapPenalty(net, box, weight=1e-3, derivative="direct", subsample=k, seed=seed)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    rng = np.random.default_rng(seed)
+    lo, hi = box
+    seq: BigMRelaxationLP | None = None
+    blk = quiet_highs(1)
+    blk.setOptionValue("presolve", "off")  # as BigMRelaxationLP
+    basis, layout = None, None
+    cpu = {"seq": 0.0, "block": 0.0, "block_run": 0.0}
+    iters = {"seq": 0, "block": 0}
+    max_err = 0.0
+    for _ in range(calls):
+        x = rng.uniform(lo, hi, (k, lo.size))
+        tail, lower, upper, zlo, zhi, zh = per_sample_data(net, box, x)
+        c0 = time.process_time()
+        if seq is None:
+            seq = BigMRelaxationLP(tail, lower[1:], upper[1:], np.maximum(lower[0], 0),
+                                   np.maximum(upper[0], 0), formulation="triangle")
+        else:
+            seq.load(tail, lower[1:], upper[1:], np.maximum(lower[0], 0),
+                     np.maximum(upper[0], 0), warm_start=True)
+        seq.set_objective(np.ones(1), seq.y_cols, maximize=False)
+        v_seq = np.zeros(k)
+        for i in greedy_tour(zh):
+            seq.set_input_box(zlo[i], zhi[i])
+            v_seq[i] = seq.solve().value
+            iters["seq"] += seq.h.getInfo().simplex_iteration_count
+        c1 = time.process_time()
+        blk.passModel(block_lp(seq, zlo, zhi))
+        if basis is not None and layout == seq._layout_key:
+            blk.setBasis(basis)
+        c2 = time.process_time()
+        blk.run()
+        c3 = time.process_time()
+        col = np.asarray(blk.getSolution().col_value).reshape(k, -1)
+        v_blk = col[:, seq.y_cols[0]]
+        basis, layout = blk.getBasis(), seq._layout_key
+        cpu["seq"] += c1 - c0
+        cpu["block"] += time.process_time() - c1
+        cpu["block_run"] += c3 - c2
+        iters["block"] += blk.getInfo().simplex_iteration_count
+        max_err = max(max_err, float(np.abs(v_blk - v_seq).max()))
+        opt.zero_grad()
+        pen(torch.as_tensor(x, dtype=torch.float32)).backward()
+        opt.step()
+    n = calls * k
+    return {"seq_us": 1e6 * cpu["seq"] / n, "block_us": 1e6 * cpu["block"] / n,
+            "block_run_us": 1e6 * cpu["block_run"] / n, "seq_it": iters["seq"] / n,
+            "block_it": iters["block"] / n, "max_err": max_err}
+
+
+def block_report(paths: list[str], calls: int, k: int, seed: int) -> None:
+    """Print, per network, the sequential per-sample solves against one block LP per step."""
+    print(f"{calls} training steps of {k} per-sample LPs (sense min), the same weights and "
+          "samples both ways, an Adam step of the LP-gap penalty between steps")
+    print("| network | sequential µs/LP (simplex it.) | one block LP per step µs/LP (it.) "
+          "| block run() alone µs/LP | block / sequential | max abs diff of the optima |")
+    print("|---|---|---|---|---|---|")
+    for path in paths:
+        key, net, box = load_suite_network(path)
+        m = block_vs_sequential(net, box, calls, k, seed)
+        print(f"| {key} | {m['seq_us']:.0f} ({m['seq_it']:.1f}) | {m['block_us']:.0f} "
+              f"({m['block_it']:.1f}) | {m['block_run_us']:.0f} | "
+              f"{m['block_us'] / m['seq_us']:.2f}x | {m['max_err']:.1e} |", flush=True)
+
+
 def limits_report(paths: list[str], samples: int, calls: int, subsample: int, seed: int) -> None:
     """Print, per network, the per-LP HiGHS cost, the basis cover, and the penalty's split."""
     print(f"{samples} samples per network, greedy-tour order; penalty: {calls} calls x "
@@ -479,6 +594,9 @@ def main() -> None:
     ap.add_argument("--models", default="", help="comma-separated paper-suite networks "
                     "(<out>/models/<key>.pt): measure the limits of exact per-sample LPs instead")
     ap.add_argument("--calls", type=int, default=100, help="penalty calls per network (--models)")
+    ap.add_argument("--block", type=int, default=0, metavar="K",
+                    help="with --models: K per-sample LPs per step, solved one by one (as the "
+                    "penalty does) against one block-diagonal LP per step")
     args = ap.parse_args()
     single_thread()
     print(
@@ -487,6 +605,9 @@ def main() -> None:
         f"HiGHS {highspy.Highs().version()} | "
         f"torch threads {torch.get_num_threads()}, HiGHS threads 1"
     )
+    if args.models and args.block:
+        block_report(args.models.split(","), args.calls, args.block, args.seed)
+        return
     if args.models:
         limits_report(args.models.split(","), args.samples, args.calls, args.subsample, args.seed)
         return

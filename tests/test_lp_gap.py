@@ -589,6 +589,35 @@ def test_primal_dual_alternation_of_the_limits_benchmark_is_a_certificate() -> N
     assert np.all(iters[cert] >= 1) and np.all(iters[~cert] == 0)
 
 
+def test_block_lp_of_the_limits_benchmark_separates_into_the_per_sample_optima() -> None:
+    """``benchmarks/bench_lp_gap.py --block``: the block-diagonal LP of K samples has, copy by
+    copy, each sample's own optimum (HiGHS on the per-sample LP), and its value is their sum;
+    the side-by-side run reports both ways agreeing."""
+    import highspy
+
+    bench = load_script("benchmarks/bench_lp_gap.py")
+    net = random_net(2, [10, 10, 10], seed=4)
+    x = np.random.default_rng(4).uniform(BOX[0], BOX[1], (6, 2))
+    lp, zlo, zhi, _ = bench.reduced_lp(net, BOX, x)  # sense max of the output
+    own = np.zeros(x.shape[0])
+    for i in range(x.shape[0]):
+        lp.set_input_box(zlo[i], zhi[i])
+        sol = lp.solve()
+        assert sol.ok
+        own[i] = sol.value
+    assert np.ptp(own) > 1e-3  # the samples' optima differ
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.passModel(bench.block_lp(lp, zlo, zhi))
+    h.run()
+    assert h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    col = np.asarray(h.getSolution().col_value).reshape(x.shape[0], -1)
+    np.testing.assert_allclose(col[:, lp.y_cols[0]], own, rtol=0, atol=1e-9)
+    assert h.getObjectiveValue() == pytest.approx(own.sum(), abs=1e-8)
+    m = bench.block_vs_sequential(net, BOX, calls=3, k=4, seed=0)
+    assert m["max_err"] < 1e-8 and m["seq_us"] > 0 and m["block_us"] > 0
+
+
 def test_a_stalled_lp_is_cut_off_retried_and_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
     """The per-sample LPs stop at the iteration cap (a stalled simplex once held a training run
     for minutes): a sample whose LP hits it twice (warm, then cold) counts as gap 0 with a
