@@ -566,6 +566,19 @@ def test_basis_sharing_of_the_limits_benchmark_is_exact() -> None:
     assert m["alt_err"] < 1e-9 and 0 <= m["certified"] <= 16
 
 
+def _per_sample_optima(bench, net: nn.Module, x: np.ndarray) -> tuple:
+    """The limits benchmark's reduced per-sample LP (sense max) at the rows of ``x`` and HiGHS's
+    optimum of each: ``(lp, zlo, zhi, optima)``."""
+    lp, zlo, zhi, _ = bench.reduced_lp(net, BOX, x)
+    optima = np.zeros(x.shape[0])
+    for i in range(x.shape[0]):
+        lp.set_input_box(zlo[i], zhi[i])
+        sol = lp.solve()
+        assert sol.ok
+        optima[i] = sol.value
+    return lp, zlo, zhi, optima
+
+
 def test_primal_dual_alternation_of_the_limits_benchmark_is_a_certificate() -> None:
     """``benchmarks/bench_lp_gap.py``'s batched primal-dual alternation: every sample's dual
     value is a lower bound on HiGHS's optimum of the same per-sample LP, and a sample it
@@ -573,13 +586,7 @@ def test_primal_dual_alternation_of_the_limits_benchmark_is_a_certificate() -> N
     bench = load_script("benchmarks/bench_lp_gap.py")
     net = random_net(2, [12, 12, 12], seed=2)
     x = np.random.default_rng(2).uniform(BOX[0], BOX[1], (40, 2))
-    lp, zlo, zhi, _ = bench.reduced_lp(net, BOX, x)  # sense max of the output
-    highs = np.zeros(x.shape[0])
-    for i in range(x.shape[0]):
-        lp.set_input_box(zlo[i], zhi[i])
-        sol = lp.solve()
-        assert sol.ok
-        highs[i] = sol.value
+    lp, zlo, zhi, highs = _per_sample_optima(bench, net, x)  # sense max of the output
     cert, dual, iters = bench.primal_dual_alternation(
         lp.chain, [li.lower for li in lp.layers], [li.upper for li in lp.layers], zlo, zhi,
         -np.ones(1))
@@ -598,13 +605,7 @@ def test_block_lp_of_the_limits_benchmark_separates_into_the_per_sample_optima()
     bench = load_script("benchmarks/bench_lp_gap.py")
     net = random_net(2, [10, 10, 10], seed=4)
     x = np.random.default_rng(4).uniform(BOX[0], BOX[1], (6, 2))
-    lp, zlo, zhi, _ = bench.reduced_lp(net, BOX, x)  # sense max of the output
-    own = np.zeros(x.shape[0])
-    for i in range(x.shape[0]):
-        lp.set_input_box(zlo[i], zhi[i])
-        sol = lp.solve()
-        assert sol.ok
-        own[i] = sol.value
+    lp, zlo, zhi, own = _per_sample_optima(bench, net, x)  # sense max of the output
     assert np.ptp(own) > 1e-3  # the samples' optima differ
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
