@@ -35,7 +35,7 @@ from torch import nn
 from omlt_relax.bench.functions import peaks_tensor as peaks
 from omlt_relax.bounds import chain_numpy, interval_bounds
 from omlt_relax.lp.gap import LPGapPenalty, greedy_tour
-from omlt_relax.lp.relaxation import BigMRelaxationLP, LPSolution
+from omlt_relax.lp.relaxation import ITERATION_LIMIT_FACTOR, BigMRelaxationLP, LPSolution
 from omlt_relax.threads import quiet_highs, single_thread
 from omlt_relax.train import build_model
 
@@ -503,18 +503,22 @@ def block_vs_sequential(net: nn.Sequential, box: tuple[np.ndarray, np.ndarray], 
     for _ in range(calls):
         x = rng.uniform(lo, hi, (k, lo.size))
         tail, lower, upper, zlo, zhi, zh = per_sample_data(net, box, x)
+        data = (tail, lower[1:], upper[1:], np.maximum(lower[0], 0), np.maximum(upper[0], 0))
         c0 = time.process_time()
         if seq is None:
-            seq = BigMRelaxationLP(tail, lower[1:], upper[1:], np.maximum(lower[0], 0),
-                                   np.maximum(upper[0], 0), formulation="triangle")
+            seq = BigMRelaxationLP(*data, formulation="triangle",
+                                   iteration_limit_factor=ITERATION_LIMIT_FACTOR)
         else:
-            seq.load(tail, lower[1:], upper[1:], np.maximum(lower[0], 0),
-                     np.maximum(upper[0], 0), warm_start=True)
+            seq.load(*data, warm_start=True)
         seq.set_objective(np.ones(1), seq.y_cols, maximize=False)
         v_seq = np.zeros(k)
         for i in greedy_tour(zh):
             seq.set_input_box(zlo[i], zhi[i])
-            v_seq[i] = seq.solve().value
+            sol = seq.solve()
+            if not sol.ok:
+                msg = f"a per-sample LP was not solved to optimality: {sol.status}"
+                raise RuntimeError(msg)
+            v_seq[i] = sol.value
             iters["seq"] += seq.h.getInfo().simplex_iteration_count
         c1 = time.process_time()
         blk.passModel(block_lp(seq, zlo, zhi))
@@ -523,6 +527,9 @@ def block_vs_sequential(net: nn.Sequential, box: tuple[np.ndarray, np.ndarray], 
         c2 = time.process_time()
         blk.run()
         c3 = time.process_time()
+        if blk.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            msg = f"the block LP was not solved: {blk.modelStatusToString(blk.getModelStatus())}"
+            raise RuntimeError(msg)
         col = np.asarray(blk.getSolution().col_value).reshape(k, -1)
         v_blk = col[:, seq.y_cols[0]]
         basis, layout = blk.getBasis(), seq._layout_key
