@@ -87,7 +87,9 @@ def test_network_has_the_paper_initialization() -> None:
 
 
 @pytest.mark.parametrize(
-    "variant", ["width", "stable", "stable_crown", "l1", "l2", "width_d", "stable_d"]
+    "variant",
+    ["width", "stable", "stable_crown", "l1", "l2", "width_d", "stable_d", "width_stable_d",
+     "width_stable_ftd"],
 )
 def test_regularizers_equal_the_papers_definitions(variant: str) -> None:
     """R(θ) against the paper's formulas, written out here with torch bounds, value and gradient."""
@@ -114,6 +116,10 @@ def test_regularizers_equal_the_papers_definitions(variant: str) -> None:
         "l2": lambda: sum((p * p).sum() for p in params),
         "width_d": lambda: (u - l).mean(),
         "stable_d": lambda: torch.minimum(torch.relu(-l), torch.relu(u)).mean(),
+        "width_stable_d": lambda: (u - l).mean()
+        + torch.minimum(torch.relu(-l), torch.relu(u)).mean(),
+        "width_stable_ftd": lambda: (u - l).mean()
+        + torch.minimum(torch.relu(-l), torch.relu(u)).mean(),
     }[variant]()
     assert float(got.detach()) == pytest.approx(float(ref.detach()), rel=1e-5)
     g1 = torch.autograd.grad(got, params, allow_unused=True)

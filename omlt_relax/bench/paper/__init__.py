@@ -52,7 +52,8 @@ recipe with both terms (stable neuron and bound width, each weighted 1, on CROWN
 ``stable_lpgap_ftd`` with the stable-neuron penalty plus the LP gap (each weighted 1).
 ``width_d`` and ``stable_d`` are the paper's ``width`` and ``stable`` (λ from the first step, all
 epochs) with only the recipe's learning-rate decay added: what the decay alone buys the paper's
-regularizers.
+regularizers. ``width_stable_d`` and ``width_stable_ftd`` sum the paper's two IBP terms (each
+weighted 1), from the first step with the decay and as the fine-tuning recipe.
 ``stable_crown_ftb`` is ``stable_crown_ftd`` with an accuracy budget instead of a fixed weight
 (λ is the start; after the ramp it is multiplied by :data:`BUDGET_BACKOFF` on every epoch whose
 validation MSE exceeds :data:`BUDGET` × the unregularized network's, and the kept epoch is the one

@@ -157,6 +157,13 @@ PAPER_VARIANTS: dict[str, PaperVariant] = {
         PaperVariant("stable_d", "ours", ("stable",), lr_decay=True,
                      description="the paper's stable neuron (IBP) from the first step, with the "
                                  "recipe's learning-rate decay"),
+        PaperVariant("width_stable_d", "ours", ("width", "stable"), lr_decay=True,
+                     description="the paper's bound width + stable neuron (IBP, each weighted "
+                                 "1) from the first step, with the recipe's learning-rate decay"),
+        PaperVariant("width_stable_ftd", "ours", ("width", "stable"), schedule="finetune",
+                     lr_decay=True,
+                     description="bound width + stable neuron (IBP, each weighted 1), "
+                                 "fine-tuning, then learning-rate decay"),
         PaperVariant("lpgap_total_ftd", "ours", ("lpgap",), lp_derivative="total",
                      schedule="finetune", lr_decay=True,
                      description="LP gap (total derivative), fine-tuning, then learning-rate "
