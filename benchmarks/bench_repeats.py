@@ -56,6 +56,17 @@ against (one repeat suffices for a baseline that hits the cap)::
         --keys himmelblau/3x100/stability_lpgap4_ftd@5e-06,himmelblau/3x100/unregularized \
         --tag himmelblau3600
 
+``--start probe|local`` hands every solve the library's MIP start
+(:func:`~omlt_relax.optimize.solve_milp`, :mod:`omlt_relax.mip_start`): an incumbent from
+forward passes, with ``local`` a local search over linear regions from the best probes. A
+time is then the solver's plus the start's own (``start_time``): what a user of
+``solve_milp(..., start=...)`` waits for. The paper's protocol solves without one, so a folder's
+suite times stay the reference, e.g. for the paper's LP-gap networks, whose root relaxation is
+exact but whose optimum HiGHS may not find in minutes::
+
+    python benchmarks/bench_repeats.py --out runs/paper_h5l --formulation paper --solver highs \
+        --repeats 5 --interleave --start local --keys himmelblau-d5-s0-lpgap-0.001 --tag start
+
 ``--under S`` chooses those networks by the suite's own solves: every regularized network
 whose suite solves of ``--formulation`` (each solver the suite ran) were optimal in under S
 seconds; with ``--singles`` the rest count with their single solve::
@@ -126,15 +137,23 @@ def speedup(base_time: float | None, base_hit: bool, t: float, hit: bool = False
 
 
 def _solve_once(net: Any, stored: Any, senses: tuple[str, ...], solver: str,
-                time_limit: float, mip_gap: float | None) -> list[Any]:
-    return [solve_milp(net, stored, s, time_limit, solver=solver, threads=1, mip_gap=mip_gap)
+                time_limit: float, mip_gap: float | None, start: str | None = None) -> list[Any]:
+    return [solve_milp(net, stored, s, time_limit, solver=solver, threads=1, mip_gap=mip_gap,
+                       start=start)
             for s in senses]
+
+
+def solve_seconds(r: Any) -> float:
+    """What one solve cost: the solver's time plus, with a MIP start, the start's own
+    (``start_time``: probes, local search and the completion solve)."""
+    return float(r.time) + float(r.start_time or 0.0)
 
 
 def _summary(rounds: list[list[Any]], senses: tuple[str, ...],
              order: list[int]) -> dict[str, Any]:
-    """One network's record from its repeats (each a list of per-sense solver results)."""
-    totals = [float(sum(r.time for r in rs)) for rs in rounds]
+    """One network's record from its repeats (each a list of per-sense solver results); a
+    repeat's time is :func:`solve_seconds` summed over the senses."""
+    totals = [sum(solve_seconds(r) for r in rs) for rs in rounds]
     return {"times": totals, "statuses": sorted({r.status for rs in rounds for r in rs}),
             "nodes": [[r.nodes for r in rs] for rs in rounds],
             "per_sense": [{s: [float(r.time), r.status, r.objective, r.bound]
@@ -146,7 +165,8 @@ def _summary(rounds: list[list[Any]], senses: tuple[str, ...],
 def solve_all(items: list[tuple[torch.nn.Sequential, Any, np.ndarray, np.ndarray,
                                 float | None]],
               senses: tuple[str, ...], solver: str, repeats: int, time_limit: float,
-              interleave: bool = False, names: list[str] | None = None) -> list[dict[str, Any]]:
+              interleave: bool = False, names: list[str] | None = None,
+              start: str | None = None) -> list[dict[str, Any]]:
     """``repeats`` solves of every sense of each network ``(model, bounds, lo, hi, mip_gap)``
     (``mip_gap``: the suite's, ``None`` for the solver's default). A network's record has per
     repeat the summed solver time over the senses (``times``; their ``min``, ``median``,
@@ -172,7 +192,7 @@ def solve_all(items: list[tuple[torch.nn.Sequential, Any, np.ndarray, np.ndarray
         for i, (r, k) in enumerate(plan):
             net, stored = nets[k]
             rounds[k].append(_solve_once(net, stored, senses, solver, time_limit,
-                                         items[k][4]))
+                                         items[k][4], start))
             order[k].append(i)
             if interleave and k == n - 1:
                 log(f"round {r + 1}/{repeats} done: {n} networks, "
@@ -228,7 +248,7 @@ def paper_rows(out: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
         bounds = formulation_bounds(model, lo, hi, (args.formulation,))[args.formulation]
         items.append((model, bounds, lo, hi, jobs[key].get("mip_gap")))
     recs = solve_all(items, ("min",), args.solver, args.repeats, args.time_limit,
-                     args.interleave, keys)
+                     args.interleave, keys, args.start)
     rows = []
     for key, rec in zip(keys, recs):
         job, base = jobs[key], jobs.get(_paper_base(key))
@@ -325,7 +345,7 @@ def scale_rows(out: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
         bounds = obbt_bounds(model, lo, hi, method="lp", time_limit=cfg.get("obbt_time_limit"))
         items.append((model, bounds, lo, hi, None))
     recs = solve_all(items, ("min", "max"), "highs", args.repeats, args.time_limit,
-                     args.interleave, keys)
+                     args.interleave, keys, args.start)
     rows = []
     for key, rec in zip(keys, recs):
         r = nets[key]
@@ -428,6 +448,9 @@ def main() -> None:
                     help="solve nothing: rewrite the .md from this --tag's existing .json "
                          "(e.g. to add --per-seed)")
     ap.add_argument("--time-limit", type=float, default=600.0, help="seconds per solve")
+    ap.add_argument("--start", default=None, choices=("probe", "local"),
+                    help="hand every solve the library's MIP start (solve_milp's start=); a "
+                         "time is then the solver's plus the start's own")
     ap.add_argument("--tag", default=None,
                     help="suffix of the output files (two runs on one folder at once)")
     args = ap.parse_args()
@@ -458,7 +481,10 @@ def main() -> None:
         raise SystemExit("--under chooses the networks and --keys names them: give one of them")
     if args.singles and not args.dominance:
         raise SystemExit("--singles fills in the dominance test's times: add --dominance")
-    stem = f"repeats_{args.formulation}_{solver}" + (f"_{args.tag}" if args.tag else "")
+    if args.start:
+        what += f", the library's MIP start ({args.start}) in every solve, its time counted"
+    stem = (f"repeats_{args.formulation}_{solver}" + (f"_start-{args.start}" if args.start else "")
+            + (f"_{args.tag}" if args.tag else ""))
     if args.report_only:  # the rows, machine and load of the run that solved them
         try:
             done = json.loads((out / f"{stem}.json").read_text())

@@ -752,6 +752,20 @@ def test_repeats_read_the_dominance_test_by_the_medians(tmp_path, monkeypatch) -
             [p["min"][2] for p in rows[r["key"]]["per_sense"]], rel=2e-4, abs=1e-5)
     text = (tmp_path / "repeats_paper_highs_i.md").read_text()
     assert "--dominance --interleave --time-limit 30.0 --tag i`" in text
+    # --start local: the library's MIP start in every solve, its own time counted; same optimum
+    monkeypatch.setattr(sys, "argv", [
+        "bench_repeats.py", "--out", str(tmp_path), "--formulation", "paper", "--solver",
+        "highs", "--repeats", "1", "--time-limit", "30", "--keys", recs["stable"]["key"],
+        "--start", "local", "--tag", "s"])
+    repeats.main()
+    (row,) = json.loads((tmp_path / "repeats_paper_highs_start-local_s.json").read_text())["rows"]
+    (sense,) = row["per_sense"]
+    assert row["statuses"] == ["optimal"]
+    assert sense["min"][2] == pytest.approx(rows[row["key"]]["per_sense"][0]["min"][2],
+                                            rel=2e-4, abs=1e-5)
+    assert row["times"][0] > sense["min"][0] > 0  # the start's own time is in the total
+    text = (tmp_path / "repeats_paper_highs_start-local_s.md").read_text()
+    assert "the library's MIP start (local) in every solve, its time counted" in text
     # --under: only the networks whose suite solves all took under S seconds (the paper's
     # network made slow here by hand: 50 s), the rest by their single solve with --singles
     slow = tmp_path / "jobs" / f"{recs['stable']['key']}.json"
