@@ -143,17 +143,11 @@ def _solve_once(net: Any, stored: Any, senses: tuple[str, ...], solver: str,
             for s in senses]
 
 
-def solve_seconds(r: Any) -> float:
-    """What one solve cost: the solver's time plus, with a MIP start, the start's own
-    (``start_time``: probes, local search and the completion solve)."""
-    return float(r.time) + float(r.start_time or 0.0)
-
-
 def _summary(rounds: list[list[Any]], senses: tuple[str, ...],
              order: list[int]) -> dict[str, Any]:
     """One network's record from its repeats (each a list of per-sense solver results); a
-    repeat's time is :func:`solve_seconds` summed over the senses."""
-    totals = [sum(solve_seconds(r) for r in rs) for rs in rounds]
+    repeat's time is ``total_time`` (the solver's, plus a MIP start's) summed over the senses."""
+    totals = [sum(r.total_time for r in rs) for rs in rounds]
     return {"times": totals, "statuses": sorted({r.status for rs in rounds for r in rs}),
             "nodes": [[r.nodes for r in rs] for rs in rounds],
             "per_sense": [{s: [float(r.time), r.status, r.objective, r.bound]
@@ -168,15 +162,17 @@ def solve_all(items: list[tuple[torch.nn.Sequential, Any, np.ndarray, np.ndarray
               interleave: bool = False, names: list[str] | None = None,
               start: str | None = None) -> list[dict[str, Any]]:
     """``repeats`` solves of every sense of each network ``(model, bounds, lo, hi, mip_gap)``
-    (``mip_gap``: the suite's, ``None`` for the solver's default). A network's record has per
-    repeat the summed solver time over the senses (``times``; their ``min``, ``median``,
-    ``max``), the nodes, and each sense's ``{sense: [time, status, objective, best bound]}``
-    (``per_sense``). The networks are solved one after another (all repeats of one, then the
-    next) or, with ``interleave``, in ``repeats`` rounds that each solve every network once,
-    so that a drift of the machine's speed during the run falls on every network alike
-    (progress is logged per network, or per round). ``order`` in each
-    record gives the run-wide position of each of its repeats: network k of n, repeat r is
-    ``k * repeats + r`` one after another, ``r * n + k`` interleaved."""
+    (``mip_gap``: the suite's, ``None`` for the solver's default; ``start``: the MIP start of
+    :func:`~omlt_relax.optimize.solve_milp`, its time counted). A network's record has per
+    repeat the time (solver plus start) summed over the senses (``times``; their ``min``,
+    ``median``, ``max``), the nodes, and each sense's
+    ``{sense: [time, status, objective, best bound]}`` (``per_sense``). The networks are solved
+    one after another (all repeats of one, then the next) or, with ``interleave``, in
+    ``repeats`` rounds that each solve every network once, so that a drift of the machine's
+    speed during the run falls on every network alike (progress is logged per network, or per
+    round). ``order`` in each record gives the run-wide position of each of its repeats:
+    network k of n, repeat r is ``k * repeats + r`` one after another, ``r * n + k``
+    interleaved."""
     n = len(items)
     rounds: list[list[list[Any]]] = [[] for _ in items]
     order: list[list[int]] = [[] for _ in items]
@@ -199,7 +195,7 @@ def solve_all(items: list[tuple[torch.nn.Sequential, Any, np.ndarray, np.ndarray
                     f"{time.perf_counter() - t0:.0f} s so far")
             elif not interleave and r == repeats - 1:
                 log(f"[{k + 1}/{n}] {names[k] if names else ''}: median "
-                    f"{statistics.median(sum(x.time for x in rs) for rs in rounds[k]):.3f} s")
+                    f"{statistics.median(sum(x.total_time for x in rs) for rs in rounds[k]):.3f} s")
     return [_summary(rounds[k], senses, order[k]) for k in range(n)]
 
 

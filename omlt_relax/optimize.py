@@ -86,6 +86,12 @@ class MilpResult:
     def solved(self) -> bool:
         return self.status == "optimal"
 
+    @property
+    def total_time(self) -> float:
+        """What the answer cost: the solver's ``time`` plus, with a MIP start, its
+        ``start_time``."""
+        return float(self.time) + float(self.start_time or 0.0)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

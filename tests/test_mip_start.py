@@ -99,6 +99,7 @@ def test_solve_milp_with_a_start_is_the_verified_optimum(network, solver, sense,
     assert r.objective == pytest.approx(plain.objective, abs=1e-5)
     # the start is a feasible point: never better than the optimum
     assert r.start_objective is not None and r.start_time > 0
+    assert r.total_time == pytest.approx(r.time + r.start_time) and plain.total_time == plain.time
     if sense == "min":
         assert r.start_objective >= r.objective - 1e-6
     else:
