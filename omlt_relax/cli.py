@@ -99,6 +99,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     from omlt_relax.bench.data import sample_function
     from omlt_relax.bench.functions import get_function
     from omlt_relax.bench.measure import measure_network
+    from omlt_relax.bench.report import fmt_bound
     from omlt_relax.train import TrainConfig, fit, get_variant
 
     single_thread()
@@ -153,7 +154,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
     print(format_table(["training", "test RMSE", "ratio", "unstable IBP/CROWN/OBBT",
                         "mean big-M", "MILP min", "MILP max", "nodes", "f(x*_min)"], rows))
     print(f"true min of peaks: {fn.f_min:.4g}")
-    print(f"MILP speed-up (min + max): {flag}{sp:.3g}x at {ratio:.3f}x the baseline test RMSE"
+    print(f"MILP speed-up (min + max): {fmt_bound(sp, flag, 'x')} at {ratio:.3f}x the baseline "
+          "test RMSE"
           + (" (the baseline hit the time limit, so the true speed-up is larger)" if flag else ""))
     record = {
         "function": "peaks",

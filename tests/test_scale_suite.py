@@ -291,6 +291,8 @@ def test_bounds_are_never_rounded_the_wrong_way() -> None:
     assert fmt_bound(1239.9, "≥") == "≥1,230×"
     assert fmt_bound(1231.0, "≤") == "≤1,240×"
     assert fmt_bound(0.59996, "≥") == "≥0.599×"
+    assert fmt_bound(133.59, "≥", "x") == "≥133x"  # the demo's line: a lower bound, never ≥134x
+    assert fmt_bound(133.59, "", "x") == "134x"
     assert time_cell(599.96, True) == "≥599"  # a limit-hit time is not shown as 600
     assert time_cell(12.345, False) == "12.3"
     assert geomean_flag([(100.0, "≥"), (1.0, "")]) == (pytest.approx(10.0), "≥")
