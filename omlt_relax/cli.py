@@ -415,6 +415,8 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
     if a.subset is not None and a.suite != "paper":
         raise CliError(f"--subset {a.subset} belongs to the paper suite; add --suite paper")
+    if a.train_only and a.suite != "paper":
+        raise CliError("--train-only belongs to the paper suite; add --suite paper")
     if a.suite == "paper":
         return _bench_paper(a)
     if a.suite == "scale":
@@ -494,10 +496,12 @@ def _bench_paper(a: argparse.Namespace) -> int:
         PAPER_VARIANTS,
         REPORT_FILE,
         PaperConfig,
+        jobs_of,
         run_paper,
         write_report,
     )
     from omlt_relax.bench.paper.report import REFUSED_DIR, load_refused
+    from omlt_relax.bench.paper.run import stored_networks
     from omlt_relax.bench.suite import parse_list
 
     single_thread()
@@ -535,6 +539,17 @@ def _bench_paper(a: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     from omlt_relax.cli_tune import dask_for
 
+    if a.train_only:
+        if a.jobs != 1 or getattr(a, "scheduler", None):
+            raise CliError("--train-only trains in this process: drop --jobs and --scheduler "
+                           "(several processes may share --out instead)")
+        run_paper(cfg, a.out, log=log, progress=not a.quiet, train_only=True)
+        stored = stored_networks(cfg, a.out)
+        print(f"{len(stored)} of {len(jobs_of(cfg))} networks stored in "
+              f"{Path(a.out) / 'models'}, no MILP "
+              f"solved; the same command without --train-only measures them "
+              f"({time.perf_counter() - t0:.0f} s)")
+        return 0
     with dask_for(a) as client:  # None (one process; several may share --out) for --jobs 1
         recs = run_paper(cfg, a.out, log=log, progress=not a.quiet, client=client)
     out = Path(a.out)
@@ -784,6 +799,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--report-only", action="store_true",
                    help="paper and scale suites: only rewrite the report from the finished "
                         "jobs in --out")
+    s.add_argument("--train-only", action="store_true",
+                   help="paper suite: train and store the networks not stored yet in --out, "
+                        "solve no MILP (e.g. the unregularized networks the fine-tunings start "
+                        "from, without their long baseline MILPs); a later run without it "
+                        "measures them")
     s.add_argument("--seed", type=int, default=0,
                    help="training seed (cflp suite: the data split and initial weights)")
     s.add_argument("--fresh", action="store_true", help="ignore earlier results in --out")

@@ -321,6 +321,40 @@ def test_cli_paper_suite_report_and_errors(tmp_path, capsys) -> None:
     assert "n_train must be at least 1, got 0" in capsys.readouterr().err
 
 
+def test_train_only_stores_networks_and_a_later_run_measures_them(tmp_path, capsys) -> None:
+    """``--train-only`` trains and stores (the plain network, then the fine-tuning from it),
+    solves nothing and writes no record; a rerun trains nothing; a run without it measures the
+    stored networks without training them again, each MILP checked by a forward pass."""
+    args = ["bench", "--suite", "paper", "--out", str(tmp_path), "--functions", "peaks",
+            "--depths", "1", "--seeds", "0", "--variants", "stable_ft,none", "--lambdas", "1e-2",
+            "--n-train", "200", "--n-val", "50", "--n-test", "50", "--epochs", "2",
+            "--time-limit", "30", "--solvers", "highs", "--formulations", "paper", "--quiet"]
+    assert main([*args, "--train-only"]) == 0
+    assert "2 of 2 networks stored in" in capsys.readouterr().out
+    models = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "models").glob("*.pt")}
+    assert sorted(models) == ["peaks-d1-s0-none-0.pt", "peaks-d1-s0-stable_ft-0.01.pt"]
+    assert not list((tmp_path / "jobs").glob("*.json"))  # no MILP solved, no record
+    assert main([*args, "--train-only"]) == 0  # nothing left to train
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "models").glob("*.pt")} == models
+    assert main(args) == 0
+    assert "2 networks finished" in capsys.readouterr().out
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "models").glob("*.pt")} == models
+    for key in ("peaks-d1-s0-none-0", "peaks-d1-s0-stable_ft-0.01"):
+        rec = json.loads((tmp_path / "jobs" / f"{key}.json").read_text())
+        m = rec["milp"]["paper"]["highs"]
+        assert m["status"] == "optimal"
+        assert m["verify_err"] <= 1e-5 * (1 + abs(m["objective"]))  # the forward pass at x*
+        saved = torch.load(tmp_path / "models" / f"{key}.pt", weights_only=False)
+        assert rec["train_time"] == saved["train_time"]  # the stored network, not a new one
+    # clear errors: another suite, or a Dask run
+    assert main(["bench", "--suite", "scale", "--out", str(tmp_path / "s"), "--train-only"]) == 2
+    assert "--train-only belongs to the paper suite" in capsys.readouterr().err
+    assert main([*args, "--train-only", "--jobs", "2"]) == 2
+    assert "--train-only trains in this process" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="train_only runs in this process"):
+        run_paper(PaperConfig(functions=("peaks",)), tmp_path, client=object(), train_only=True)
+
+
 def test_job_finished_by_another_process_meanwhile_is_not_run_again(tmp_path, monkeypatch) -> None:
     import omlt_relax.bench.paper.run as run
 

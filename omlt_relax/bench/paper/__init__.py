@@ -80,7 +80,10 @@ function at the MILP minimizer minus the known minimum, and the network's own va
 
 Every (function, depth, seed, variant, λ) is one *job*: its trained network and its measurements are
 files of their own under ``OUT/models`` and ``OUT/jobs``, so a run can be interrupted and resumed,
-and several processes can share one output folder. The default is the full grid (every
+and several processes can share one output folder. ``run_paper(..., train_only=True)``
+(``--train-only``) trains and stores the networks without solving any MILP, e.g. the plain
+networks that the fine-tunings start from, whose baseline MILPs take the time limit once per
+solver; a later run measures the stored networks. The default is the full grid (every
 function, depth, setting and the 20 seeds); :data:`MINIMUM_SUBSET` (``--subset minimum``: the
 paper's own settings at depths 3 and 5, seeds 0-2, 180 networks) is the least that answers the
 paper's question, and the report counts what of it a folder holds (:func:`coverage`).

@@ -66,26 +66,30 @@ def _stored(path: Path, cfg: PaperConfig, full: bool = False) -> Any:
     return saved if full else saved["state"]
 
 
-def run_job(job: Job, cfg: PaperConfig, out: Path, data_cache: dict[tuple[str, int], PaperData],
-            log: Callable[[str], None] | None = None,
-            progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Train (or reuse the stored network of) one job, measure it, write ``jobs/<key>.json``."""
+def train_job(job: Job, cfg: PaperConfig, out: Path,
+              data_cache: dict[tuple[str, int], PaperData],
+              log: Callable[[str], None] | None = None,
+              progress: Callable[[int], None] | None = None) -> tuple[TrainedNet, bool]:
+    """The job's network: the one stored in ``out/models`` if it was trained with ``cfg``'s
+    settings, else trained now (a fine-tuning from the stored unregularized network) and stored
+    atomically. Returns it and whether it was stored before.
+
+    Raises :class:`BaseNotTrainedError` for a fine-tuning whose unregularized network is not
+    stored."""
     (out / "models").mkdir(parents=True, exist_ok=True)
-    (out / "jobs").mkdir(parents=True, exist_ok=True)
     dkey = (job.function, job.seed)
     if dkey not in data_cache:
         data_cache.clear()
         data_cache[dkey] = paper_data(job.function, job.seed, cfg.n_train, cfg.n_val, cfg.n_test)
     data = data_cache[dkey]
     mpath = out / "models" / f"{job.key}.pt"
-    trained = None
     saved = _stored(mpath, cfg, full=True)
     if saved is not None:
         model = paper_network(data.x_train.shape[1], job.depth, cfg.width, job.seed)
         model.load_state_dict(saved["state"])
         trained = TrainedNet(model, saved["best_epoch"], saved["best_val_mse"],
                              saved["train_time"], saved["history"])
-    if trained is None:
+    else:
         init = None
         if get_paper_variant(job.variant).finetunes:
             init = _stored(out / "models" / f"{base_job(job).key}.pt", cfg)
@@ -99,7 +103,17 @@ def run_job(job: Job, cfg: PaperConfig, out: Path, data_cache: dict[tuple[str, i
     if log is not None:
         log(f"  trained in {trained.train_time:.0f} s (best epoch {trained.best_epoch}, "
             f"val MSE {trained.best_val_mse:.3g})")
-    solved = _solved_before(out / "jobs" / f"{job.key}.json", cfg) if saved is not None else None
+    return trained, saved is not None
+
+
+def run_job(job: Job, cfg: PaperConfig, out: Path, data_cache: dict[tuple[str, int], PaperData],
+            log: Callable[[str], None] | None = None,
+            progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Train (or reuse the stored network of) one job, measure it, write ``jobs/<key>.json``."""
+    (out / "jobs").mkdir(parents=True, exist_ok=True)
+    trained, reused = train_job(job, cfg, out, data_cache, log, progress)
+    data = data_cache[(job.function, job.seed)]
+    solved = _solved_before(out / "jobs" / f"{job.key}.json", cfg) if reused else None
     t0 = time.perf_counter()
     meas = measure_paper(trained.model, data, cfg, log, solved)
     rec = {"job": asdict(job), "key": job.key, "train_key": cfg.train_key(),
@@ -109,6 +123,13 @@ def run_job(job: Job, cfg: PaperConfig, out: Path, data_cache: dict[tuple[str, i
            "environment": environment(), **meas}
     write_json(out / "jobs" / f"{job.key}.json", rec)
     return rec
+
+
+def stored_networks(cfg: PaperConfig, out_dir: str | os.PathLike[str]) -> list[str]:
+    """The keys of ``cfg``'s jobs whose network is stored in ``out_dir/models`` and was trained
+    with ``cfg``'s settings (so a run measures it without training it again)."""
+    models = Path(out_dir) / "models"
+    return [j.key for j in jobs_of(cfg) if _stored(models / f"{j.key}.pt", cfg) is not None]
 
 
 def _solved_before(path: Path, cfg: PaperConfig) -> dict[str, dict[str, Any]] | None:
@@ -169,23 +190,35 @@ def _claim(lock: Path) -> bool:
 
 def run_paper(cfg: PaperConfig, out_dir: str | os.PathLike[str],
               log: Callable[[str], None] | None = print, progress: bool = True,
-              client: Any = None) -> list[dict]:
+              client: Any = None, train_only: bool = False) -> list[dict]:
     """Run every job of ``cfg`` not yet done in ``out_dir`` (resumable), then write the report.
 
     A job is claimed with an ``O_EXCL`` lock file, so several processes may run on one folder.
     With ``client`` (a :class:`distributed.Client`) the jobs run on its Dask workers instead
     (:func:`run_paper_dask`). Returns the records of all finished jobs of ``cfg``.
+
+    ``train_only``: train and store every network of ``cfg`` not stored yet, solve no MILP and
+    write no record (e.g. the unregularized networks that fine-tunings start from, without
+    their baseline MILPs of up to twice the time limit each); a later run without it measures
+    the stored networks without training them again.
     """
     out = Path(out_dir)
+    if train_only and client is not None:
+        msg = "train_only runs in this process: drop the Dask client (--jobs 1, no --scheduler)"
+        raise ValueError(msg)
     (out / "jobs").mkdir(parents=True, exist_ok=True)
     cfg_path = out / "config.json"
     write_json(cfg_path, {"config": cfg.to_dict(), "environment": environment()})
-    todo = [j for j in jobs_of(cfg) if not _done(out / "jobs" / f"{j.key}.json", cfg)]
+    if train_only:
+        todo = [j for j in jobs_of(cfg) if _stored(out / "models" / f"{j.key}.pt", cfg) is None]
+    else:
+        todo = [j for j in jobs_of(cfg) if not _done(out / "jobs" / f"{j.key}.json", cfg)]
     # fine-tunings start from a trained unregularized network: run them after the others
     todo.sort(key=lambda j: get_paper_variant(j.variant).finetunes)
     cache: dict[tuple[str, int], PaperData] = {}
     if log is not None:
-        log(f"paper suite: {len(jobs_of(cfg))} jobs, {len(todo)} to run, results in {out}")
+        what = "to train (no MILPs)" if train_only else "to run"
+        log(f"paper suite: {len(jobs_of(cfg))} jobs, {len(todo)} {what}, results in {out}")
     if client is not None:
         run_paper_dask(cfg, out, todo, client, log)
         write_report(out, cfg)
@@ -196,7 +229,9 @@ def run_paper(cfg: PaperConfig, out_dir: str | os.PathLike[str],
             if log is not None:
                 log(f"[{i}/{len(todo)}] {job.key}: running elsewhere (lock {lock}), skipped")
             continue
-        if _done(out / "jobs" / f"{job.key}.json", cfg):  # finished elsewhere meanwhile
+        finished = (_stored(out / "models" / f"{job.key}.pt", cfg) is not None if train_only
+                    else _done(out / "jobs" / f"{job.key}.json", cfg))
+        if finished:  # finished elsewhere meanwhile
             lock.unlink(missing_ok=True)
             continue
         try:
@@ -205,6 +240,9 @@ def run_paper(cfg: PaperConfig, out_dir: str | os.PathLike[str],
             total = epochs_of(get_paper_variant(job.variant), cfg.epochs)
             with tqdm(total=total, desc=job.key, unit="epoch", leave=False,
                       disable=not progress) as bar:
+                if train_only:
+                    train_job(job, cfg, out, cache, log, bar.update)
+                    continue
                 run_job(job, cfg, out, cache, log, bar.update)
             note_refused(out, job.key, None)  # refused by an earlier run, measured now
         except BaseNotTrainedError as e:
