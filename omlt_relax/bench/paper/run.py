@@ -199,7 +199,7 @@ def run_paper(cfg: PaperConfig, out_dir: str | os.PathLike[str],
 
     ``train_only``: train and store every network of ``cfg`` not stored yet, solve no MILP and
     write no record (e.g. the unregularized networks that fine-tunings start from, without
-    their baseline MILPs of up to twice the time limit each); a later run without it measures
+    their baseline MILPs, the time limit once per solver); a later run without it measures
     the stored networks without training them again.
     """
     out = Path(out_dir)
@@ -209,10 +209,14 @@ def run_paper(cfg: PaperConfig, out_dir: str | os.PathLike[str],
     (out / "jobs").mkdir(parents=True, exist_ok=True)
     cfg_path = out / "config.json"
     write_json(cfg_path, {"config": cfg.to_dict(), "environment": environment()})
-    if train_only:
-        todo = [j for j in jobs_of(cfg) if _stored(out / "models" / f"{j.key}.pt", cfg) is None]
-    else:
-        todo = [j for j in jobs_of(cfg) if not _done(out / "jobs" / f"{j.key}.json", cfg)]
+
+    def finished(job: Job) -> bool:
+        """Nothing left to do for ``job``: its network stored (``train_only``), else measured."""
+        if train_only:
+            return _stored(out / "models" / f"{job.key}.pt", cfg) is not None
+        return _done(out / "jobs" / f"{job.key}.json", cfg)
+
+    todo = [j for j in jobs_of(cfg) if not finished(j)]
     # fine-tunings start from a trained unregularized network: run them after the others
     todo.sort(key=lambda j: get_paper_variant(j.variant).finetunes)
     cache: dict[tuple[str, int], PaperData] = {}
@@ -229,9 +233,7 @@ def run_paper(cfg: PaperConfig, out_dir: str | os.PathLike[str],
             if log is not None:
                 log(f"[{i}/{len(todo)}] {job.key}: running elsewhere (lock {lock}), skipped")
             continue
-        finished = (_stored(out / "models" / f"{job.key}.pt", cfg) is not None if train_only
-                    else _done(out / "jobs" / f"{job.key}.json", cfg))
-        if finished:  # finished elsewhere meanwhile
+        if finished(job):  # finished elsewhere meanwhile
             lock.unlink(missing_ok=True)
             continue
         try:
